@@ -1,0 +1,360 @@
+//! [`EpochCoordinator`]: the commit protocol of `ctrflow ingest`.
+//!
+//! For every source epoch it waits for (a) the offsets the source emitted in it and (b) an
+//! acknowledgement from every sink that the epoch's files are durable. Then it writes the epoch
+//! manifest (files + offsets) under the next free `landing/_epochs/{n:020}.json` key, claimed with
+//! a create-if-absent put so replicas never overwrite each other, and only then confirms the
+//! epoch to the source, which commits the offsets to Kafka. It also tracks the watermark (min over
+//! partitions of the max event time, minus the allowed lateness, over every replica's manifests)
+//! and closes days: when the watermark passes a day's end, that day's `_SUCCESS` manifest is
+//! written for both domains, listing exactly the landing files manifests recorded for it.
+//!
+//! Recovery rules (see `docs/ingest.md`): manifests are the truth. Offsets listed by a manifest
+//! are landed; the source drops re-delivered messages at or below them ([`landed_offsets`]).
+//! Files listed by no manifest are orphans.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use chrono::Utc;
+use ctrflow_schemas::{
+    DayManifest, Domain, Epoch, EpochManifest, EventDate, FileEntry, FileRole, KeyLayout,
+    OffsetRange, decode_manifest, encode_manifest,
+};
+use ctrflow_storage::{Storage, StorageError};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use super::sink::{ClosedDays, SinkAck};
+use crate::OperatorError;
+use crate::kafka::EpochOffsets;
+
+#[cfg(test)]
+mod tests;
+
+/// Coordinator settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct CoordinatorConfig {
+    /// How far behind the newest event of the slowest partition a day may still receive events
+    /// before it is closed; later events go to `late/`.
+    #[serde(with = "humantime_serde")]
+    pub allowed_lateness: Duration,
+}
+
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        CoordinatorConfig {
+            allowed_lateness: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// What the coordinator did, for logs and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CoordinatorStats {
+    /// Epoch manifests written by this process.
+    pub epochs: u64,
+    /// Landing rows listed by them.
+    pub landed_rows: u64,
+    /// Late rows listed by them.
+    pub late_rows: u64,
+    /// Dead-letter rows listed by them.
+    pub dead_letter_rows: u64,
+    /// Days closed (domain, date).
+    pub closed_days: Vec<(Domain, EventDate)>,
+}
+
+/// The highest landed offset per (topic, partition) over every epoch manifest in `storage`.
+pub async fn landed_offsets(storage: &Storage) -> Result<HashMap<(String, i32), i64>, OperatorError> {
+    let mut out: HashMap<(String, i32), i64> = HashMap::new();
+    for key in epoch_keys(storage).await? {
+        let m = read_epoch(storage, &key).await?;
+        for r in m.offsets {
+            let e = out.entry((r.topic, r.partition)).or_insert(r.last_offset);
+            *e = (*e).max(r.last_offset);
+        }
+    }
+    Ok(out)
+}
+
+async fn epoch_keys(storage: &Storage) -> Result<Vec<String>, OperatorError> {
+    Ok(storage
+        .list(KeyLayout.epochs_dir())
+        .await?
+        .into_iter()
+        .map(|o| o.key)
+        .filter(|k| k.ends_with(".json"))
+        .collect())
+}
+
+async fn read_epoch(storage: &Storage, key: &str) -> Result<EpochManifest, OperatorError> {
+    let bytes = storage.get(key).await?;
+    Ok(decode_manifest(key, &bytes)?)
+}
+
+struct Pending {
+    offsets: Option<Vec<OffsetRange>>,
+    acks: Vec<SinkAck>,
+}
+
+/// See the module docs.
+pub struct EpochCoordinator {
+    storage: Storage,
+    writer: String,
+    sinks: usize,
+    lateness_ms: i64,
+    closed: ClosedDays,
+    next_epoch: u64,
+    seen_keys: BTreeSet<String>,
+    partition_max: BTreeMap<String, i64>,
+    day_files: BTreeMap<(Domain, EventDate), Vec<FileEntry>>,
+    stats: CoordinatorStats,
+}
+
+impl EpochCoordinator {
+    /// Loads the state of the landing area: existing manifests, closed days. `sinks` is the number
+    /// of sinks that acknowledge every epoch; `writer` names this replica in its manifests.
+    pub async fn open(
+        storage: Storage,
+        sinks: usize,
+        writer: &str,
+        config: &CoordinatorConfig,
+    ) -> Result<(Self, ClosedDays), OperatorError> {
+        let closed = ClosedDays::default();
+        let mut days = BTreeSet::new();
+        for domain in Domain::ALL {
+            for obj in storage.list(&KeyLayout.landing_table(domain)).await? {
+                if obj.key.ends_with("/_SUCCESS")
+                    && let Some(date) = KeyLayout.date_of(&obj.key)
+                {
+                    days.insert((domain, date));
+                }
+            }
+        }
+        *closed
+            .write()
+            .map_err(|_| OperatorError::Internal("closed-days lock poisoned".into()))? = days;
+        let mut c = EpochCoordinator {
+            storage,
+            writer: writer.to_string(),
+            sinks,
+            lateness_ms: config.allowed_lateness.as_millis() as i64,
+            closed: closed.clone(),
+            next_epoch: 1,
+            seen_keys: BTreeSet::new(),
+            partition_max: BTreeMap::new(),
+            day_files: BTreeMap::new(),
+            stats: CoordinatorStats::default(),
+        };
+        c.refresh().await?;
+        Ok((c, closed))
+    }
+
+    /// Reads manifests written since the last refresh (by any replica).
+    async fn refresh(&mut self) -> Result<(), OperatorError> {
+        for key in epoch_keys(&self.storage).await? {
+            if self.seen_keys.contains(&key) {
+                continue;
+            }
+            let m = read_epoch(&self.storage, &key).await?;
+            self.absorb(&m);
+            self.seen_keys.insert(key);
+        }
+        Ok(())
+    }
+
+    fn absorb(&mut self, m: &EpochManifest) {
+        self.next_epoch = self.next_epoch.max(m.epoch.0 + 1);
+        for (p, &t) in &m.max_event_time_ms {
+            let e = self.partition_max.entry(p.clone()).or_insert(t);
+            *e = (*e).max(t);
+        }
+        for f in &m.files {
+            if f.role == FileRole::Landing {
+                self.day_files
+                    .entry((f.domain, f.date))
+                    .or_default()
+                    .push(f.clone());
+            }
+        }
+    }
+
+    /// Writes the manifest of one finished epoch under the next free epoch number.
+    async fn write_manifest(
+        &mut self,
+        offsets: Vec<OffsetRange>,
+        acks: Vec<SinkAck>,
+    ) -> Result<EpochManifest, OperatorError> {
+        let mut files = Vec::new();
+        let mut max_event_time_ms = BTreeMap::new();
+        for ack in acks {
+            files.extend(ack.files);
+            for (p, t) in ack.max_event_time_ms {
+                let e = max_event_time_ms.entry(p).or_insert(t);
+                *e = (*e).max(t);
+            }
+        }
+        loop {
+            self.refresh().await?;
+            let manifest = EpochManifest {
+                epoch: Epoch(self.next_epoch),
+                writer: self.writer.clone(),
+                created_at: Utc::now(),
+                files: files.clone(),
+                offsets: offsets.clone(),
+                max_event_time_ms: max_event_time_ms.clone(),
+            };
+            let key = KeyLayout.epoch_manifest(manifest.epoch);
+            match self
+                .storage
+                .swap_pointer(&key, encode_manifest(&manifest).into(), None)
+                .await
+            {
+                Ok(_) => {
+                    self.absorb(&manifest);
+                    self.seen_keys.insert(key);
+                    return Ok(manifest);
+                }
+                // Another replica claimed this number first: take the next one.
+                Err(StorageError::PointerConflict { .. }) => self.next_epoch += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// The watermark over every partition any manifest has seen, if any.
+    pub fn watermark_ms(&self) -> Option<i64> {
+        self.partition_max
+            .values()
+            .min()
+            .map(|t| t - self.lateness_ms)
+    }
+
+    /// Closes every day (both domains) whose end the watermark has passed.
+    async fn close_days(&mut self) -> Result<(), OperatorError> {
+        let Some(watermark) = self.watermark_ms() else {
+            return Ok(());
+        };
+        let dates: BTreeSet<EventDate> = self
+            .day_files
+            .keys()
+            .map(|(_, d)| *d)
+            .filter(|d| d.end_ms() <= watermark)
+            .collect();
+        for date in dates {
+            for domain in Domain::ALL {
+                let already = self
+                    .closed
+                    .read()
+                    .map_err(|_| OperatorError::Internal("closed-days lock poisoned".into()))?
+                    .contains(&(domain, date));
+                if already {
+                    continue;
+                }
+                let files = self.day_files.get(&(domain, date)).cloned().unwrap_or_default();
+                let manifest = DayManifest {
+                    domain,
+                    date,
+                    rows: files.iter().map(|f| f.rows).sum(),
+                    files,
+                    watermark_ms: Some(watermark),
+                    producer: "ingest".into(),
+                    closed_at: Utc::now(),
+                };
+                let key = KeyLayout.day_success(domain, date);
+                match self
+                    .storage
+                    .swap_pointer(&key, encode_manifest(&manifest).into(), None)
+                    .await
+                {
+                    // Already closed by another replica: same files, keep theirs.
+                    Ok(_) | Err(StorageError::PointerConflict { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                self.closed
+                    .write()
+                    .map_err(|_| OperatorError::Internal("closed-days lock poisoned".into()))?
+                    .insert((domain, date));
+                self.stats.closed_days.push((domain, date));
+                tracing::info!(%domain, %date, rows = manifest.rows, watermark, "day closed");
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish_epoch(
+        &mut self,
+        source_epoch: Epoch,
+        pending: Pending,
+        confirm: &mpsc::Sender<Epoch>,
+    ) -> Result<(), OperatorError> {
+        let offsets = pending.offsets.unwrap_or_default();
+        let manifest = self.write_manifest(offsets, pending.acks).await?;
+        self.stats.epochs += 1;
+        for f in &manifest.files {
+            match f.role {
+                FileRole::Landing => self.stats.landed_rows += f.rows,
+                FileRole::Late => self.stats.late_rows += f.rows,
+                FileRole::DeadLetter => self.stats.dead_letter_rows += f.rows,
+            }
+        }
+        tracing::debug!(epoch = %manifest.epoch, source_epoch = %source_epoch, files = manifest.files.len(), "epoch manifest written");
+        self.close_days().await?;
+        // The source commits offsets only after this: the manifest above is durable.
+        let _ = confirm.send(source_epoch).await;
+        Ok(())
+    }
+
+    /// Runs until both input channels close. Epochs complete in order.
+    pub async fn run(
+        mut self,
+        mut offsets: mpsc::Receiver<EpochOffsets>,
+        mut acks: mpsc::Receiver<SinkAck>,
+        confirm: mpsc::Sender<Epoch>,
+    ) -> Result<CoordinatorStats, OperatorError> {
+        let mut pending: BTreeMap<Epoch, Pending> = BTreeMap::new();
+        let (mut offsets_open, mut acks_open) = (true, true);
+        while offsets_open || acks_open {
+            tokio::select! {
+                o = offsets.recv(), if offsets_open => match o {
+                    Some(o) => pending.entry(o.epoch).or_insert_with(|| Pending { offsets: None, acks: Vec::new() }).offsets = Some(o.ranges),
+                    None => offsets_open = false,
+                },
+                a = acks.recv(), if acks_open => match a {
+                    Some(a) => pending.entry(a.epoch).or_insert_with(|| Pending { offsets: None, acks: Vec::new() }).acks.push(a),
+                    None => acks_open = false,
+                },
+            }
+            // Finish complete epochs in order; a later epoch never overtakes an earlier one.
+            while let Some(entry) = pending.first_entry() {
+                let ready = entry.get().offsets.is_some() && entry.get().acks.len() >= self.sinks;
+                if !ready {
+                    break;
+                }
+                let (epoch, p) = entry.remove_entry();
+                self.finish_epoch(epoch, p, &confirm).await?;
+            }
+        }
+        Ok(self.stats)
+    }
+}
+
+/// [`crate::kafka::LandedOffsets`] read from the epoch manifests in a store.
+pub struct ManifestOffsets {
+    storage: Storage,
+}
+
+impl ManifestOffsets {
+    /// Landed offsets of the landing area in `storage`.
+    pub fn new(storage: Storage) -> Self {
+        ManifestOffsets { storage }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::kafka::LandedOffsets for ManifestOffsets {
+    async fn landed(&self) -> Result<HashMap<(String, i32), i64>, OperatorError> {
+        landed_offsets(&self.storage).await
+    }
+}

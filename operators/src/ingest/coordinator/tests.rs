@@ -1,0 +1,141 @@
+use super::*;
+
+fn date(s: &str) -> EventDate {
+    s.parse().expect("date")
+}
+
+fn file(domain: Domain, d: &str, rows: u64, role: FileRole, n: u32) -> FileEntry {
+    FileEntry {
+        key: format!("landing/{domain}/date={d}/part-t-0-{n}.parquet"),
+        role,
+        domain,
+        date: date(d),
+        rows,
+        bytes: 10,
+    }
+}
+
+fn ack(sink: &str, epoch: u64, files: Vec<FileEntry>, max_time: i64) -> SinkAck {
+    SinkAck {
+        sink: sink.into(),
+        epoch: Epoch(epoch),
+        files,
+        max_event_time_ms: BTreeMap::from([("t/0".to_string(), max_time)]),
+    }
+}
+
+fn offsets(epoch: u64, first: i64, last: i64) -> EpochOffsets {
+    EpochOffsets {
+        epoch: Epoch(epoch),
+        ranges: vec![OffsetRange {
+            topic: "t".into(),
+            partition: 0,
+            first_offset: first,
+            last_offset: last,
+        }],
+    }
+}
+
+fn memory() -> Storage {
+    Storage::open(&format!("memory://{}", ctrflow_test_support::unique_name("coord")))
+        .expect("store")
+}
+
+#[tokio::test]
+async fn confirms_only_after_the_manifest_and_closes_days_by_watermark() {
+    let storage = memory();
+    let config = CoordinatorConfig {
+        allowed_lateness: Duration::from_secs(60),
+    };
+    let (coord, closed) = EpochCoordinator::open(storage.clone(), 2, "replica-a", &config)
+        .await
+        .expect("open");
+    let (otx, orx) = mpsc::channel(8);
+    let (atx, arx) = mpsc::channel(8);
+    let (ctx, mut crx) = mpsc::channel(8);
+    let task = tokio::spawn(coord.run(orx, arx, ctx));
+
+    let d1 = date("2024-01-01");
+    // Epoch 1: day 1 data; the watermark stays inside day 1.
+    otx.send(offsets(1, 0, 9)).await.expect("send");
+    atx.send(ack("landing", 1, vec![file(Domain::Natural, "2024-01-01", 10, FileRole::Landing, 1)], d1.start_ms() + 1000))
+        .await
+        .expect("send");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), crx.recv()).await.is_err(),
+        "no confirmation before every sink acknowledged"
+    );
+    assert!(storage.list("landing/_epochs/").await.expect("list").is_empty(), "no manifest yet");
+    atx.send(ack("dead-letter", 1, vec![], d1.start_ms())).await.expect("send");
+    assert_eq!(crx.recv().await, Some(Epoch(1)));
+    let keys = storage.list("landing/_epochs/").await.expect("list");
+    assert_eq!(keys.len(), 1, "manifest durable before the confirmation");
+    let m: EpochManifest =
+        decode_manifest(&keys[0].key, &storage.get(&keys[0].key).await.expect("get")).expect("decode");
+    assert_eq!(m.offsets[0].last_offset, 9);
+    assert_eq!(m.writer, "replica-a");
+    assert!(closed.read().expect("lock").is_empty());
+
+    // Epoch 2: the partition's newest event is a day later: day 1 closes for both domains.
+    otx.send(offsets(2, 10, 19)).await.expect("send");
+    atx.send(ack("landing", 2, vec![file(Domain::Natural, "2024-01-02", 10, FileRole::Landing, 2)], d1.end_ms() + 120_000))
+        .await
+        .expect("send");
+    atx.send(ack("dead-letter", 2, vec![], 0)).await.expect("send");
+    assert_eq!(crx.recv().await, Some(Epoch(2)));
+    assert!(closed.read().expect("lock").contains(&(Domain::Ad, d1)));
+    let success = KeyLayout.day_success(Domain::Natural, d1);
+    let day: DayManifest =
+        decode_manifest(&success, &storage.get(&success).await.expect("day")).expect("decode");
+    assert_eq!(day.rows, 10);
+    assert_eq!(day.files.len(), 1);
+    let ad_day = KeyLayout.day_success(Domain::Ad, d1);
+    assert!(storage.exists(&ad_day).await.expect("exists"), "an empty domain day is closed too");
+
+    drop(otx);
+    drop(atx);
+    let stats = task.await.expect("join").expect("run");
+    assert_eq!(stats.epochs, 2);
+    assert_eq!(stats.landed_rows, 20);
+    assert_eq!(stats.closed_days.len(), 2);
+
+    // A restarted coordinator (or another replica) sees the landed offsets and closed days.
+    let landed = landed_offsets(&storage).await.expect("landed");
+    assert_eq!(landed.get(&("t".to_string(), 0)), Some(&19));
+    let (_, closed_again) = EpochCoordinator::open(storage.clone(), 2, "replica-b", &config)
+        .await
+        .expect("reopen");
+    assert_eq!(closed_again.read().expect("lock").len(), 2);
+}
+
+#[tokio::test]
+async fn replicas_claim_distinct_epoch_numbers() {
+    let storage = memory();
+    let config = CoordinatorConfig::default();
+    let mut handles = Vec::new();
+    for replica in ["a", "b", "c"] {
+        let storage = storage.clone();
+        let config = config.clone();
+        handles.push(tokio::spawn(async move {
+            let (coord, _) = EpochCoordinator::open(storage, 1, replica, &config)
+                .await
+                .expect("open");
+            let (otx, orx) = mpsc::channel(8);
+            let (atx, arx) = mpsc::channel(8);
+            let (ctx, mut crx) = mpsc::channel(8);
+            let task = tokio::spawn(coord.run(orx, arx, ctx));
+            for e in 1..=4 {
+                otx.send(offsets(e, 0, 0)).await.expect("send");
+                atx.send(ack(replica, e, vec![], 0)).await.expect("send");
+                assert_eq!(crx.recv().await, Some(Epoch(e)));
+            }
+            drop((otx, atx));
+            task.await.expect("join").expect("run")
+        }));
+    }
+    for h in handles {
+        assert_eq!(h.await.expect("join").epochs, 4);
+    }
+    let manifests = storage.list("landing/_epochs/").await.expect("list");
+    assert_eq!(manifests.len(), 12, "12 epochs, none overwritten");
+}

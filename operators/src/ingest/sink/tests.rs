@@ -1,0 +1,188 @@
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::Schema;
+use ctrflow_schemas::{
+    CategoryId, Device, Event, EventBatchBuilder, EventTime, ItemId, UserId, events_from_batch,
+    provenance_fields,
+};
+
+use super::*;
+use crate::dataflow::{Message, drive};
+
+fn day(s: &str) -> EventDate {
+    s.parse().expect("date")
+}
+
+fn event(i: i64, domain: Domain, date: EventDate) -> Event {
+    Event {
+        event_id: format!("e{i}"),
+        event_time: EventTime(date.start_ms() + i * 1000),
+        domain,
+        user_id: UserId(i as u64),
+        item_id: ItemId(7),
+        category_id: CategoryId(1),
+        position: 0,
+        hour: 0,
+        device: Device::Web,
+        hist_item_ids: vec![ItemId(1)],
+        hist_category_ids: vec![CategoryId(1)],
+        item_content: None,
+        label: (i % 2) as u8,
+    }
+}
+
+/// A decoded batch: event columns plus provenance (topic, partition, offset = i).
+fn decoded(events: &[(i64, Domain, EventDate)], topic: &str, partition: i32) -> RecordBatch {
+    let schema = EventSchema::default();
+    let mut b = EventBatchBuilder::new(schema.clone(), events.len());
+    for &(i, d, date) in events {
+        b.push(&event(i, d, date)).expect("push");
+    }
+    let batch = b.finish().expect("finish");
+    let mut fields: Vec<_> = schema.arrow().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.extend(provenance_fields());
+    let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
+    cols.push(Arc::new(StringArray::from(vec![topic; events.len()])));
+    cols.push(Arc::new(Int32Array::from(vec![partition; events.len()])));
+    cols.push(Arc::new(Int64Array::from(
+        events.iter().map(|e| e.0).collect::<Vec<_>>(),
+    )));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).expect("decoded batch")
+}
+
+#[tokio::test]
+async fn landing_sink_writes_one_file_per_day_domain_and_partition_at_the_barrier() {
+    let storage = Storage::open(&format!("memory://{}", ctrflow_test_support::unique_name("sink")))
+        .expect("store");
+    let (tx, mut rx) = mpsc::channel(4);
+    let closed = ClosedDays::default();
+    closed
+        .write()
+        .expect("lock")
+        .insert((Domain::Ad, day("2024-01-01")));
+    let mut sink = PartSink::landing(
+        storage.clone(),
+        &EventSchema::default(),
+        closed,
+        SinkConfig::default(),
+        tx,
+    );
+    let d1 = day("2024-01-01");
+    let d2 = day("2024-01-02");
+    let input = decoded(
+        &[(10, Domain::Natural, d1), (11, Domain::Natural, d2), (12, Domain::Ad, d1), (13, Domain::Natural, d1)],
+        "ctrflow.natural",
+        3,
+    );
+    let out = drive(
+        &mut sink,
+        [Message::Batch(input), Message::Barrier(Epoch(1))],
+        0,
+    )
+    .await
+    .expect("drive");
+    assert!(out.ports[0].is_empty(), "a sink has no outputs");
+    let ack = rx.recv().await.expect("ack");
+    assert_eq!(ack.epoch, Epoch(1));
+    let mut keys: Vec<(String, u64, FileRole)> =
+        ack.files.iter().map(|f| (f.key.clone(), f.rows, f.role)).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        vec![
+            (
+                "landing/natural/date=2024-01-01/part-ctrflow.natural-3-00000000000000000010-00000000000000000013.parquet".to_string(),
+                2,
+                FileRole::Landing
+            ),
+            (
+                "landing/natural/date=2024-01-02/part-ctrflow.natural-3-00000000000000000011-00000000000000000011.parquet".to_string(),
+                1,
+                FileRole::Landing
+            ),
+            (
+                "late/ad/date=2024-01-01/part-ctrflow.natural-3-00000000000000000012-00000000000000000012.parquet".to_string(),
+                1,
+                FileRole::Late
+            ),
+        ]
+    );
+    // Written without provenance columns, readable as events.
+    let batches = storage.read_parquet(&keys[0].0).await.expect("read");
+    assert_eq!(batches[0].schema(), *EventSchema::default().arrow());
+    let events = events_from_batch(&batches[0]).expect("events");
+    assert_eq!(events.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(), ["e10", "e13"]);
+    assert_eq!(ack.max_event_time_ms.get("ctrflow.natural/3"), Some(&(d2.start_ms() + 11_000)));
+}
+
+#[tokio::test]
+async fn full_parts_are_written_early_and_nothing_is_written_twice() {
+    let storage = Storage::open(&format!("memory://{}", ctrflow_test_support::unique_name("sink")))
+        .expect("store");
+    let (tx, mut rx) = mpsc::channel(4);
+    let mut sink = PartSink::landing(
+        storage.clone(),
+        &EventSchema::default(),
+        ClosedDays::default(),
+        SinkConfig { rows_per_file: 2 },
+        tx,
+    );
+    let d = day("2024-03-03");
+    let msgs = vec![
+        Message::Batch(decoded(&[(1, Domain::Ad, d), (2, Domain::Ad, d)], "t", 0)),
+        Message::Batch(decoded(&[(3, Domain::Ad, d)], "t", 0)),
+        Message::Barrier(Epoch(5)),
+        Message::Barrier(Epoch(6)),
+    ];
+    drive(&mut sink, msgs, 0).await.expect("drive");
+    let first = rx.recv().await.expect("ack 5");
+    assert_eq!(first.files.len(), 2, "one early file of 2 rows, one at the barrier");
+    assert_eq!(first.files.iter().map(|f| f.rows).sum::<u64>(), 3);
+    let second = rx.recv().await.expect("ack 6");
+    assert!(second.files.is_empty(), "an empty epoch writes nothing");
+}
+
+#[tokio::test]
+async fn dead_letters_are_dated_by_rejection_and_domained_by_topic() {
+    let storage = Storage::open(&format!("memory://{}", ctrflow_test_support::unique_name("dl")))
+        .expect("store");
+    let (tx, mut rx) = mpsc::channel(4);
+    let mut sink = PartSink::dead_letter(
+        storage.clone(),
+        HashMap::from([("ads".to_string(), Domain::Ad)]),
+        SinkConfig::default(),
+        tx,
+    );
+    let schema = dead_letter_schema();
+    let rejected = day("2024-02-02").start_ms() + 5;
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from(vec!["ads", "ads"])),
+            Arc::new(Int32Array::from(vec![1, 1])),
+            Arc::new(Int64Array::from(vec![40, 41])),
+            Arc::new(Int64Array::from(vec![Some(1), None])),
+            Arc::new(arrow::array::BinaryArray::from(vec![Some(b"{bad".as_ref()), None])),
+            Arc::new(StringArray::from(vec!["bad-json", "empty-payload"])),
+            Arc::new(StringArray::from(vec!["eof", "no bytes"])),
+            Arc::new(
+                arrow::array::TimestampMillisecondArray::from(vec![rejected, rejected])
+                    .with_timezone("UTC"),
+            ),
+        ],
+    )
+    .expect("dead-letter batch");
+    drive(&mut sink, [Message::Batch(batch), Message::Barrier(Epoch(1))], 0)
+        .await
+        .expect("drive");
+    let ack = rx.recv().await.expect("ack");
+    assert_eq!(ack.files.len(), 1);
+    assert_eq!(
+        ack.files[0].key,
+        "dead-letter/ad/date=2024-02-02/part-ads-1-00000000000000000040-00000000000000000041.parquet"
+    );
+    assert_eq!(ack.files[0].role, FileRole::DeadLetter);
+    let back = storage.read_parquet(&ack.files[0].key).await.expect("read");
+    assert_eq!(back[0].num_rows(), 2);
+}

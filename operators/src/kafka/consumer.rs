@@ -1,0 +1,433 @@
+//! The rdkafka side of the source: a `BaseConsumer` polled on a dedicated std thread, and its
+//! context, which turns rebalances into handshakes with the async side.
+//!
+//! The poll thread pushes [`Event`]s into one bounded channel, in order: message chunks,
+//! `Assigned` (the thread blocks until the async side answers with the landed offsets, which
+//! become the start positions) and `Revoked` (the thread blocks until the async side finished the
+//! epoch, saw it confirmed and committed; only then are the partitions unassigned). The async side
+//! never needs this thread to make progress: commits go straight to librdkafka, which serves
+//! them on its own threads, so waiting for the handshake cannot deadlock.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::message::Message as _;
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+use tokio::sync::{mpsc, oneshot};
+
+use super::records::RawRecord;
+use super::stats::KafkaSourceStats;
+use super::{KafkaConfig, client_creation_error, kafka_error};
+use crate::OperatorError;
+
+/// Messages per chunk sent from the poll thread.
+const CHUNK: usize = 512;
+/// Longest a chunk waits on the poll thread.
+const CHUNK_WAIT: Duration = Duration::from_millis(20);
+/// Poll timeout: how often the thread checks for stop.
+const POLL: Duration = Duration::from_millis(50);
+/// At most one warning per this interval for repeated client errors.
+const WARN_EVERY: Duration = Duration::from_secs(15);
+
+/// What the poll thread tells the async side, in consumption order.
+pub(super) enum Event {
+    /// Consumed messages.
+    Records(Vec<RawRecord>),
+    /// Partitions were assigned; reply with the landed offsets (start after them).
+    Assigned {
+        partitions: Vec<(String, i32)>,
+        reply: oneshot::Sender<HashMap<(String, i32), i64>>,
+    },
+    /// Partitions are about to be revoked; ack once their epoch is confirmed and committed.
+    Revoked {
+        partitions: Vec<(String, i32)>,
+        lost: bool,
+        ack: oneshot::Sender<()>,
+    },
+    /// A fatal client error: the source must stop.
+    Fatal(OperatorError),
+}
+
+/// Rate-limits repeated warnings.
+#[derive(Debug, Default)]
+struct WarnLimiter {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl WarnLimiter {
+    /// Some(number suppressed since the last warning) when a warning may be logged now.
+    fn allow(&mut self) -> Option<u64> {
+        if self.last.is_some_and(|t| t.elapsed() < WARN_EVERY) {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last = Some(Instant::now());
+        Some(std::mem::take(&mut self.suppressed))
+    }
+}
+
+/// The consumer's context: the event channel, the chunk buffer and the stats.
+pub(super) struct PollContext {
+    tx: mpsc::Sender<Event>,
+    buf: Mutex<Vec<RawRecord>>,
+    buf_since: Mutex<Option<Instant>>,
+    /// Set on shutdown: rebalance callbacks no longer hand-shake (everything is committed).
+    pub closing: AtomicBool,
+    assigned: AtomicUsize,
+    warn: Mutex<WarnLimiter>,
+    stats: Arc<KafkaSourceStats>,
+}
+
+impl PollContext {
+    fn new(tx: mpsc::Sender<Event>, stats: Arc<KafkaSourceStats>) -> Self {
+        PollContext {
+            tx,
+            buf: Mutex::new(Vec::with_capacity(CHUNK)),
+            buf_since: Mutex::new(None),
+            closing: AtomicBool::new(false),
+            assigned: AtomicUsize::new(0),
+            warn: Mutex::new(WarnLimiter::default()),
+            stats,
+        }
+    }
+
+    /// Whether this thread may block on the channel (never inside a tokio runtime, never once
+    /// closing or when nobody listens).
+    fn can_handshake(&self) -> bool {
+        !self.closing.load(Ordering::SeqCst)
+            && !self.tx.is_closed()
+            && tokio::runtime::Handle::try_current().is_err()
+    }
+
+    fn buffer(&self, r: RawRecord) -> bool {
+        let full = match self.buf.lock() {
+            Ok(mut b) => {
+                b.push(r);
+                b.len() >= CHUNK
+            }
+            Err(_) => true,
+        };
+        if let Ok(mut s) = self.buf_since.lock() {
+            s.get_or_insert_with(Instant::now);
+        }
+        full
+    }
+
+    fn chunk_due(&self) -> bool {
+        self.buf_since
+            .lock()
+            .map(|s| s.is_some_and(|t| t.elapsed() >= CHUNK_WAIT))
+            .unwrap_or(true)
+    }
+
+    /// Sends the buffered messages (blocks while the channel is full). False if nobody listens.
+    fn flush(&self) -> bool {
+        let chunk = match self.buf.lock() {
+            Ok(mut b) => std::mem::replace(&mut *b, Vec::with_capacity(CHUNK)),
+            Err(_) => return false,
+        };
+        if let Ok(mut s) = self.buf_since.lock() {
+            *s = None;
+        }
+        if chunk.is_empty() || !self.can_handshake() {
+            return !self.tx.is_closed();
+        }
+        self.tx.blocking_send(Event::Records(chunk)).is_ok()
+    }
+
+    fn warn_client_error(&self, what: &str, message: &str) {
+        KafkaSourceStats::add(&self.stats.client_errors, 1);
+        let allowed = self.warn.lock().ok().and_then(|mut w| w.allow());
+        if let Some(suppressed) = allowed {
+            tracing::warn!(
+                error = message,
+                suppressed,
+                "kafka {what}; librdkafka keeps retrying, the source keeps waiting"
+            );
+        }
+    }
+}
+
+fn partitions_of(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
+    tpl.elements()
+        .iter()
+        .map(|e| (e.topic().to_string(), e.partition()))
+        .collect()
+}
+
+impl ClientContext for PollContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.warn_client_error("client error", &format!("{error}: {reason}"));
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        let mut lag = BTreeMap::new();
+        for (topic, t) in statistics.topics {
+            for (p, s) in t.partitions {
+                // Partition -1 is librdkafka's internal UA partition; offsets < 0 are unknown.
+                if p >= 0 && s.hi_offset >= 0 && s.app_offset >= 0 {
+                    let uncommitted = (s.committed_offset >= 0).then(|| s.hi_offset - s.committed_offset);
+                    lag.insert((topic.clone(), p), ((s.hi_offset - s.app_offset).max(0), uncommitted));
+                }
+            }
+        }
+        self.stats.set_lag(lag);
+    }
+}
+
+impl ConsumerContext for PollContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let partitions = partitions_of(tpl);
+        KafkaSourceStats::add(&self.stats.rebalances, 1);
+        if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
+            if self.flush() && self.can_handshake() {
+                let (reply, rx) = oneshot::channel();
+                let event = Event::Assigned {
+                    partitions: partitions.clone(),
+                    reply,
+                };
+                if self.tx.blocking_send(event).is_ok() {
+                    let landed = rx.blocking_recv().unwrap_or_default();
+                    for (t, p) in &partitions {
+                        if let Some(last) = landed.get(&(t.clone(), *p)) {
+                            if let Err(e) = tpl.set_partition_offset(t, *p, Offset::Offset(last + 1)) {
+                                tracing::warn!(topic = %t, partition = p, error = %e, "cannot set start offset; relying on the drop filter");
+                            }
+                        }
+                    }
+                }
+            }
+            let r = if cooperative {
+                consumer.incremental_assign(tpl)
+            } else {
+                consumer.assign(tpl)
+            };
+            match r {
+                Ok(()) => {
+                    self.assigned.fetch_add(partitions.len(), Ordering::SeqCst);
+                    tracing::info!(?partitions, "kafka partitions assigned");
+                }
+                Err(e) => tracing::error!(error = %e, "kafka assign failed"),
+            }
+            return;
+        }
+        // Revocation, or a rebalance error (then everything is given up, as librdkafka asks).
+        if err != RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
+            tracing::warn!(error = ?err, "kafka rebalance error; giving up the assignment");
+        }
+        let lost = consumer.assignment_lost();
+        if self.flush() && self.can_handshake() {
+            let (ack, rx) = oneshot::channel();
+            let event = Event::Revoked {
+                partitions: partitions.clone(),
+                lost,
+                ack,
+            };
+            if self.tx.blocking_send(event).is_ok() {
+                let _ = rx.blocking_recv();
+            }
+        }
+        let r = if cooperative && err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
+            consumer.incremental_unassign(tpl)
+        } else {
+            consumer.unassign()
+        };
+        if let Err(e) = r {
+            tracing::error!(error = %e, "kafka unassign failed");
+        }
+        if cooperative {
+            let n = partitions.len();
+            let _ = self
+                .assigned
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |a| Some(a.saturating_sub(n)));
+        } else {
+            self.assigned.store(0, Ordering::SeqCst);
+        }
+        tracing::info!(?partitions, lost, "kafka partitions revoked");
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => KafkaSourceStats::add(&self.stats.commits, 1),
+            Err(e) => {
+                KafkaSourceStats::add(&self.stats.commit_failures, 1);
+                tracing::warn!(error = %e, partitions = offsets.count(), "kafka offset commit failed; the next commit retries it");
+            }
+        }
+    }
+}
+
+/// The consumer shared by the poll thread and the async side. Dropping the last handle closes
+/// the consumer (leaves the group), which blocks: a handle dropped inside the runtime does it
+/// on a fresh thread.
+pub(super) struct ConsumerHandle(Option<Arc<BaseConsumer<PollContext>>>);
+
+impl ConsumerHandle {
+    /// Creates the consumer (not yet subscribed) and the channel it reports on.
+    pub fn create(
+        config: &KafkaConfig,
+        stats: Arc<KafkaSourceStats>,
+        capacity: usize,
+    ) -> Result<(ConsumerHandle, mpsc::Receiver<Event>), OperatorError> {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let consumer: BaseConsumer<PollContext> = config
+            .consumer_client_config()
+            .create_with_context(PollContext::new(tx, stats))
+            .map_err(|e| client_creation_error("creating the kafka consumer", e))?;
+        Ok((ConsumerHandle(Some(Arc::new(consumer))), rx))
+    }
+
+    fn consumer(&self) -> Result<&Arc<BaseConsumer<PollContext>>, OperatorError> {
+        self.0
+            .as_ref()
+            .ok_or_else(|| OperatorError::Internal("kafka consumer already released".into()))
+    }
+
+    /// Subscribes to `topics`.
+    pub fn subscribe(&self, topics: &[&str]) -> Result<(), OperatorError> {
+        self.consumer()?
+            .subscribe(topics)
+            .map_err(|e| kafka_error(format!("subscribing to {topics:?}"), &e))
+    }
+
+    /// Marks the consumer as closing: later rebalances (the close itself) do not hand-shake.
+    pub fn set_closing(&self) {
+        if let Some(c) = &self.0 {
+            c.context().closing.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Starts the poll thread; it runs until `stop` is set or the event receiver is gone. The
+    /// returned receiver resolves when the thread ended (normally, or by a panic).
+    pub fn spawn_poll_thread(
+        &self,
+        stop: Arc<AtomicBool>,
+    ) -> Result<(std::thread::JoinHandle<()>, oneshot::Receiver<()>), OperatorError> {
+        let consumer = self.consumer()?.clone();
+        let (alive, exited) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("kafka-poll".into())
+            .spawn(move || {
+                let _alive = alive;
+                poll_loop(&consumer, &stop);
+            })
+            .map_err(|e| {
+                OperatorError::Internal(format!("cannot start the kafka poll thread: {e}"))
+            })?;
+        Ok((thread, exited))
+    }
+
+    /// Commits `offsets` (next offset to read per partition). `sync` waits for the broker.
+    pub fn commit(
+        &self,
+        offsets: &BTreeMap<(String, i32), i64>,
+        sync: bool,
+    ) -> Result<(), OperatorError> {
+        let mut tpl = TopicPartitionList::with_capacity(offsets.len());
+        for ((t, p), next) in offsets {
+            tpl.add_partition_offset(t, *p, Offset::Offset(*next))
+                .map_err(|e| kafka_error("building the commit list", &e))?;
+        }
+        let mode = if sync {
+            rdkafka::consumer::CommitMode::Sync
+        } else {
+            rdkafka::consumer::CommitMode::Async
+        };
+        self.consumer()?
+            .commit(&tpl, mode)
+            .map_err(|e| kafka_error("committing offsets", &e))
+    }
+
+    /// A second handle on the same consumer (for a blocking task).
+    pub fn share(&self) -> ConsumerHandle {
+        ConsumerHandle(self.0.clone())
+    }
+}
+
+impl ConsumerHandle {
+    /// Drops this handle here, closing the consumer if it is the last one (blocks: call it on a
+    /// blocking thread).
+    pub fn close_blocking(mut self) {
+        drop(self.0.take());
+    }
+}
+
+impl Drop for ConsumerHandle {
+    fn drop(&mut self) {
+        let Some(last) = self.0.take().and_then(Arc::into_inner) else {
+            return;
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            // Closing blocks (it leaves the group): not on a runtime thread.
+            let _ = std::thread::Builder::new()
+                .name("kafka-close".into())
+                .spawn(move || drop(last));
+        }
+    }
+}
+
+fn poll_loop(consumer: &BaseConsumer<PollContext>, stop: &AtomicBool) {
+    let ctx = consumer.context().clone();
+    let mut topics: Vec<Arc<str>> = Vec::new();
+    let mut idle_since = Instant::now();
+    while !stop.load(Ordering::SeqCst) && !ctx.tx.is_closed() {
+        let keep_going = match consumer.poll(POLL) {
+            None => ctx.flush(),
+            Some(Ok(m)) => {
+                idle_since = Instant::now();
+                let topic = match topics.iter().find(|t| t.as_ref() == m.topic()) {
+                    Some(t) => t.clone(),
+                    None => {
+                        let t: Arc<str> = Arc::from(m.topic());
+                        topics.push(t.clone());
+                        t
+                    }
+                };
+                let record = RawRecord {
+                    topic,
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    timestamp: m.timestamp().to_millis(),
+                    payload: m.payload().map(<[u8]>::to_vec),
+                };
+                if ctx.buffer(record) || ctx.chunk_due() {
+                    ctx.flush()
+                } else {
+                    true
+                }
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) => true,
+            Some(Err(e @ KafkaError::MessageConsumptionFatal(_))) => {
+                let flushed = ctx.flush();
+                let event = Event::Fatal(kafka_error("consuming (fatal client error)", &e));
+                if flushed && ctx.can_handshake() {
+                    let _ = ctx.tx.blocking_send(event);
+                }
+                false
+            }
+            // Already reported (rate-limited) through `ClientContext::error`.
+            Some(Err(_)) => ctx.flush(),
+        };
+        if !keep_going {
+            break;
+        }
+        if ctx.assigned.load(Ordering::SeqCst) == 0 && idle_since.elapsed() >= WARN_EVERY * 4 {
+            idle_since = Instant::now();
+            tracing::warn!("kafka consumer has no partitions assigned yet (joining the group, or brokers unreachable); still waiting");
+        }
+    }
+}

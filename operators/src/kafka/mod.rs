@@ -1,0 +1,188 @@
+//! Kafka: the consumer-group source and the producer. rdkafka types never leave this module: the
+//! public API speaks ctrflow types, Arrow batches and std/tokio types.
+//!
+//! - [`KafkaConfig`]: brokers, topics (one per domain), batching and epoch limits, librdkafka
+//!   pass-through properties with secrets redacted from every rendering.
+//! - [`KafkaSource`]: a [`Source`](crate::dataflow::Source) over both topics in one consumer group,
+//!   emitting [`raw_message_schema`](ctrflow_schemas::raw_message_schema) batches and epoch
+//!   barriers, committing offsets only for epochs the landing side confirmed durable.
+//! - [`KafkaProducer`]: delivery-confirmed, rate-limited sends (`ctrflow produce`, tests), and
+//!   [`create_topics`] for real brokers.
+//!
+//! # The epoch protocol (exactly-once landing without Kafka transactions)
+//!
+//! The source talks to the landing side's coordinator through [`Coordination`] (build both ends
+//! with [`coordination_channels`]):
+//!
+//! 1. At each barrier the source first sends [`EpochOffsets`] (per partition, the first and last
+//!    offset it emitted in that epoch), then broadcasts `Barrier(epoch)` downstream. Epochs with
+//!    no rows are skipped (no barrier, no `EpochOffsets`); epoch numbers increase by one from
+//!    [`Coordination::start_epoch`].
+//! 2. The coordinator sends the epoch back on the confirmation channel once its manifest is
+//!    durable. Only then are `last + 1` offsets committed to Kafka, in epoch order; nothing past a
+//!    confirmed epoch is ever committed. Confirmations are read at all times (even while emitting
+//!    is blocked by backpressure), so a bounded confirmation channel cannot deadlock the cycle
+//!    source -> sinks -> coordinator -> source.
+//! 3. On every assignment the source asks [`LandedOffsets`] for the highest landed offset per
+//!    partition (from the epoch manifests), starts fetching after it and drops any message at or
+//!    below it, so a crash between manifest write and commit causes no duplicate.
+//! 4. Before partitions are revoked (rebalance) the open epoch is finished: barrier emitted,
+//!    every outstanding epoch confirmed, offsets committed; only then does the consumer give the
+//!    partitions up. Graceful shutdown does the same and then leaves the group.
+//!
+//! Guarantee: every message of the assigned partitions lands exactly once provided (a) the
+//! coordinator confirms an epoch only after its manifest is durable and `LandedOffsets` reads
+//! those manifests, and (b) a revocation completes within the group's rebalance timeout
+//! (`max.poll.interval.ms`, default 5 min) and the member is not expelled (session timeout,
+//! lost assignment). If (b) fails, another replica may start from a position older than an epoch
+//! this replica lands later: those messages can land twice (never zero times).
+
+mod config;
+mod consumer;
+mod producer;
+mod records;
+mod source;
+mod stats;
+
+pub use config::{KafkaConfig, KafkaTopics, REDACTED, is_secret_key};
+pub use producer::{KafkaProducer, create_topics};
+pub use source::KafkaSource;
+pub use stats::{KafkaSourceStats, PartitionLag};
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ctrflow_schemas::{Epoch, OffsetRange};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use tokio::sync::mpsc;
+
+use crate::OperatorError;
+
+/// The offsets one epoch covers, sent by the source to the coordinator before the epoch's
+/// barrier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpochOffsets {
+    /// The epoch (as numbered by the source).
+    pub epoch: Epoch,
+    /// Per partition emitted in the epoch, the first and last offset emitted (inclusive).
+    /// Sorted by topic then partition; never empty.
+    pub ranges: Vec<OffsetRange>,
+}
+
+/// Where the source learns what earlier runs (or other replicas) already landed.
+///
+/// Invariant: every offset returned is listed by a durable epoch manifest. The source drops
+/// messages at or below it and starts fetching after it.
+#[async_trait]
+pub trait LandedOffsets: Send + Sync + 'static {
+    /// The highest landed offset per `(topic, partition)`; partitions never landed are absent.
+    async fn landed(&self) -> Result<HashMap<(String, i32), i64>, OperatorError>;
+}
+
+/// A fixed map (tests, or a first run with nothing landed: an empty map).
+#[async_trait]
+impl LandedOffsets for HashMap<(String, i32), i64> {
+    async fn landed(&self) -> Result<HashMap<(String, i32), i64>, OperatorError> {
+        Ok(self.clone())
+    }
+}
+
+/// The source's end of the epoch protocol (see the [module docs](self)).
+pub struct Coordination {
+    /// Number of the first epoch this source emits.
+    pub start_epoch: Epoch,
+    /// Where the source sends each epoch's offsets, before its barrier.
+    pub offsets: mpsc::Sender<EpochOffsets>,
+    /// Where the coordinator confirms epochs whose manifest is durable (in any order; the
+    /// source commits in epoch order).
+    pub confirmed: mpsc::Receiver<Epoch>,
+    /// Consulted at every partition assignment.
+    pub landed: Arc<dyn LandedOffsets>,
+}
+
+/// The coordinator's end of the epoch protocol.
+#[derive(Debug)]
+pub struct CoordinatorEnd {
+    /// Offsets of each epoch, in epoch order.
+    pub offsets: mpsc::Receiver<EpochOffsets>,
+    /// Send an epoch here once its manifest is durable.
+    pub confirm: mpsc::Sender<Epoch>,
+}
+
+/// Both ends of the epoch protocol, with channels of `capacity` (a few epochs is plenty).
+pub fn coordination_channels(
+    start_epoch: Epoch,
+    landed: Arc<dyn LandedOffsets>,
+    capacity: usize,
+) -> (Coordination, CoordinatorEnd) {
+    let (offsets_tx, offsets_rx) = mpsc::channel(capacity.max(1));
+    let (confirm_tx, confirm_rx) = mpsc::channel(capacity.max(1));
+    (
+        Coordination {
+            start_epoch,
+            offsets: offsets_tx,
+            confirmed: confirm_rx,
+            landed,
+        },
+        CoordinatorEnd {
+            offsets: offsets_rx,
+            confirm: confirm_tx,
+        },
+    )
+}
+
+/// Converts an rdkafka error at the module boundary, classifying it as retryable or not.
+fn kafka_error(context: impl Into<String>, e: &KafkaError) -> OperatorError {
+    OperatorError::Kafka {
+        context: context.into(),
+        message: e.to_string(),
+        retryable: e.rdkafka_error_code().is_some_and(is_retryable),
+    }
+}
+
+/// Converts an error from creating a client: an invalid property becomes a config error naming
+/// it (its value is never repeated, so a bad secret does not end up in logs).
+fn client_creation_error(what: &str, e: KafkaError) -> OperatorError {
+    match e {
+        KafkaError::ClientConfig(_, desc, key, _) => OperatorError::Config {
+            reason: if is_secret_key(&key) {
+                format!("invalid value ({REDACTED}: secret)")
+            } else {
+                desc
+            },
+            field: format!("kafka.properties.{key}"),
+        },
+        e => kafka_error(what, &e),
+    }
+}
+
+/// Transient conditions: the broker or coordinator is unreachable, busy or moving.
+fn is_retryable(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        code,
+        C::BrokerTransportFailure
+            | C::AllBrokersDown
+            | C::Resolve
+            | C::MessageTimedOut
+            | C::OperationTimedOut
+            | C::QueueFull
+            | C::RequestTimedOut
+            | C::TimedOutQueue
+            | C::CoordinatorNotAvailable
+            | C::NotCoordinator
+            | C::CoordinatorLoadInProgress
+            | C::RebalanceInProgress
+            | C::NotLeaderForPartition
+            | C::LeaderNotAvailable
+            | C::NetworkException
+            | C::NotEnoughReplicas
+            | C::NotEnoughReplicasAfterAppend
+            | C::WaitingForCoordinator
+            | C::UnknownTopicOrPartition
+    )
+}
+
+#[cfg(test)]
+mod tests;

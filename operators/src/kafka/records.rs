@@ -1,0 +1,263 @@
+//! The source's bookkeeping, free of I/O: consumed records, the batch under construction, and the
+//! epoch tracker (per-partition ranges, landed floors, outstanding epochs, committable offsets).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{
+    ArrayRef, BinaryBuilder, Int32Builder, Int64Builder, RecordBatch, StringBuilder,
+};
+use arrow::datatypes::SchemaRef;
+use ctrflow_schemas::{Epoch, OffsetRange, raw_message_schema};
+
+use super::EpochOffsets;
+use crate::OperatorError;
+
+/// One consumed message, detached from the consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct RawRecord {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub offset: i64,
+    /// Broker/producer timestamp, ms.
+    pub timestamp: Option<i64>,
+    pub payload: Option<Vec<u8>>,
+}
+
+/// Rows waiting to be emitted as one raw-message batch.
+#[derive(Debug)]
+pub(super) struct BatchBuilder {
+    schema: SchemaRef,
+    rows: Vec<RawRecord>,
+    first_at: Option<Instant>,
+}
+
+impl BatchBuilder {
+    pub fn new() -> Self {
+        BatchBuilder {
+            schema: raw_message_schema(),
+            rows: Vec::new(),
+            first_at: None,
+        }
+    }
+
+    pub fn push(&mut self, r: RawRecord) {
+        self.first_at.get_or_insert_with(Instant::now);
+        self.rows.push(r);
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// When the partial batch must be emitted at the latest.
+    pub fn deadline(&self, max_wait: Duration) -> Option<Instant> {
+        self.first_at.map(|t| t + max_wait)
+    }
+
+    /// The pending rows as a batch (None when empty), and their payload bytes.
+    pub fn finish(&mut self) -> Result<Option<(RecordBatch, u64)>, OperatorError> {
+        self.first_at = None;
+        if self.rows.is_empty() {
+            return Ok(None);
+        }
+        let rows = std::mem::take(&mut self.rows);
+        let n = rows.len();
+        let bytes: usize = rows
+            .iter()
+            .map(|r| r.payload.as_ref().map_or(0, Vec::len))
+            .sum();
+        let mut topic = StringBuilder::with_capacity(n, n * 16);
+        let mut partition = Int32Builder::with_capacity(n);
+        let mut offset = Int64Builder::with_capacity(n);
+        let mut timestamp = Int64Builder::with_capacity(n);
+        let mut payload = BinaryBuilder::with_capacity(n, bytes);
+        for r in rows {
+            topic.append_value(&*r.topic);
+            partition.append_value(r.partition);
+            offset.append_value(r.offset);
+            timestamp.append_option(r.timestamp);
+            payload.append_option(r.payload);
+        }
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(topic.finish()),
+            Arc::new(partition.finish()),
+            Arc::new(offset.finish()),
+            Arc::new(timestamp.finish()),
+            Arc::new(payload.finish()),
+        ];
+        let batch = RecordBatch::try_new(self.schema.clone(), columns).map_err(|source| {
+            OperatorError::Arrow {
+                context: "building a raw-message batch",
+                source,
+            }
+        })?;
+        Ok(Some((batch, bytes as u64)))
+    }
+}
+
+/// An emitted epoch not yet committed.
+#[derive(Debug)]
+struct Outstanding {
+    epoch: Epoch,
+    /// Per partition, the last offset emitted in the epoch.
+    last: Vec<(Arc<str>, i32, i64)>,
+    confirmed: bool,
+}
+
+/// What a confirmation did.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Confirmed {
+    /// An outstanding epoch is now confirmed.
+    Known,
+    /// Not an outstanding epoch (duplicate, or never emitted): ignored.
+    Unknown,
+}
+
+/// Epoch numbering, per-partition ranges of the open epoch, the drop floors, outstanding epochs
+/// and what may be committed.
+#[derive(Debug)]
+pub(super) struct EpochTracker {
+    epoch: Epoch,
+    ranges: BTreeMap<(Arc<str>, i32), (i64, i64)>,
+    rows: u64,
+    first_at: Option<Instant>,
+    /// Per topic and partition: drop messages at or below this offset (landed, or emitted).
+    floors: HashMap<Arc<str>, HashMap<i32, i64>>,
+    outstanding: VecDeque<Outstanding>,
+    /// Confirmed next offsets (`last + 1`) per partition still owned: what a commit sends.
+    committable: BTreeMap<(String, i32), i64>,
+}
+
+impl EpochTracker {
+    pub fn new(start: Epoch) -> Self {
+        EpochTracker {
+            epoch: start,
+            ranges: BTreeMap::new(),
+            rows: 0,
+            first_at: None,
+            floors: HashMap::new(),
+            outstanding: VecDeque::new(),
+            committable: BTreeMap::new(),
+        }
+    }
+
+    /// Rows admitted in the open epoch.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// When the open epoch must end at the latest (None while it is empty).
+    pub fn deadline(&self, interval: Duration) -> Option<Instant> {
+        self.first_at.map(|t| t + interval)
+    }
+
+    /// True if `r` is new (above the partition's floor): it then belongs to the open epoch.
+    pub fn admit(&mut self, r: &RawRecord) -> bool {
+        let floor = self
+            .floors
+            .entry(r.topic.clone())
+            .or_default()
+            .entry(r.partition)
+            .or_insert(i64::MIN);
+        if r.offset <= *floor {
+            return false;
+        }
+        *floor = r.offset;
+        let range = self
+            .ranges
+            .entry((r.topic.clone(), r.partition))
+            .or_insert((r.offset, r.offset));
+        range.0 = range.0.min(r.offset);
+        range.1 = range.1.max(r.offset);
+        self.rows += 1;
+        self.first_at.get_or_insert_with(Instant::now);
+        true
+    }
+
+    /// Ends the open epoch: its offsets (None if it is empty, which keeps its number).
+    pub fn close_epoch(&mut self) -> Option<EpochOffsets> {
+        self.first_at = None;
+        self.rows = 0;
+        if self.ranges.is_empty() {
+            return None;
+        }
+        let ranges = std::mem::take(&mut self.ranges);
+        let epoch = self.epoch;
+        self.epoch = epoch.next();
+        self.outstanding.push_back(Outstanding {
+            epoch,
+            last: ranges.iter().map(|((t, p), r)| (t.clone(), *p, r.1)).collect(),
+            confirmed: false,
+        });
+        Some(EpochOffsets {
+            epoch,
+            ranges: ranges
+                .into_iter()
+                .map(|((topic, partition), (first, last))| OffsetRange {
+                    topic: topic.to_string(),
+                    partition,
+                    first_offset: first,
+                    last_offset: last,
+                })
+                .collect(),
+        })
+    }
+
+    /// Records the coordinator's confirmation of `epoch`; the confirmed prefix of outstanding
+    /// epochs moves to the committable offsets.
+    pub fn confirm(&mut self, epoch: Epoch) -> Confirmed {
+        let Some(o) = self
+            .outstanding
+            .iter_mut()
+            .find(|o| o.epoch == epoch && !o.confirmed)
+        else {
+            return Confirmed::Unknown;
+        };
+        o.confirmed = true;
+        while self.outstanding.front().is_some_and(|o| o.confirmed) {
+            if let Some(o) = self.outstanding.pop_front() {
+                for (t, p, last) in o.last {
+                    let next = self.committable.entry((t.to_string(), p)).or_insert(last + 1);
+                    *next = (*next).max(last + 1);
+                }
+            }
+        }
+        Confirmed::Known
+    }
+
+    /// The oldest epoch emitted but not yet confirmed.
+    pub fn oldest_unconfirmed(&self) -> Option<Epoch> {
+        self.outstanding.iter().find(|o| !o.confirmed).map(|o| o.epoch)
+    }
+
+    /// True when every emitted epoch is confirmed.
+    pub fn all_confirmed(&self) -> bool {
+        self.outstanding.is_empty()
+    }
+
+    /// Confirmed offsets to commit (`last + 1` per partition), cumulative.
+    pub fn committable(&self) -> &BTreeMap<(String, i32), i64> {
+        &self.committable
+    }
+
+    /// New assignment: messages at or below `landed` are dropped.
+    pub fn assign(&mut self, partitions: &[(String, i32)], landed: &HashMap<(String, i32), i64>) {
+        for (t, p) in partitions {
+            let floor = landed.get(&(t.clone(), *p)).copied().unwrap_or(i64::MIN);
+            let topic: Arc<str> = Arc::from(t.as_str());
+            self.floors.entry(topic).or_default().insert(*p, floor);
+        }
+    }
+
+    /// Revocation (after the last commit): forget the partitions, never commit them again.
+    pub fn revoke(&mut self, partitions: &[(String, i32)]) {
+        for (t, p) in partitions {
+            if let Some(m) = self.floors.get_mut(t.as_str()) {
+                m.remove(p);
+            }
+            self.committable.remove(&(t.clone(), *p));
+        }
+    }
+}

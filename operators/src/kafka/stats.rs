@@ -1,0 +1,77 @@
+//! [`KafkaSourceStats`]: counters of a running [`KafkaSource`](super::KafkaSource), shared with
+//! the pipeline's metrics exporter (read them at any time; they only grow, except the lag).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters of one source. All counters are monotonic; read with [`AtomicU64::load`].
+#[derive(Debug, Default)]
+pub struct KafkaSourceStats {
+    /// Messages emitted downstream.
+    pub messages: AtomicU64,
+    /// Payload bytes emitted downstream.
+    pub bytes: AtomicU64,
+    /// Messages dropped because an epoch manifest already lists them (re-deliveries).
+    pub dropped_landed: AtomicU64,
+    /// Batches emitted.
+    pub batches: AtomicU64,
+    /// Epoch barriers emitted.
+    pub epochs: AtomicU64,
+    /// Epochs confirmed by the coordinator.
+    pub confirmed_epochs: AtomicU64,
+    /// Successful offset commits.
+    pub commits: AtomicU64,
+    /// Failed offset commits (retried with the next commit; never fatal).
+    pub commit_failures: AtomicU64,
+    /// Partition assignments and revocations handled.
+    pub rebalances: AtomicU64,
+    /// Client errors reported by librdkafka (brokers down, unknown topic, ...).
+    pub client_errors: AtomicU64,
+    lag: Mutex<BTreeMap<(String, i32), (i64, Option<i64>)>>,
+}
+
+/// The lag of one assigned partition, from librdkafka statistics (every 5 s by default,
+/// `statistics.interval.ms`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionLag {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// High watermark minus the next offset to consume: messages not yet consumed.
+    pub lag: i64,
+    /// High watermark minus the committed offset: messages not yet landed and committed
+    /// (None while nothing is committed).
+    pub uncommitted: Option<i64>,
+}
+
+impl KafkaSourceStats {
+    /// Adds `n` to `counter` (relaxed: these are metrics).
+    pub(super) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Per-partition lag of the currently assigned partitions, as last reported.
+    pub fn partition_lag(&self) -> Vec<PartitionLag> {
+        match self.lag.lock() {
+            Ok(lag) => lag
+                .iter()
+                .map(|((topic, partition), (lag, uncommitted))| PartitionLag {
+                    topic: topic.clone(),
+                    partition: *partition,
+                    lag: *lag,
+                    uncommitted: *uncommitted,
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Replaces the lag table (called from the statistics callback).
+    pub(super) fn set_lag(&self, lag: BTreeMap<(String, i32), (i64, Option<i64>)>) {
+        if let Ok(mut l) = self.lag.lock() {
+            *l = lag;
+        }
+    }
+}

@@ -1,0 +1,94 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ctrflow_schemas::{Epoch, OffsetRange, raw_message_schema};
+
+use super::super::records::{BatchBuilder, Confirmed, EpochTracker, RawRecord};
+use super::rows;
+
+fn rec(topic: &str, partition: i32, offset: i64) -> RawRecord {
+    RawRecord {
+        topic: Arc::from(topic),
+        partition,
+        offset,
+        timestamp: Some(1_000 + offset),
+        payload: Some(format!("{topic}/{partition}/{offset}").into_bytes()),
+    }
+}
+
+fn key(t: &str, p: i32) -> (String, i32) {
+    (t.to_string(), p)
+}
+
+#[test]
+fn batch_builder_emits_raw_message_batches() {
+    let mut b = BatchBuilder::new();
+    assert!(b.deadline(Duration::from_millis(5)).is_none());
+    assert!(b.finish().expect("empty").is_none());
+    b.push(rec("a", 1, 7));
+    b.push(RawRecord {
+        payload: None,
+        timestamp: None,
+        ..rec("b", 0, 3)
+    });
+    assert!(b.deadline(Duration::from_millis(5)).is_some());
+    let (batch, bytes) = b.finish().expect("finish").expect("rows");
+    assert_eq!(batch.schema(), raw_message_schema());
+    assert_eq!(bytes, "a/1/7".len() as u64);
+    let r = rows(&batch);
+    assert_eq!((r[0].topic.as_str(), r[0].partition, r[0].offset), ("a", 1, 7));
+    assert_eq!(r[1].payload, Vec::<u8>::new());
+    assert_eq!(b.len(), 0);
+    assert!(b.deadline(Duration::from_millis(5)).is_none());
+}
+
+#[test]
+fn tracker_drops_landed_and_repeated_offsets() {
+    let mut t = EpochTracker::new(Epoch(5));
+    let landed: HashMap<(String, i32), i64> = [(key("a", 0), 9)].into_iter().collect();
+    t.assign(&[key("a", 0), key("a", 1)], &landed);
+    assert!(!t.admit(&rec("a", 0, 8)));
+    assert!(!t.admit(&rec("a", 0, 9)));
+    assert!(t.admit(&rec("a", 0, 10)));
+    assert!(!t.admit(&rec("a", 0, 10)), "a re-delivered offset is dropped");
+    assert!(t.admit(&rec("a", 1, 0)));
+    assert!(t.admit(&rec("a", 0, 11)));
+    assert_eq!(t.rows(), 3);
+    let o = t.close_epoch().expect("epoch");
+    assert_eq!(o.epoch, Epoch(5));
+    assert_eq!(
+        o.ranges,
+        vec![
+            OffsetRange { topic: "a".into(), partition: 0, first_offset: 10, last_offset: 11 },
+            OffsetRange { topic: "a".into(), partition: 1, first_offset: 0, last_offset: 0 },
+        ]
+    );
+    assert!(t.close_epoch().is_none(), "an empty epoch is skipped and keeps its number");
+    assert!(t.admit(&rec("a", 1, 1)));
+    assert_eq!(t.close_epoch().expect("epoch").epoch, Epoch(6));
+}
+
+#[test]
+fn tracker_commits_only_the_confirmed_prefix_in_order() {
+    let mut t = EpochTracker::new(Epoch(0));
+    t.assign(&[key("a", 0), key("b", 0)], &HashMap::new());
+    t.admit(&rec("a", 0, 0));
+    t.close_epoch();
+    t.admit(&rec("a", 0, 1));
+    t.admit(&rec("b", 0, 4));
+    t.close_epoch();
+    assert!(t.committable().is_empty());
+    assert_eq!(t.confirm(Epoch(1)), Confirmed::Known);
+    assert!(t.committable().is_empty(), "epoch 0 is not confirmed yet");
+    assert_eq!(t.oldest_unconfirmed(), Some(Epoch(0)));
+    assert_eq!(t.confirm(Epoch(7)), Confirmed::Unknown);
+    assert_eq!(t.confirm(Epoch(0)), Confirmed::Known);
+    assert!(t.all_confirmed());
+    assert_eq!(t.committable()[&key("a", 0)], 2);
+    assert_eq!(t.committable()[&key("b", 0)], 5);
+    assert_eq!(t.confirm(Epoch(0)), Confirmed::Unknown, "duplicate confirmation");
+    t.revoke(&[key("b", 0)]);
+    assert!(!t.committable().contains_key(&key("b", 0)), "revoked partitions are never committed again");
+    assert!(t.committable().contains_key(&key("a", 0)));
+}

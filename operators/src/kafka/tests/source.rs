@@ -1,0 +1,225 @@
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use ctrflow_schemas::Epoch;
+
+use super::*;
+
+/// Every produced payload appears exactly once among `rows`.
+fn assert_exactly_once(rows: &[Row], produced: &[Vec<u8>]) {
+    let mut counts: HashMap<&[u8], usize> = HashMap::new();
+    for r in rows {
+        *counts.entry(&r.payload).or_default() += 1;
+    }
+    let dups: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(dups.is_empty(), "{} payloads delivered more than once", dups.len());
+    let missing = produced.iter().filter(|p| !counts.contains_key(p.as_slice())).count();
+    assert_eq!(missing, 0, "payloads never delivered");
+    assert_eq!(rows.len(), produced.len());
+    let keys: BTreeSet<_> = rows.iter().map(|r| (&r.topic, r.partition, r.offset)).collect();
+    assert_eq!(keys.len(), rows.len(), "(topic, partition, offset) unique");
+}
+
+fn some_commits(c: BTreeMap<(String, i32), Option<i64>>) -> BTreeMap<(String, i32), Option<i64>> {
+    c.into_iter().filter(|(_, o)| o.is_some()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivers_every_message_once_and_commits_confirmed_epochs() {
+    let mock = cluster(3);
+    let brokers = mock.bootstrap_servers();
+    let cfg = config(&brokers, "g-once");
+    let mut produced = produce(&cfg, NATURAL, "a", 600).await;
+    produced.extend(produce(&cfg, AD, "a", 400).await);
+    let shared = Shared::default();
+    let run = start(&cfg, "sink", Epoch(100), &shared);
+    wait_for("all rows", 30, || shared.with(|l| l.seen) >= 1000).await;
+    wait_for("all rows landed", 10, || shared.with(|l| l.landed.len()) >= 1000).await;
+    let landed = shared.with(|l| l.landed.clone());
+    let expected = expected_commits(&landed);
+    assert_eq!(expected.len(), 6, "all 2x3 partitions used");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let c = some_commits(committed_async(&brokers, "g-once", 3).await);
+        if c == expected {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "commits {c:?} != {expected:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_for("lag statistics of all partitions at zero", 10, || {
+        let lag = run.stats.partition_lag();
+        lag.len() == 6 && lag.iter().all(|l| l.lag == 0 && l.uncommitted == Some(0))
+    })
+    .await;
+    run.handle.shutdown();
+    run.handle.join().await.expect("graph");
+
+    let (landed, barriers, max_batch) =
+        shared.with(|l| (l.landed.clone(), l.barriers["sink"].clone(), l.max_batch));
+    assert_exactly_once(&landed, &produced);
+    assert!(max_batch <= cfg.max_batch_messages, "batch of {max_batch}");
+    // Epochs numbered from the start epoch, one EpochOffsets per barrier, ranges cover the rows.
+    let offsets = run.offsets.lock().expect("offsets").clone();
+    let numbers: Vec<Epoch> = (0..barriers.len() as u64).map(|i| Epoch(100 + i)).collect();
+    assert_eq!(barriers, numbers);
+    assert_eq!(offsets.iter().map(|o| o.epoch).collect::<Vec<_>>(), numbers);
+    let covered: usize = offsets
+        .iter()
+        .flat_map(|o| &o.ranges)
+        .map(|r| (r.last_offset - r.first_offset + 1) as usize)
+        .sum();
+    assert_eq!(covered, 1000, "ranges are exact and disjoint");
+    assert!(barriers.len() >= 2, "1000 rows at 500 per epoch: several epochs");
+    let s = &run.stats;
+    assert_eq!(s.messages.load(Ordering::Relaxed), 1000);
+    assert_eq!(s.epochs.load(Ordering::Relaxed), barriers.len() as u64);
+    assert_eq!(s.confirmed_epochs.load(Ordering::Relaxed), barriers.len() as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_only_after_the_coordinator_confirms() {
+    let mock = cluster(3);
+    let brokers = mock.bootstrap_servers();
+    let cfg = config(&brokers, "g-confirm");
+    let produced = produce(&cfg, NATURAL, "c", 200).await;
+    let shared = Shared::default();
+    shared.with(|l| l.hold = true);
+    let run = start(&cfg, "sink", Epoch(0), &shared);
+    wait_for("rows landed", 30, || shared.with(|l| l.landed.len()) >= 200).await;
+    // Barriers went through, but nothing is confirmed: nothing may be committed.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = some_commits(committed_async(&brokers, "g-confirm", 3).await);
+    assert!(before.is_empty(), "committed before confirmation: {before:?}");
+    assert_eq!(run.stats.commits.load(Ordering::Relaxed), 0);
+    shared.release().await;
+    let expected = expected_commits(&shared.with(|l| l.landed.clone()));
+    wait_for("commit after confirmation", 10, || {
+        let c = some_commits(committed(&brokers, "g-confirm", 3));
+        c == expected
+    })
+    .await;
+    run.handle.shutdown();
+    run.handle.join().await.expect("graph");
+    assert_exactly_once(&shared.with(|l| l.landed.clone()), &produced);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_skips_offsets_already_landed() {
+    let mock = cluster(1);
+    let brokers = mock.bootstrap_servers();
+    let cfg = config(&brokers, "g-resume");
+    let natural = produce(&cfg, NATURAL, "r", 50).await;
+    let ad = produce(&cfg, AD, "r", 30).await;
+    let shared = Shared::default();
+    // An earlier run landed natural 0..=19 and ad 0..=4, then crashed before committing.
+    shared.with(|l| {
+        l.offsets.insert((NATURAL.into(), 0), 19);
+        l.offsets.insert((AD.into(), 0), 4);
+    });
+    let run = start(&cfg, "sink", Epoch(0), &shared);
+    wait_for("remaining rows", 30, || shared.with(|l| l.landed.len()) >= 30 + 25).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    run.handle.shutdown();
+    run.handle.join().await.expect("graph");
+    let landed = shared.with(|l| l.landed.clone());
+    let mut expected: Vec<Vec<u8>> = natural[20..].to_vec();
+    expected.extend_from_slice(&ad[5..]);
+    assert_exactly_once(&landed, &expected);
+    assert!(landed.iter().all(|r| r.offset > if r.topic == NATURAL { 19 } else { 4 }));
+    assert_eq!(
+        some_commits(committed_async(&brokers, "g-resume", 1).await),
+        expected_commits(&landed)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_emits_a_final_barrier_and_commits() {
+    let mock = cluster(2);
+    let brokers = mock.bootstrap_servers();
+    let mut cfg = config(&brokers, "g-stop");
+    cfg.epoch_interval = Duration::from_secs(3600);
+    cfg.epoch_max_messages = 1_000_000;
+    let produced = produce(&cfg, AD, "s", 120).await;
+    let shared = Shared::default();
+    let run = start(&cfg, "sink", Epoch(0), &shared);
+    wait_for("rows", 30, || shared.with(|l| l.seen) >= 120).await;
+    assert!(shared.with(|l| l.barriers.is_empty()), "no barrier before shutdown");
+    assert!(some_commits(committed_async(&brokers, "g-stop", 2).await).is_empty());
+    run.handle.shutdown();
+    run.handle.join().await.expect("graph");
+    let (landed, barriers, ended) =
+        shared.with(|l| (l.landed.clone(), l.barriers.clone(), l.ended.clone()));
+    assert_eq!(barriers["sink"], vec![Epoch(0)], "one final barrier");
+    assert_eq!(ended, vec!["sink".to_string()]);
+    assert_exactly_once(&landed, &produced);
+    assert_eq!(
+        some_commits(committed_async(&brokers, "g-stop", 2).await),
+        expected_commits(&landed),
+        "final epoch committed before run returned"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebalance_finishes_the_epoch_before_handing_partitions_over() {
+    let mock = cluster(3);
+    let brokers = mock.bootstrap_servers();
+    let mut cfg = config(&brokers, "g-rebalance");
+    // Long epochs: at the rebalance, replica A holds an open epoch it must finish first.
+    cfg.epoch_interval = Duration::from_secs(3600);
+    cfg.epoch_max_messages = 1_000_000;
+    let mut produced = produce(&cfg, NATURAL, "1", 300).await;
+    produced.extend(produce(&cfg, AD, "1", 300).await);
+    let shared = Shared::default();
+    let a = start(&cfg, "a", Epoch(0), &shared);
+    wait_for("A consumed the first half", 30, || shared.with(|l| l.seen) >= 600).await;
+    assert!(shared.with(|l| l.landed.is_empty()), "A's epoch is still open");
+    let b = start(&cfg, "b", Epoch(1000), &shared);
+    // A's revocation lands its open epoch and commits it.
+    wait_for("A finished its epoch at the revocation", 30, || {
+        shared.with(|l| l.landed.len()) >= 600
+    })
+    .await;
+    wait_for("both replicas assigned", 30, || {
+        b.stats.rebalances.load(Ordering::Relaxed) >= 1
+            && a.stats.rebalances.load(Ordering::Relaxed) >= 3
+    })
+    .await;
+    produced.extend(produce(&cfg, NATURAL, "2", 300).await);
+    produced.extend(produce(&cfg, AD, "2", 300).await);
+    wait_for("second half seen", 30, || shared.with(|l| l.seen) >= 1200).await;
+    b.handle.shutdown();
+    a.handle.shutdown();
+    b.handle.join().await.expect("graph b");
+    a.handle.join().await.expect("graph a");
+    let (landed, barriers) = shared.with(|l| (l.landed.clone(), l.barriers.clone()));
+    assert_exactly_once(&landed, &produced);
+    assert_eq!(barriers["a"][0], Epoch(0));
+    assert!(barriers.contains_key("b"), "B landed the partitions it got: {barriers:?}");
+    assert!(b.stats.messages.load(Ordering::Relaxed) > 0);
+    assert_eq!(
+        some_commits(committed_async(&brokers, "g-rebalance", 3).await),
+        expected_commits(&landed)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keeps_waiting_while_the_broker_is_down() {
+    let mock = cluster(1);
+    let brokers = mock.bootstrap_servers();
+    let cfg = config(&brokers, "g-down");
+    let mut produced = produce(&cfg, NATURAL, "d1", 40).await;
+    let shared = Shared::default();
+    let run = start(&cfg, "sink", Epoch(0), &shared);
+    wait_for("first rows landed", 30, || shared.with(|l| l.landed.len()) >= 40).await;
+    mock.broker_down(-1).expect("down");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(shared.with(|l| l.ended.is_empty()), "the source kept running");
+    mock.broker_up(-1).expect("up");
+    produced.extend(produce(&cfg, NATURAL, "d2", 40).await);
+    wait_for("rows after the outage", 60, || shared.with(|l| l.landed.len()) >= 80).await;
+    run.handle.shutdown();
+    run.handle.join().await.expect("graph");
+    assert_exactly_once(&shared.with(|l| l.landed.clone()), &produced);
+}

@@ -1,0 +1,273 @@
+//! Command-line definitions (clap) and dispatch. The subcommand and flag names are a contract with
+//! schedulers and scripts (see `docs/architecture.md`); change them only compatibly.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::commands;
+use crate::config::{ConfigError, CtrflowConfig, LogFormat};
+
+/// ctrflow: a streaming, daily-update training pipeline for cross-domain CTR models.
+///
+/// Every flag can also come from the config file (--config FILE) or from `CTRFLOW__*`
+/// environment variables (e.g. CTRFLOW__STORE__URL=s3://bucket/ctr). `--store URL` is the
+/// object-store root everywhere: file:///abs/dir or a local path, s3://bucket/prefix (AWS_*
+/// variables, AWS_ENDPOINT_URL for S3-compatible servers), gs://, az://, memory://name.
+///
+/// Exit codes: 0 success, 1 failure, 2 bad usage or configuration.
+#[derive(Debug, Parser)]
+#[command(name = "ctrflow", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// TOML configuration file layered over the built-in defaults.
+    #[arg(long, global = true, env = "CTRFLOW_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log format on stderr (overrides `log.format`).
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// More log output (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only warnings and errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write seeded synthetic two-domain logs (natural ~20x ad) as a Parquet archive in the
+    /// landing layout, then print a summary of what was written.
+    ///
+    /// Same seed, same bytes. Users share latent interests across domains and carry long
+    /// behaviour histories, so cross-domain transfer and long-sequence models have signal to find.
+    ///
+    /// Example: ctrflow generate --store ./ctrflow-data --days 14 --users 20000
+    Generate(GenerateArgs),
+    /// Import a public dataset as event-schema Parquet.
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Run SQL over the archive. Tables: `natural`, `ad` (only files listed by manifests).
+    ///
+    /// Example: ctrflow sql --store ./ctrflow-data "SELECT domain, count(*) AS events,
+    /// avg(label) AS ctr FROM ad GROUP BY domain"
+    Sql(SqlArgs),
+    /// Publish archived or generated events to the Kafka topics (one JSON message per event,
+    /// keyed by user id) at a target rate, for load tests and demos.
+    ///
+    /// Example: ctrflow produce --brokers 127.0.0.1:9092 --store ./ctrflow-data --rate 50000
+    Produce(ProduceArgs),
+    /// The long-running ingest job: Kafka -> validate -> Parquet landing tables, exactly once.
+    ///
+    /// Consumes both domain topics in a consumer group, writes valid events under landing/,
+    /// rejected ones (with the reason) under dead-letter/, events of closed days under late/,
+    /// epoch manifests under landing/_epochs/, closes days with _SUCCESS manifests, and commits
+    /// Kafka offsets only after the epoch manifest is durable. Run N replicas with the same
+    /// --group to scale out. SIGINT/SIGTERM finish the open epoch, commit and exit 0; after a
+    /// crash just restart it (see docs/ingest.md).
+    ///
+    /// Example: ctrflow ingest --brokers kafka:9092 --store s3://ml/ctrflow --group ctrflow-ingest
+    Ingest(IngestArgs),
+    /// Inspect configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `ctrflow produce`
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    /// Bootstrap brokers (overrides `kafka.brokers`).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub brokers: Option<String>,
+    /// Archive to replay (overrides `store.url`); ignored with `--source generate`.
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// Replay the archive, or generate events from `[generator]` on the fly.
+    #[arg(long, value_enum, default_value_t = ProduceSource::Archive)]
+    pub source: ProduceSource,
+    /// Messages per second (unlimited when absent).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// First day of the archive to replay.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub from: Option<String>,
+    /// Last day of the archive to replay.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub to: Option<String>,
+}
+
+/// What `ctrflow produce` publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProduceSource {
+    /// Events of the archive in --store (days in order).
+    Archive,
+    /// Events generated from the `[generator]` config.
+    Generate,
+}
+
+/// `ctrflow ingest`
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Bootstrap brokers (overrides `kafka.brokers`).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub brokers: Option<String>,
+    /// Object-store root to land into (overrides `store.url`).
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// Consumer group (overrides `kafka.group-id`).
+    #[arg(long, value_name = "G")]
+    pub group: Option<String>,
+}
+
+/// `ctrflow generate`
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Object-store root to write into (overrides `store.url`).
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// Number of days (overrides `generator.days`).
+    #[arg(long)]
+    pub days: Option<u32>,
+    /// Number of users (overrides `generator.users`).
+    #[arg(long)]
+    pub users: Option<u64>,
+    /// Number of natural content items (overrides `generator.items`).
+    #[arg(long)]
+    pub items: Option<u64>,
+    /// Events per day over both domains (overrides `generator.events-per-day`).
+    #[arg(long)]
+    pub events_per_day: Option<u64>,
+    /// Random seed (overrides `generator.seed`).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// First day, YYYY-MM-DD (overrides `generator.start-date`).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub start_date: Option<String>,
+    /// Output: a Parquet archive in the store, or wire-format JSON lines to --out.
+    #[arg(long, value_enum, default_value_t = GenerateFormat::Parquet)]
+    pub format: GenerateFormat,
+    /// File for `--format jsonl` (`-` for stdout).
+    #[arg(long, value_name = "FILE", required_if_eq("format", "jsonl"))]
+    pub out: Option<PathBuf>,
+}
+
+/// Output of `ctrflow generate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GenerateFormat {
+    /// Parquet in the landing layout with `_SUCCESS` day manifests.
+    Parquet,
+    /// One wire-format JSON event per line.
+    Jsonl,
+}
+
+/// `ctrflow import ...`
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Import MovieLens (100k or 1M) in RecBole's atomic-file format (DIR holds NAME.inter,
+    /// NAME.item and optionally NAME.user; `scripts/fetch-movielens.sh` downloads them).
+    ///
+    /// label = rating >= 4; domain = ad when the movie has one of the ad genres, else natural;
+    /// behaviour sequence = the user's earlier rated movies, most recent first.
+    ///
+    /// Example: ctrflow import movielens ~/.cache/ctrflow-data/ml-100k --store ./ml100k
+    Movielens(MovielensArgs),
+}
+
+/// `ctrflow import movielens`
+#[derive(Debug, Args)]
+pub struct MovielensArgs {
+    /// Directory with the RecBole atomic files.
+    pub dir: PathBuf,
+    /// Object-store root to write into (overrides `store.url`).
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// Comma-separated genres that make a movie an ad (overrides `movielens.ad-genres`).
+    #[arg(long, value_delimiter = ',', value_name = "GENRE,...")]
+    pub ad_genres: Option<Vec<String>>,
+}
+
+/// `ctrflow sql`
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// Object-store root to read (overrides `store.url`).
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = SqlFormat::Table)]
+    pub format: SqlFormat,
+    /// The query.
+    pub query: String,
+}
+
+/// Output of `ctrflow sql`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SqlFormat {
+    /// Aligned text table.
+    Table,
+    /// CSV with header (nested columns such as hist_item_ids are not supported by CSV).
+    Csv,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `ctrflow config ...`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate FILE (with `CTRFLOW__*` overrides applied) and print the effective configuration.
+    Check {
+        /// The TOML file.
+        file: PathBuf,
+        /// Only validate; print nothing on success.
+        #[arg(long)]
+        quiet_ok: bool,
+    },
+    /// Print the effective configuration (defaults, --config file, environment).
+    Show,
+}
+
+/// A failure that is the user's to fix: bad usage or configuration (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Parses `args`, runs the command and maps the outcome to the documented exit codes.
+pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match execute(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            let usage = err.downcast_ref::<ConfigError>().is_some()
+                || err.downcast_ref::<UsageError>().is_some();
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}
+
+fn execute(cli: Cli) -> anyhow::Result<()> {
+    let config_file = match &cli.command {
+        Command::Config(ConfigCommand::Check { file, .. }) => Some(file.clone()),
+        _ => cli.config.clone(),
+    };
+    let mut config = CtrflowConfig::load(config_file.as_deref(), std::env::vars())?;
+    if let Some(format) = cli.log_format {
+        config.log.format = format;
+    }
+    crate::logging::init(&config.log, cli.verbose, cli.quiet);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("ctrflow-worker")
+        .build()?;
+    runtime.block_on(commands::dispatch(cli.command, config))
+}

@@ -1,0 +1,42 @@
+//! One module per subcommand. Each takes the validated configuration, applies its flags (which
+//! are validated again) and drives the operators.
+
+mod config_cmd;
+mod generate;
+mod import;
+mod ingest;
+mod produce;
+mod sql;
+
+use crate::cli::Command;
+use crate::config::CtrflowConfig;
+
+/// Runs `command` with `config`.
+pub async fn dispatch(command: Command, config: CtrflowConfig) -> anyhow::Result<()> {
+    match command {
+        Command::Generate(args) => generate::run(args, config).await,
+        Command::Import(crate::cli::ImportCommand::Movielens(args)) => {
+            import::movielens(args, config).await
+        }
+        Command::Sql(args) => sql::run(args, config).await,
+        Command::Produce(args) => produce::run(args, config).await,
+        Command::Ingest(args) => ingest::run(args, config).await,
+        Command::Config(cmd) => config_cmd::run(cmd, &config),
+    }
+}
+
+/// Applies `--store` and opens the store.
+pub(crate) fn open_store(
+    flag: Option<String>,
+    config: &mut CtrflowConfig,
+) -> anyhow::Result<ctrflow_storage::Storage> {
+    if let Some(url) = flag {
+        config.store.url = url;
+    }
+    ctrflow_storage::Storage::open(&config.store.url).map_err(|e| {
+        anyhow::Error::new(crate::cli::UsageError(format!(
+            "cannot open store `{}`: {e}",
+            config.store.url
+        )))
+    })
+}

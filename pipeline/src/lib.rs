@@ -1,0 +1,12 @@
+//! The `ctrflow` command line: configuration loading, logging, progress reporting and the
+//! commands that drive the operators. `main.rs` only calls [`run`].
+//!
+//! Exit codes: 0 success, 1 failure, 2 bad usage or configuration.
+
+pub mod cli;
+mod commands;
+pub mod config;
+mod logging;
+mod progress;
+
+pub use cli::run;

@@ -1,0 +1,301 @@
+//! Parquet helpers: write-once Parquet objects and streaming reads over the object store.
+//!
+//! A file is encoded completely in memory ([`encode_parquet`]) and then stored with
+//! [`Storage::put_once`], so it is either fully visible or absent, never half-written, and a
+//! replay of the same batches is idempotent. Callers bound memory and file size by rolling to a
+//! new file every N rows / bytes (the landing sink does this on barriers).
+//!
+//! Reads go through a small [`AsyncFileReader`] over the store that fetches the footer and then
+//! only the column chunks it needs, so large files are never loaded whole.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::ParquetRecordBatchStreamBuilder;
+use parquet::arrow::arrow_reader::ArrowReaderOptions;
+use parquet::arrow::async_reader::AsyncFileReader;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::errors::ParquetError;
+use parquet::file::metadata::{KeyValue, ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+
+use crate::error::{Ctx, Result};
+use crate::open::Storage;
+use crate::ops::{PutOutcome, object_path};
+
+/// Key used in errors from [`encode_parquet`], which has no object key.
+const IN_MEMORY: &str = "<in-memory>";
+
+/// Footer bytes fetched in the first request when reading metadata.
+const FOOTER_PREFETCH: usize = 64 * 1024;
+
+/// Compression codec for written Parquet files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParquetCompression {
+    /// Zstandard at the given level (1..=22). The default, at level 3.
+    Zstd(i32),
+    /// Snappy.
+    Snappy,
+    /// No compression.
+    Uncompressed,
+}
+
+/// How [`encode_parquet`] and [`Storage::write_parquet`] encode a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParquetWriteOptions {
+    /// Compression codec. Default zstd level 3.
+    pub compression: ParquetCompression,
+    /// Maximum rows per row group. Default 65,536.
+    pub max_row_group_rows: usize,
+    /// Dictionary encoding. Default on.
+    pub dictionary: bool,
+    /// Page-level statistics (min/max, null counts) for pruning. Default on.
+    pub statistics: bool,
+    /// Key-value pairs stored in the file footer (e.g. schema hash, writer version).
+    pub key_value_metadata: Vec<(String, String)>,
+}
+
+impl Default for ParquetWriteOptions {
+    fn default() -> Self {
+        ParquetWriteOptions {
+            compression: ParquetCompression::Zstd(3),
+            max_row_group_rows: 64 * 1024,
+            dictionary: true,
+            statistics: true,
+            key_value_metadata: Vec::new(),
+        }
+    }
+}
+
+impl ParquetWriteOptions {
+    fn writer_properties(&self) -> Result<WriterProperties, ParquetError> {
+        let compression = match self.compression {
+            ParquetCompression::Zstd(level) => Compression::ZSTD(ZstdLevel::try_new(level)?),
+            ParquetCompression::Snappy => Compression::SNAPPY,
+            ParquetCompression::Uncompressed => Compression::UNCOMPRESSED,
+        };
+        let statistics = if self.statistics {
+            EnabledStatistics::Page
+        } else {
+            EnabledStatistics::None
+        };
+        let kv = (!self.key_value_metadata.is_empty()).then(|| {
+            self.key_value_metadata
+                .iter()
+                .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
+                .collect()
+        });
+        Ok(WriterProperties::builder()
+            .set_compression(compression)
+            .set_max_row_group_row_count(Some(self.max_row_group_rows.max(1)))
+            .set_dictionary_enabled(self.dictionary)
+            .set_statistics_enabled(statistics)
+            .set_key_value_metadata(kv)
+            .build())
+    }
+}
+
+/// A Parquet file written by [`Storage::write_parquet`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenFile {
+    /// Key relative to the store root.
+    pub key: String,
+    /// Rows in the file.
+    pub rows: u64,
+    /// Encoded size in bytes.
+    pub bytes: u64,
+    /// Whether the file was created now or already existed with identical bytes.
+    pub outcome: PutOutcome,
+}
+
+/// Encode `batches` (all with schema `schema`) as one Parquet file in memory.
+///
+/// CPU-heavy for large inputs: call it from a blocking thread (as [`Storage::write_parquet`]
+/// does). The whole file is held in memory; callers bound its size by rolling to a new file.
+/// An empty `batches` gives a valid file with zero rows. Encoding is deterministic, so a replay of
+/// the same batches yields the same bytes (and [`Storage::put_once`] treats it as idempotent).
+pub fn encode_parquet(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    opts: &ParquetWriteOptions,
+) -> Result<Bytes> {
+    encode(schema, batches, opts).map_err(|e| {
+        Ctx {
+            op: "encode_parquet",
+            key: IN_MEMORY,
+        }
+        .parquet(e)
+    })
+}
+
+fn encode(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    opts: &ParquetWriteOptions,
+) -> Result<Bytes, ParquetError> {
+    let props = opts.writer_properties()?;
+    let mut writer = ArrowWriter::try_new(Vec::new(), Arc::clone(schema), Some(props))?;
+    for batch in batches {
+        writer.write(batch)?;
+    }
+    Ok(Bytes::from(writer.into_inner()?))
+}
+
+/// An [`AsyncFileReader`] over one object of known size.
+#[derive(Debug, Clone)]
+struct StoreReader {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    size: u64,
+}
+
+fn external(e: object_store::Error) -> ParquetError {
+    ParquetError::External(Box::new(e))
+}
+
+impl AsyncFileReader for StoreReader {
+    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        async move {
+            self.store
+                .get_range(&self.path, range)
+                .await
+                .map_err(external)
+        }
+        .boxed()
+    }
+
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<Range<u64>>,
+    ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        async move {
+            self.store
+                .get_ranges(&self.path, &ranges)
+                .await
+                .map_err(external)
+        }
+        .boxed()
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        async move {
+            let size = self.size;
+            let metadata = ParquetMetaDataReader::new()
+                .with_arrow_reader_options(options)
+                .with_prefetch_hint(Some(FOOTER_PREFETCH))
+                .load_and_finish(self, size)
+                .await?;
+            Ok(Arc::new(metadata))
+        }
+        .boxed()
+    }
+}
+
+impl Storage {
+    /// Encode `batches` on a blocking thread and store them under the write-once key `key`.
+    ///
+    /// See [`encode_parquet`] and [`Storage::put_once`]: the file is never half-visible, an
+    /// identical replay is `PutOutcome::AlreadyExisted`, different content under an existing key
+    /// is a `WriteOnceViolation`.
+    pub async fn write_parquet(
+        &self,
+        key: &str,
+        schema: &SchemaRef,
+        batches: &[RecordBatch],
+        opts: &ParquetWriteOptions,
+    ) -> Result<WrittenFile> {
+        let ctx = Ctx {
+            op: "write_parquet",
+            key,
+        };
+        object_path(ctx, key)?;
+        let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+        let (schema, batches, opts) = (Arc::clone(schema), batches.to_vec(), opts.clone());
+        let bytes = tokio::task::spawn_blocking(move || encode(&schema, &batches, &opts))
+            .await
+            .map_err(|e| ctx.internal(format!("parquet encoding task failed: {e}")))?
+            .map_err(|e| ctx.parquet(e))?;
+        let size = bytes.len() as u64;
+        let outcome = self.put_once(key, bytes).await?;
+        Ok(WrittenFile {
+            key: key.to_string(),
+            rows,
+            bytes: size,
+            outcome,
+        })
+    }
+
+    /// Read a whole Parquet object into memory (for small files; see
+    /// [`Storage::parquet_stream`] for large ones).
+    pub async fn read_parquet(&self, key: &str) -> Result<Vec<RecordBatch>> {
+        self.parquet_stream(key, 8192).await?.try_collect().await
+    }
+
+    /// Stream the record batches of a Parquet object, `batch_size` rows at a time, fetching
+    /// only the byte ranges it needs. A missing key is [`crate::StorageError::NotFound`].
+    pub async fn parquet_stream(
+        &self,
+        key: &str,
+        batch_size: usize,
+    ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
+        let ctx = Ctx {
+            op: "parquet_stream",
+            key,
+        };
+        let reader = self.parquet_reader(ctx).await?;
+        let stream = ParquetRecordBatchStreamBuilder::new(reader)
+            .await
+            .map_err(|e| ctx.parquet(e))?
+            .with_batch_size(batch_size.max(1))
+            .build()
+            .map_err(|e| ctx.parquet(e))?;
+        let owned = key.to_string();
+        Ok(stream
+            .map_err(move |e| {
+                Ctx {
+                    op: "parquet_stream",
+                    key: &owned,
+                }
+                .parquet(e)
+            })
+            .boxed())
+    }
+
+    /// Number of rows of a Parquet object, read from its footer only.
+    pub async fn parquet_row_count(&self, key: &str) -> Result<u64> {
+        let ctx = Ctx {
+            op: "parquet_row_count",
+            key,
+        };
+        let mut reader = self.parquet_reader(ctx).await?;
+        let metadata = reader
+            .get_metadata(None)
+            .await
+            .map_err(|e| ctx.parquet(e))?;
+        let rows = metadata.file_metadata().num_rows();
+        u64::try_from(rows)
+            .map_err(|_| ctx.internal(format!("negative row count {rows} in footer")))
+    }
+
+    async fn parquet_reader(&self, ctx: Ctx<'_>) -> Result<StoreReader> {
+        let path = object_path(ctx, ctx.key)?;
+        let meta = self.store.head(&path).await.map_err(|e| ctx.store(e))?;
+        Ok(StoreReader {
+            store: Arc::clone(&self.store),
+            path,
+            size: meta.size,
+        })
+    }
+}

@@ -1,0 +1,59 @@
+//! The command-line contract: exit codes (0 ok, 1 failure, 2 usage/config) and config checking,
+//! driven through the same entry point the binary uses.
+
+use std::process::ExitCode;
+
+use ctrflow_pipeline::run;
+
+fn code(args: &[&str]) -> ExitCode {
+    run(std::iter::once("ctrflow").chain(args.iter().copied()))
+}
+
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).expect("write config");
+    path.display().to_string()
+}
+
+#[test]
+fn config_check_accepts_the_shipped_configs() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs");
+    for name in ["demo.toml", "production.example.toml"] {
+        let path = format!("{root}/{name}");
+        assert_eq!(code(&["config", "check", "--quiet-ok", &path]), ExitCode::SUCCESS, "{name}");
+    }
+}
+
+#[test]
+fn config_check_rejects_bad_files_with_exit_code_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, text) in [
+        ("unknown.toml", "[generator]\nuserz = 3\n"),
+        ("type.toml", "[generator]\nusers = \"x\"\n"),
+        ("range.toml", "[schema]\nmax-seq-len = 0\n"),
+        ("syntax.toml", "[generator\n"),
+    ] {
+        let path = write(&dir, name, text);
+        assert_eq!(code(&["config", "check", &path]), ExitCode::from(2), "{name}");
+    }
+    assert_eq!(code(&["config", "check", "/nonexistent.toml"]), ExitCode::from(2));
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_exits_0() {
+    assert_eq!(code(&["no-such-command"]), ExitCode::from(2));
+    assert_eq!(code(&["generate", "--days", "many"]), ExitCode::from(2));
+    assert_eq!(code(&["generate", "--format", "jsonl"]), ExitCode::from(2), "jsonl needs --out");
+    assert_eq!(code(&["--help"]), ExitCode::SUCCESS);
+    assert_eq!(code(&["sql", "--help"]), ExitCode::SUCCESS);
+}
+
+#[test]
+fn failures_exit_1_and_bad_stores_exit_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().display().to_string();
+    assert_eq!(code(&["sql", "--store", &store, "SELECT nonsense FROM nowhere"]), ExitCode::from(1));
+    assert_eq!(code(&["sql", "--store", "ftp://host/x", "SELECT 1"]), ExitCode::from(2));
+    let missing = dir.path().join("no-dataset").display().to_string();
+    assert_eq!(code(&["import", "movielens", &missing, "--store", &store]), ExitCode::from(1));
+}

@@ -1,0 +1,324 @@
+//! `ctrflow ingest` against a real Kafka-protocol broker (tansu, started by the test command) and
+//! a local-filesystem store, driving the real binary so that SIGTERM and kill -9 are real.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use arrow::array::AsArray;
+use ctrflow_operators::generate::{Generator, GeneratorConfig};
+use ctrflow_operators::ingest::landed_offsets;
+use ctrflow_operators::kafka::{KafkaConfig, KafkaProducer, create_topics};
+use ctrflow_operators::sql::trusted_landing_files;
+use ctrflow_schemas::{
+    DayManifest, Domain, EpochManifest, Event, FileRole, KeyLayout, decode_manifest,
+    events_from_batch,
+};
+use ctrflow_storage::Storage;
+use ctrflow_test_support::{brokers, unique_name};
+
+/// The `ctrflow` binary built with the tests.
+fn ctrflow_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ctrflow-under-test")
+}
+
+struct Setup {
+    kafka: KafkaConfig,
+    store: tempfile::TempDir,
+}
+
+impl Setup {
+    async fn new(partitions: i32) -> Setup {
+        let mut kafka = KafkaConfig {
+            brokers: brokers(),
+            group_id: unique_name("group"),
+            ..KafkaConfig::default()
+        };
+        kafka.topics.natural = unique_name("natural");
+        kafka.topics.ad = unique_name("ad");
+        create_topics(
+            &kafka,
+            &[(&kafka.topics.natural, partitions), (&kafka.topics.ad, partitions)],
+            1,
+        )
+        .await
+        .expect("create topics");
+        Setup {
+            kafka,
+            store: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    fn store_path(&self) -> &Path {
+        self.store.path()
+    }
+
+    /// Starts `ctrflow ingest` with short epochs and a validation window wide enough for 2024
+    /// data.
+    fn spawn_ingest(&self) -> Child {
+        Command::new(ctrflow_bin())
+            .args(["ingest", "--brokers", &self.kafka.brokers, "--group", &self.kafka.group_id])
+            .arg("--store")
+            .arg(self.store_path())
+            .env("CTRFLOW__KAFKA__TOPICS__NATURAL", &self.kafka.topics.natural)
+            .env("CTRFLOW__KAFKA__TOPICS__AD", &self.kafka.topics.ad)
+            .env("CTRFLOW__KAFKA__EPOCH_INTERVAL", "\"500ms\"")
+            .env("CTRFLOW__KAFKA__SESSION_TIMEOUT", "\"6s\"")
+            .env("CTRFLOW__INGEST__DECODE__MAX_EVENT_AGE", "\"36500days\"")
+            .env("CTRFLOW__INGEST__COORDINATOR__ALLOWED_LATENESS", "\"1h\"")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start ctrflow ingest")
+    }
+
+    async fn produce(&self, messages: Vec<(String, Vec<u8>, Vec<u8>)>) {
+        let producer = KafkaProducer::new(&self.kafka).expect("producer");
+        let n = messages.len() as u64;
+        let sent = producer.send_all(messages, None, |_| {}).await.expect("produce");
+        assert_eq!(sent, n);
+    }
+
+    fn storage(&self) -> Storage {
+        Storage::open(&self.store_path().display().to_string()).expect("open store")
+    }
+}
+
+/// Generated events, 2 days, as (topic, key, payload).
+fn generated(setup: &Setup, events_per_day: u64, seed: u64) -> (Vec<Event>, Vec<(String, Vec<u8>, Vec<u8>)>) {
+    let cfg = GeneratorConfig {
+        seed,
+        days: 2,
+        users: 300,
+        events_per_day,
+        max_seq_len: 60,
+        ..GeneratorConfig::default()
+    };
+    let mut g = Generator::new(&cfg).expect("generator");
+    let mut events = Vec::new();
+    while let Some(chunk) = g.next_chunk(100_000) {
+        events.extend(chunk.events);
+    }
+    let messages = events
+        .iter()
+        .map(|e| {
+            (
+                setup.kafka.topics.topic(e.domain).to_string(),
+                e.user_id.0.to_be_bytes().to_vec(),
+                e.to_json(),
+            )
+        })
+        .collect();
+    (events, messages)
+}
+
+/// Event ids of every landing file listed by a manifest (duplicates kept).
+async fn landed_event_ids(storage: &Storage) -> Vec<String> {
+    let mut ids = Vec::new();
+    for domain in Domain::ALL {
+        for key in trusted_landing_files(storage, domain, None).await.expect("files") {
+            for b in storage.read_parquet(&key).await.expect("read") {
+                let col = b.column_by_name("event_id").expect("event_id");
+                ids.extend(col.as_string::<i32>().iter().flatten().map(str::to_string));
+            }
+        }
+    }
+    ids
+}
+
+async fn dead_letter_rows(storage: &Storage) -> u64 {
+    let mut rows = 0;
+    for obj in storage.list(KeyLayout.epochs_dir()).await.expect("list") {
+        let m: EpochManifest =
+            decode_manifest(&obj.key, &storage.get(&obj.key).await.expect("get")).expect("decode");
+        rows += m.files.iter().filter(|f| f.role == FileRole::DeadLetter).map(|f| f.rows).sum::<u64>();
+    }
+    rows
+}
+
+/// Waits until `expected` distinct events are landed (or fails after `limit`).
+async fn wait_landed(storage: &Storage, expected: usize, limit: Duration) -> Vec<String> {
+    let start = Instant::now();
+    loop {
+        let ids = landed_event_ids(storage).await;
+        if ids.len() >= expected || start.elapsed() > limit {
+            return ids;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+    assert!(status.success());
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            return s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "ingest did not stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn malformed(setup: &Setup, n: usize) -> Vec<(String, Vec<u8>, Vec<u8>)> {
+    let topic = setup.kafka.topics.natural.clone();
+    let valid = String::from_utf8(
+        Event {
+            event_id: "x".into(),
+            event_time: ctrflow_schemas::EventTime(1_704_067_200_000),
+            domain: Domain::Natural,
+            user_id: ctrflow_schemas::UserId(1),
+            item_id: ctrflow_schemas::ItemId(2),
+            category_id: ctrflow_schemas::CategoryId(3),
+            position: 0,
+            hour: 1,
+            device: ctrflow_schemas::Device::Ios,
+            hist_item_ids: vec![],
+            hist_category_ids: vec![],
+            item_content: None,
+            label: 0,
+        }
+        .to_json(),
+    )
+    .expect("utf8");
+    (0..n)
+        .map(|i| {
+            let payload: Vec<u8> = match i % 8 {
+                0 => (0..32).map(|b| ((i * 31 + b * 7) % 251) as u8).collect(),
+                1 => valid[..valid.len() / 2].as_bytes().to_vec(),
+                2 => valid.replace("\"user_id\":1", "\"user_id\":\"one\"").into_bytes(),
+                3 => valid.replace("\"label\":0,", "").into_bytes(),
+                4 => valid
+                    .replace("\"hist_item_ids\":[]", &format!("\"hist_item_ids\":[{}]", vec!["1"; 100_000].join(",")))
+                    .replace("\"hist_category_ids\":[]", &format!("\"hist_category_ids\":[{}]", vec!["1"; 100_000].join(",")))
+                    .into_bytes(),
+                5 => valid.replace("\"user_id\":1", "\"user_id\":-5").into_bytes(),
+                6 => valid.replace("\"user_id\":1", "\"user_id\":99999999999999999999999").into_bytes(),
+                _ => valid.replace("1704067200000", "4102444800000").into_bytes(),
+            };
+            (topic.clone(), vec![], payload)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lands_every_good_event_once_and_dead_letters_every_bad_one() {
+    let setup = Setup::new(3).await;
+    let (events, mut messages) = generated(&setup, 4_000, 1);
+    let bad = malformed(&setup, 400);
+    // Interleave: one bad message every 10 good ones.
+    let mut mixed = Vec::with_capacity(messages.len() + bad.len());
+    let mut bad_iter = bad.into_iter();
+    for (i, m) in messages.drain(..).enumerate() {
+        mixed.push(m);
+        if i % 10 == 9
+            && let Some(b) = bad_iter.next()
+        {
+            mixed.push(b);
+        }
+    }
+    mixed.extend(bad_iter);
+    setup.produce(mixed).await;
+
+    let mut child = setup.spawn_ingest();
+    let storage = setup.storage();
+    let ids = wait_landed(&storage, events.len(), Duration::from_secs(180)).await;
+    let status = terminate(&mut child);
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+
+    let distinct: HashSet<&String> = ids.iter().collect();
+    assert_eq!(ids.len(), events.len(), "every good event landed once");
+    assert_eq!(distinct.len(), events.len(), "no duplicates");
+    let expected: HashSet<&String> = events.iter().map(|e| &e.event_id).collect();
+    assert_eq!(distinct, expected);
+    assert_eq!(dead_letter_rows(&storage).await, 400, "every bad message dead-lettered");
+
+    // The dead letters keep the raw bytes and a reason.
+    let mut reasons = HashSet::new();
+    for obj in storage.list("dead-letter/").await.expect("list") {
+        for b in storage.read_parquet(&obj.key).await.expect("read") {
+            let r = b.column_by_name("reason").expect("reason").as_string::<i32>();
+            reasons.extend(r.iter().flatten().map(str::to_string));
+        }
+    }
+    for reason in ["bad-json", "wrong-type", "missing-field", "sequence-too-long", "event-time-out-of-window"] {
+        assert!(reasons.contains(reason), "{reason} missing from {reasons:?}");
+    }
+    // The first day closed: its _SUCCESS lists exactly what SQL sees for that day.
+    let first_day = events[0].event_time.date().expect("date");
+    let key = KeyLayout.day_success(Domain::Natural, first_day);
+    let day: DayManifest = decode_manifest(&key, &storage.get(&key).await.expect("day closed"))
+        .expect("decode");
+    let expected_rows = events
+        .iter()
+        .filter(|e| e.domain == Domain::Natural && e.event_time.date() == Some(first_day))
+        .count() as u64;
+    assert_eq!(day.rows, expected_rows);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
+    let setup = Setup::new(2).await;
+    let (events, messages) = generated(&setup, 6_000, 2);
+    setup.produce(messages).await;
+    let storage = setup.storage();
+    let rounds = std::env::var("CTRFLOW_KILL_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10u32);
+    // A deterministic spread of kill delays (0.3 s .. 4 s).
+    for round in 0..rounds {
+        let mut child = setup.spawn_ingest();
+        let delay = 300 + (u64::from(round) * 2_654_435_761 % 3_700);
+        std::thread::sleep(Duration::from_millis(delay));
+        child.kill().expect("kill -9");
+        child.wait().expect("reap");
+        let ids = landed_event_ids(&storage).await;
+        let distinct: HashSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len(), "round {round}: duplicates after kill -9");
+    }
+    let mut child = setup.spawn_ingest();
+    let ids = wait_landed(&storage, events.len(), Duration::from_secs(180)).await;
+    assert!(terminate(&mut child).success());
+    let distinct: HashSet<&String> = ids.iter().collect();
+    assert_eq!(ids.len(), events.len(), "exactly the produced events after {rounds} kills");
+    assert_eq!(distinct.len(), events.len());
+    let landed = landed_offsets(&storage).await.expect("offsets");
+    assert!(!landed.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn produce_command_replays_an_archive() {
+    let setup = Setup::new(2).await;
+    let archive = tempfile::tempdir().expect("tempdir");
+    let a = archive.path().display().to_string();
+    let gen_args = ["ctrflow", "generate", "--store", &a, "--days", "1", "--users", "100", "--events-per-day", "2000"];
+    assert_eq!(tokio::task::spawn_blocking(move || ctrflow_pipeline::run(gen_args)).await.expect("join"), std::process::ExitCode::SUCCESS);
+    let status = Command::new(ctrflow_bin())
+        .args(["produce", "--brokers", &setup.kafka.brokers, "--store", &a, "--rate", "100000"])
+        .env("CTRFLOW__KAFKA__TOPICS__NATURAL", &setup.kafka.topics.natural)
+        .env("CTRFLOW__KAFKA__TOPICS__AD", &setup.kafka.topics.ad)
+        .status()
+        .expect("run produce");
+    assert!(status.success());
+    let mut child = setup.spawn_ingest();
+    let ids = wait_landed(&setup.storage(), 2000, Duration::from_secs(120)).await;
+    assert!(terminate(&mut child).success());
+    assert_eq!(ids.len(), 2000);
+    let source = Storage::open(&a).expect("archive");
+    let mut original = Vec::new();
+    for domain in Domain::ALL {
+        for key in trusted_landing_files(&source, domain, None).await.expect("files") {
+            for b in source.read_parquet(&key).await.expect("read") {
+                original.extend(events_from_batch(&b).expect("events").into_iter().map(|e| e.event_id));
+            }
+        }
+    }
+    let a: HashSet<String> = original.into_iter().collect();
+    let b: HashSet<String> = ids.into_iter().collect();
+    assert_eq!(a, b);
+}
