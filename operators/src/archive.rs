@@ -114,7 +114,7 @@ impl ArchiveWriter {
         let object = self.layout.landing_file(key.0, key.1, &part);
         let written = self
             .storage
-            .write_parquet(&object, self.schema.arrow().clone(), vec![batch], &self.options)
+            .write_parquet(&object, self.schema.arrow(), &[batch], &self.options)
             .await?;
         day.next_seq += 1;
         day.rows += written.rows;

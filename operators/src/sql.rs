@@ -90,8 +90,7 @@ pub async fn register_event_table(
         .map(|key| ListingTableUrl::parse(format!("{base}{}", storage.full_path(key))))
         .collect::<Result<Vec<_>, _>>()?;
     let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-        .with_file_extension(".parquet")
-        .with_collect_stat(true);
+        .with_file_extension(".parquet");
     let config = ListingTableConfig::new_with_multi_paths(urls)
         .with_listing_options(options)
         .with_schema(arrow_schema);

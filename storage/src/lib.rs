@@ -15,7 +15,7 @@
 //!   as `models/{name}/LATEST`) only if it is unchanged since it was read
 //!   ([`Storage::read_pointer`]), and reports a lost race as [`StorageError::PointerConflict`].
 //!   Memory, S3, GCS and Azure do this natively; the local file system has no compare-and-swap,
-//!   so there a small lock protocol is used, with the limits described in [`pointer`].
+//!   so there a small lock protocol is used, with the limits described in [`mod@pointer`].
 //!
 //! # Example
 //! ```

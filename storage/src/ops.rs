@@ -86,6 +86,19 @@ pub(crate) fn prefix_path(ctx: Ctx<'_>, prefix: &str) -> Result<Option<Path>> {
 impl Storage {
     /// Write `bytes` under the write-once data key `key`.
     ///
+    /// Plain overwrite of one object: atomic (visible whole or not at all) but unconditional.
+    /// For objects whose every writer writes equivalent content (e.g. a deterministic
+    /// producer's day manifest on rerun); use [`Storage::swap_pointer`] when writers may race.
+    pub async fn put(&self, key: &str, bytes: Bytes) -> Result<()> {
+        let ctx = Ctx { op: "put", key };
+        let path = object_path(ctx, key)?;
+        self.store
+            .put(&path, PutPayload::from_bytes(bytes))
+            .await
+            .map_err(|e| ctx.store(e))?;
+        Ok(())
+    }
+
     /// Atomic create-if-absent. If the key exists, it is read back: identical bytes give
     /// `Ok(PutOutcome::AlreadyExisted)` (idempotent replay), different bytes give
     /// [`StorageError::WriteOnceViolation`].

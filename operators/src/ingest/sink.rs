@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{Int32Type, Int64Type, SchemaRef, TimestampMillisecondType};
 use async_trait::async_trait;
 use ctrflow_schemas::{
@@ -287,7 +287,7 @@ impl PartSink {
             let options = self.options.clone();
             jobs.push(async move {
                 let written = storage
-                    .write_parquet(&object, schema, batches, &options)
+                    .write_parquet(&object, &schema, &batches, &options)
                     .await?;
                 Ok::<_, OperatorError>(FileEntry {
                     key: object,
@@ -321,9 +321,12 @@ impl Operator for PartSink {
         }
         let (group_of, groups, offsets) = self.route(&batch)?;
         let touched = self.buffer.add(&batch, &group_of, &groups, &offsets)?;
-        let full: Vec<(PartKey, PartRows)> = touched
+        let full_keys: Vec<PartKey> = touched
             .into_iter()
             .filter(|k| self.buffer.rows_of(k) >= self.config.rows_per_file)
+            .collect();
+        let full: Vec<(PartKey, PartRows)> = full_keys
+            .into_iter()
             .filter_map(|k| self.buffer.take(&k).map(|rows| (k, rows)))
             .collect();
         if !full.is_empty() {

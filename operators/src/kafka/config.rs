@@ -125,9 +125,16 @@ impl Default for KafkaConfig {
 /// True when the value of librdkafka property `key` must never be shown.
 pub fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["password", "secret", "token", "credential", "key.pem", "jaas"]
-        .iter()
-        .any(|w| k.contains(w))
+    [
+        "password",
+        "secret",
+        "token",
+        "credential",
+        "key.pem",
+        "jaas",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
         || k == "sasl.oauthbearer.config"
 }
 
@@ -223,7 +230,10 @@ impl KafkaConfig {
             ));
         }
         if self.max_batch_messages == 0 {
-            return Err(config_error("kafka.max-batch-messages", "must be at least 1"));
+            return Err(config_error(
+                "kafka.max-batch-messages",
+                "must be at least 1",
+            ));
         }
         if self.max_batch_wait.is_zero() {
             return Err(config_error("kafka.max-batch-wait", "must be positive"));
@@ -232,7 +242,10 @@ impl KafkaConfig {
             return Err(config_error("kafka.epoch-interval", "must be positive"));
         }
         if self.epoch_max_messages == 0 {
-            return Err(config_error("kafka.epoch-max-messages", "must be at least 1"));
+            return Err(config_error(
+                "kafka.epoch-max-messages",
+                "must be at least 1",
+            ));
         }
         Ok(())
     }

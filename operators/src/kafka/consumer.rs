@@ -174,8 +174,12 @@ impl ClientContext for PollContext {
             for (p, s) in t.partitions {
                 // Partition -1 is librdkafka's internal UA partition; offsets < 0 are unknown.
                 if p >= 0 && s.hi_offset >= 0 && s.app_offset >= 0 {
-                    let uncommitted = (s.committed_offset >= 0).then(|| s.hi_offset - s.committed_offset);
-                    lag.insert((topic.clone(), p), ((s.hi_offset - s.app_offset).max(0), uncommitted));
+                    let uncommitted =
+                        (s.committed_offset >= 0).then(|| s.hi_offset - s.committed_offset);
+                    lag.insert(
+                        (topic.clone(), p),
+                        ((s.hi_offset - s.app_offset).max(0), uncommitted),
+                    );
                 }
             }
         }
@@ -190,7 +194,10 @@ impl ConsumerContext for PollContext {
         err: RDKafkaRespErr,
         tpl: &mut TopicPartitionList,
     ) {
-        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
         let partitions = partitions_of(tpl);
         KafkaSourceStats::add(&self.stats.rebalances, 1);
         if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
@@ -203,10 +210,11 @@ impl ConsumerContext for PollContext {
                 if self.tx.blocking_send(event).is_ok() {
                     let landed = rx.blocking_recv().unwrap_or_default();
                     for (t, p) in &partitions {
-                        if let Some(last) = landed.get(&(t.clone(), *p)) {
-                            if let Err(e) = tpl.set_partition_offset(t, *p, Offset::Offset(last + 1)) {
-                                tracing::warn!(topic = %t, partition = p, error = %e, "cannot set start offset; relying on the drop filter");
-                            }
+                        let Some(last) = landed.get(&(t.clone(), *p)) else {
+                            continue;
+                        };
+                        if let Err(e) = tpl.set_partition_offset(t, *p, Offset::Offset(last + 1)) {
+                            tracing::warn!(topic = %t, partition = p, error = %e, "cannot set the start offset; relying on the drop filter");
                         }
                     }
                 }
@@ -253,7 +261,9 @@ impl ConsumerContext for PollContext {
             let n = partitions.len();
             let _ = self
                 .assigned
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |a| Some(a.saturating_sub(n)));
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |a| {
+                    Some(a.saturating_sub(n))
+                });
         } else {
             self.assigned.store(0, Ordering::SeqCst);
         }
@@ -427,7 +437,9 @@ fn poll_loop(consumer: &BaseConsumer<PollContext>, stop: &AtomicBool) {
         }
         if ctx.assigned.load(Ordering::SeqCst) == 0 && idle_since.elapsed() >= WARN_EVERY * 4 {
             idle_since = Instant::now();
-            tracing::warn!("kafka consumer has no partitions assigned yet (joining the group, or brokers unreachable); still waiting");
+            tracing::warn!(
+                "kafka consumer has no partitions assigned yet (joining the group, or brokers unreachable); still waiting"
+            );
         }
     }
 }

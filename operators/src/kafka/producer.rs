@@ -16,6 +16,8 @@ use crate::OperatorError;
 
 /// Deliveries awaited at once before sending more (bounds memory on huge inputs).
 const MAX_IN_FLIGHT: usize = 50_000;
+/// How long a send waits when librdkafka's queue is full.
+const QUEUE_FULL_WAIT: Duration = Duration::from_millis(20);
 
 /// A producer for `ctrflow produce` and tests: idempotent (`enable.idempotence=true`),
 /// `linger.ms=5`, plus the pass-through properties of the config (which may override both).
@@ -29,7 +31,10 @@ impl std::fmt::Debug for KafkaProducer {
     }
 }
 
-type Delivered = Result<rdkafka::producer::future_producer::OwnedDeliveryResult, futures::channel::oneshot::Canceled>;
+type Delivered = Result<
+    rdkafka::producer::future_producer::OwnedDeliveryResult,
+    futures::channel::oneshot::Canceled,
+>;
 
 fn check_delivery(r: Delivered) -> Result<(), OperatorError> {
     match r {
@@ -84,17 +89,19 @@ impl KafkaProducer {
         let start = Instant::now();
         let mut in_flight: FuturesUnordered<DeliveryFuture> = FuturesUnordered::new();
         let (mut sent, mut delivered) = (0u64, 0u64);
+        let mut done = |d: Delivered| -> Result<(), OperatorError> {
+            check_delivery(d)?;
+            delivered += 1;
+            progress(delivered);
+            Ok(())
+        };
         for (topic, key, payload) in messages {
             if let Some(r) = rate {
                 let due = start + Duration::from_secs_f64(sent as f64 / r);
                 while Instant::now() < due {
                     tokio::select! {
                         _ = tokio::time::sleep_until(due) => {}
-                        Some(d) = in_flight.next(), if !in_flight.is_empty() => {
-                            check_delivery(d)?;
-                            delivered += 1;
-                            progress(delivered);
-                        }
+                        Some(d) = in_flight.next(), if !in_flight.is_empty() => done(d)?,
                     }
                 }
             }
@@ -108,49 +115,31 @@ impl KafkaProducer {
                         break;
                     }
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                        // librdkafka's queue is full: wait for a delivery (or a moment).
-                        match in_flight.next().now_or_never() {
-                            Some(Some(d)) => {
-                                check_delivery(d)?;
-                                delivered += 1;
-                                progress(delivered);
-                            }
-                            _ => match tokio::time::timeout(Duration::from_millis(50), in_flight.next()).await {
-                                Ok(Some(d)) => {
-                                    check_delivery(d)?;
-                                    delivered += 1;
-                                    progress(delivered);
-                                }
-                                Ok(None) | Err(_) => {}
-                            },
+                        // librdkafka's queue is full: wait for a delivery, or a moment.
+                        match tokio::time::timeout(QUEUE_FULL_WAIT, in_flight.next()).await {
+                            Ok(Some(d)) => done(d)?,
+                            Ok(None) => tokio::time::sleep(QUEUE_FULL_WAIT).await,
+                            Err(_) => {}
                         }
                     }
                     Err((e, _)) => {
-                        return Err(kafka_error(
-                            format!("sending a message to `{}`", topic.as_ref()),
-                            &e,
-                        ));
+                        let context = format!("sending a message to `{}`", topic.as_ref());
+                        return Err(kafka_error(context, &e));
                     }
                 }
             }
             sent += 1;
             while in_flight.len() >= MAX_IN_FLIGHT {
                 if let Some(d) = in_flight.next().await {
-                    check_delivery(d)?;
-                    delivered += 1;
-                    progress(delivered);
+                    done(d)?;
                 }
             }
             while let Some(Some(d)) = in_flight.next().now_or_never() {
-                check_delivery(d)?;
-                delivered += 1;
-                progress(delivered);
+                done(d)?;
             }
         }
         while let Some(d) = in_flight.next().await {
-            check_delivery(d)?;
-            delivered += 1;
-            progress(delivered);
+            done(d)?;
         }
         Ok(delivered)
     }

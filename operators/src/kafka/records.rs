@@ -188,7 +188,10 @@ impl EpochTracker {
         self.epoch = epoch.next();
         self.outstanding.push_back(Outstanding {
             epoch,
-            last: ranges.iter().map(|((t, p), r)| (t.clone(), *p, r.1)).collect(),
+            last: ranges
+                .iter()
+                .map(|((t, p), r)| (t.clone(), *p, r.1))
+                .collect(),
             confirmed: false,
         });
         Some(EpochOffsets {
@@ -219,7 +222,10 @@ impl EpochTracker {
         while self.outstanding.front().is_some_and(|o| o.confirmed) {
             if let Some(o) = self.outstanding.pop_front() {
                 for (t, p, last) in o.last {
-                    let next = self.committable.entry((t.to_string(), p)).or_insert(last + 1);
+                    let next = self
+                        .committable
+                        .entry((t.to_string(), p))
+                        .or_insert(last + 1);
                     *next = (*next).max(last + 1);
                 }
             }
@@ -229,10 +235,14 @@ impl EpochTracker {
 
     /// The oldest epoch emitted but not yet confirmed.
     pub fn oldest_unconfirmed(&self) -> Option<Epoch> {
-        self.outstanding.iter().find(|o| !o.confirmed).map(|o| o.epoch)
+        self.outstanding
+            .iter()
+            .find(|o| !o.confirmed)
+            .map(|o| o.epoch)
     }
 
     /// True when every emitted epoch is confirmed.
+    #[cfg(test)]
     pub fn all_confirmed(&self) -> bool {
         self.outstanding.is_empty()
     }

@@ -201,7 +201,10 @@ impl Driver {
             }
             let far = Instant::now() + Duration::from_secs(3600);
             let batch_due = self.builder.deadline(self.max_wait).map(Instant::from_std);
-            let epoch_due = self.tracker.deadline(self.epoch_interval).map(Instant::from_std);
+            let epoch_due = self
+                .tracker
+                .deadline(self.epoch_interval)
+                .map(Instant::from_std);
             let step = tokio::select! {
                 biased;
                 r = ctx.stop.changed(), if stop_open => if r.is_ok() { Step::Stop } else { Step::StopClosed },
@@ -247,7 +250,11 @@ impl Driver {
                     .filter(|(k, _)| partitions.contains(k))
                     .collect();
                 self.tracker.assign(&partitions, &landed);
-                tracing::info!(?partitions, ?landed, "kafka assignment: resuming after landed offsets");
+                tracing::info!(
+                    ?partitions,
+                    ?landed,
+                    "kafka assignment: resuming after landed offsets"
+                );
                 let _ = reply.send(landed);
                 Ok(())
             }
@@ -256,7 +263,11 @@ impl Driver {
                 lost,
                 ack,
             } => {
-                tracing::info!(?partitions, lost, "kafka revocation: finishing the epoch first");
+                tracing::info!(
+                    ?partitions,
+                    lost,
+                    "kafka revocation: finishing the epoch first"
+                );
                 self.finish_epoch(ctx).await?;
                 self.wait_all_confirmed().await?;
                 // One attempt: during a rebalance a retry would meet the same generation error.
@@ -334,11 +345,12 @@ impl Driver {
                 }
             }
         }
-        if any && !self.tracker.committable().is_empty() {
-            if let Err(e) = self.consumer.commit(self.tracker.committable(), false) {
-                KafkaSourceStats::add(&self.stats.commit_failures, 1);
-                tracing::warn!(error = %e, "kafka offset commit not queued; the next commit retries it");
-            }
+        if !any || self.tracker.committable().is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.consumer.commit(self.tracker.committable(), false) {
+            KafkaSourceStats::add(&self.stats.commit_failures, 1);
+            tracing::warn!(error = %e, "kafka offset commit not queued; the next commit retries it");
         }
         Ok(())
     }
@@ -356,7 +368,9 @@ impl Driver {
                     self.apply_confirmations()?;
                 }
                 Ok(None) => self.confirms.open = false,
-                Err(_) => tracing::warn!(epoch = %oldest, "still waiting for the coordinator to confirm an epoch"),
+                Err(_) => {
+                    tracing::warn!(epoch = %oldest, "still waiting for the coordinator to confirm an epoch")
+                }
             }
         }
         Ok(())

@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Per (topic, partition): (unconsumed, uncommitted).
+pub(super) type LagTable = BTreeMap<(String, i32), (i64, Option<i64>)>;
+
 /// Counters of one source. All counters are monotonic; read with [`AtomicU64::load`].
 #[derive(Debug, Default)]
 pub struct KafkaSourceStats {
@@ -28,7 +31,7 @@ pub struct KafkaSourceStats {
     pub rebalances: AtomicU64,
     /// Client errors reported by librdkafka (brokers down, unknown topic, ...).
     pub client_errors: AtomicU64,
-    lag: Mutex<BTreeMap<(String, i32), (i64, Option<i64>)>>,
+    lag: Mutex<LagTable>,
 }
 
 /// The lag of one assigned partition, from librdkafka statistics (every 5 s by default,
@@ -69,7 +72,7 @@ impl KafkaSourceStats {
     }
 
     /// Replaces the lag table (called from the statistics callback).
-    pub(super) fn set_lag(&self, lag: BTreeMap<(String, i32), (i64, Option<i64>)>) {
+    pub(super) fn set_lag(&self, lag: LagTable) {
         if let Ok(mut l) = self.lag.lock() {
             *l = lag;
         }

@@ -18,7 +18,8 @@ pub async fn run(args: ProduceArgs, mut config: CtrflowConfig) -> anyhow::Result
     let producer = KafkaProducer::new(&config.kafka)?;
     let bar = progress::bar(0, "messages");
     bar.set_message("producing");
-    let topic = |d: Domain| config.kafka.topics.topic(d).to_string();
+    let topics = config.kafka.topics.clone();
+    let topic = |d: Domain| topics.topic(d).to_string();
     let to_message = |e: &Event| (topic(e.domain), e.user_id.0.to_be_bytes(), e.to_json());
     let mut total = 0u64;
     match args.source {

@@ -50,7 +50,7 @@ async fn round_trip(storage: &Storage) {
     // Parquet in object storage and back.
     let key = format!("landing/natural/date=2024-01-01/part-rt-{}.parquet", unique_name("x"));
     let written = storage
-        .write_parquet(&key, schema.arrow().clone(), vec![batch.clone(), empty], &ParquetWriteOptions::default())
+        .write_parquet(&key, schema.arrow(), &[batch.clone(), empty], &ParquetWriteOptions::default())
         .await
         .expect("write parquet");
     assert_eq!(written.rows, originals.len() as u64);

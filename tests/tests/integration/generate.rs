@@ -17,11 +17,13 @@ fn i64_at(batches: &[RecordBatch], col: usize, row: usize) -> i64 {
 async fn generated_archive_is_queryable_and_matches_its_manifests() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = dir.path().display().to_string();
-    let args = [
-        "ctrflow", "generate", "--store", &store, "--days", "3", "--users", "300",
-        "--events-per-day", "4200", "--seed", "11", "--start-date", "2024-05-01",
-    ];
-    let status = tokio::task::spawn_blocking(move || ctrflow_pipeline::run(args))
+    let s = store.clone();
+    let status = tokio::task::spawn_blocking(move || {
+        ctrflow_pipeline::run([
+            "ctrflow", "generate", "--store", &s, "--days", "3", "--users", "300",
+            "--events-per-day", "4200", "--seed", "11", "--start-date", "2024-05-01",
+        ])
+    })
         .await
         .expect("join");
     assert_eq!(status, ExitCode::SUCCESS);

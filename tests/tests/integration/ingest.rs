@@ -296,8 +296,16 @@ async fn produce_command_replays_an_archive() {
     let setup = Setup::new(2).await;
     let archive = tempfile::tempdir().expect("tempdir");
     let a = archive.path().display().to_string();
-    let gen_args = ["ctrflow", "generate", "--store", &a, "--days", "1", "--users", "100", "--events-per-day", "2000"];
-    assert_eq!(tokio::task::spawn_blocking(move || ctrflow_pipeline::run(gen_args)).await.expect("join"), std::process::ExitCode::SUCCESS);
+    let a2 = a.clone();
+    let generated = tokio::task::spawn_blocking(move || {
+        ctrflow_pipeline::run([
+            "ctrflow", "generate", "--store", &a2, "--days", "1", "--users", "100",
+            "--events-per-day", "2000",
+        ])
+    })
+    .await
+    .expect("join");
+    assert_eq!(generated, std::process::ExitCode::SUCCESS);
     let status = Command::new(ctrflow_bin())
         .args(["produce", "--brokers", &setup.kafka.brokers, "--store", &a, "--rate", "100000"])
         .env("CTRFLOW__KAFKA__TOPICS__NATURAL", &setup.kafka.topics.natural)

@@ -28,7 +28,13 @@ fn with_secrets() -> KafkaConfig {
     c
 }
 
-const SECRETS: [&str; 5] = ["hunter2", "kp-secret-1", "ks-secret-2", "oauth-3", "custom-4"];
+const SECRETS: [&str; 5] = [
+    "hunter2",
+    "kp-secret-1",
+    "ks-secret-2",
+    "oauth-3",
+    "custom-4",
+];
 
 #[test]
 fn defaults_are_documented_values_and_valid() {
@@ -67,23 +73,46 @@ fn parses_kebab_case_and_human_durations() {
 fn rejects_unknown_fields() {
     let e = serde_json::from_str::<KafkaConfig>(r#"{"broker": "x:1"}"#).expect_err("unknown");
     assert!(e.to_string().contains("broker"), "{e}");
-    let e = serde_json::from_str::<KafkaConfig>(r#"{"topics": {"nat": "x"}}"#).expect_err("unknown");
+    let e =
+        serde_json::from_str::<KafkaConfig>(r#"{"topics": {"nat": "x"}}"#).expect_err("unknown");
     assert!(e.to_string().contains("nat"), "{e}");
 }
 
 #[test]
 fn validation_errors_name_the_field() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut KafkaConfig)>)> = vec![
+    type Mutation = Box<dyn Fn(&mut KafkaConfig)>;
+    let cases: Vec<(&str, Mutation)> = vec![
         ("kafka.brokers", Box::new(|c| c.brokers = "a:1,,b:2".into())),
         ("kafka.brokers", Box::new(|c| c.brokers = String::new())),
         ("kafka.group-id", Box::new(|c| c.group_id = " ".into())),
-        ("kafka.topics.natural", Box::new(|c| c.topics.natural = "bad topic".into())),
-        ("kafka.topics.ad", Box::new(|c| c.topics.ad = c.topics.natural.clone())),
-        ("kafka.session-timeout", Box::new(|c| c.session_timeout = Duration::from_millis(10))),
-        ("kafka.max-batch-messages", Box::new(|c| c.max_batch_messages = 0)),
-        ("kafka.max-batch-wait", Box::new(|c| c.max_batch_wait = Duration::ZERO)),
-        ("kafka.epoch-interval", Box::new(|c| c.epoch_interval = Duration::ZERO)),
-        ("kafka.epoch-max-messages", Box::new(|c| c.epoch_max_messages = 0)),
+        (
+            "kafka.topics.natural",
+            Box::new(|c| c.topics.natural = "bad topic".into()),
+        ),
+        (
+            "kafka.topics.ad",
+            Box::new(|c| c.topics.ad = c.topics.natural.clone()),
+        ),
+        (
+            "kafka.session-timeout",
+            Box::new(|c| c.session_timeout = Duration::from_millis(10)),
+        ),
+        (
+            "kafka.max-batch-messages",
+            Box::new(|c| c.max_batch_messages = 0),
+        ),
+        (
+            "kafka.max-batch-wait",
+            Box::new(|c| c.max_batch_wait = Duration::ZERO),
+        ),
+        (
+            "kafka.epoch-interval",
+            Box::new(|c| c.epoch_interval = Duration::ZERO),
+        ),
+        (
+            "kafka.epoch-max-messages",
+            Box::new(|c| c.epoch_max_messages = 0),
+        ),
     ];
     for (field, mutate) in cases {
         let mut c = KafkaConfig::default();
@@ -143,7 +172,12 @@ fn secret_keys_are_recognised() {
     ] {
         assert!(is_secret_key(k), "{k}");
     }
-    for k in ["sasl.username", "security.protocol", "ssl.ca.location", "linger.ms"] {
+    for k in [
+        "sasl.username",
+        "security.protocol",
+        "ssl.ca.location",
+        "linger.ms",
+    ] {
         assert!(!is_secret_key(k), "{k}");
     }
 }
@@ -160,13 +194,16 @@ fn domain_of_maps_topics() {
 #[test]
 fn invalid_librdkafka_property_is_a_config_error() {
     let mut c = KafkaConfig::default();
-    c.properties.insert("fetch.wait.max.ms".into(), "soon".into());
+    c.properties
+        .insert("fetch.wait.max.ms".into(), "soon".into());
     let (coordination, _end) = coordination_channels(
         ctrflow_schemas::Epoch(0),
         std::sync::Arc::new(std::collections::HashMap::new()),
         1,
     );
-    let e = KafkaSource::new(&c, coordination).err().expect("invalid value");
+    let e = KafkaSource::new(&c, coordination)
+        .err()
+        .expect("invalid value");
     assert_eq!(field_of(e), "kafka.properties.fetch.wait.max.ms");
     let mut c = KafkaConfig::default();
     c.properties.insert("no.such.property".into(), "1".into());

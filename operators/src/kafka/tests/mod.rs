@@ -64,7 +64,10 @@ pub(super) async fn produce(cfg: &KafkaConfig, topic: &str, tag: &str, n: usize)
     let producer = KafkaProducer::new(cfg).expect("producer");
     let sent = producer
         .send_all(
-            payloads.iter().enumerate().map(|(i, p)| (topic, format!("k{i}"), p)),
+            payloads
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (topic, format!("k{i}"), p)),
             None,
             |_| {},
         )
@@ -181,11 +184,18 @@ impl Operator for TestSink {
         Ok(())
     }
 
-    async fn on_barrier(&mut self, epoch: Epoch, _out: &mut dyn Collector) -> Result<(), OperatorError> {
+    async fn on_barrier(
+        &mut self,
+        epoch: Epoch,
+        _out: &mut dyn Collector,
+    ) -> Result<(), OperatorError> {
         let rows = std::mem::take(&mut self.open);
         let hold = self.shared.with(|l| {
             for r in &rows {
-                let o = l.offsets.entry((r.topic.clone(), r.partition)).or_insert(r.offset);
+                let o = l
+                    .offsets
+                    .entry((r.topic.clone(), r.partition))
+                    .or_insert(r.offset);
                 *o = (*o).max(r.offset);
             }
             l.landed.extend(rows);
@@ -254,13 +264,20 @@ pub(super) fn start(cfg: &KafkaConfig, name: &str, start: Epoch, shared: &Shared
 pub(super) async fn wait_for(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 /// Committed offsets of `group` for `partitions` of both topics (None = nothing committed).
-pub(super) fn committed(brokers: &str, group: &str, partitions: i32) -> BTreeMap<(String, i32), Option<i64>> {
+pub(super) fn committed(
+    brokers: &str,
+    group: &str,
+    partitions: i32,
+) -> BTreeMap<(String, i32), Option<i64>> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", group)
@@ -303,7 +320,9 @@ pub(super) async fn committed_async(
 pub(super) fn expected_commits(rows: &[Row]) -> BTreeMap<(String, i32), Option<i64>> {
     let mut out = BTreeMap::new();
     for r in rows {
-        let e = out.entry((r.topic.clone(), r.partition)).or_insert(Some(r.offset + 1));
+        let e = out
+            .entry((r.topic.clone(), r.partition))
+            .or_insert(Some(r.offset + 1));
         *e = (*e).max(Some(r.offset + 1));
     }
     out

@@ -22,8 +22,14 @@ async fn send_all_confirms_delivery_rate_limits_and_reports_progress() {
     let took = started.elapsed();
     assert_eq!(n, 40);
     assert_eq!(progress.last(), Some(&40));
-    assert!(progress.windows(2).all(|w| w[0] < w[1]), "monotonic progress");
-    assert!(took >= Duration::from_millis(180), "40 msgs at 200/s took {took:?}");
+    assert!(
+        progress.windows(2).all(|w| w[0] < w[1]),
+        "monotonic progress"
+    );
+    assert!(
+        took >= Duration::from_millis(180),
+        "40 msgs at 200/s took {took:?}"
+    );
     // Every message is on the broker.
     let consumer: BaseConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", mock.bootstrap_servers())
@@ -46,7 +52,8 @@ async fn send_all_fails_when_delivery_fails() {
         brokers: "127.0.0.1:1".into(),
         ..KafkaConfig::default()
     };
-    cfg.properties.insert("message.timeout.ms".into(), "500".into());
+    cfg.properties
+        .insert("message.timeout.ms".into(), "500".into());
     let producer = KafkaProducer::new(&cfg).expect("producer");
     let e = producer
         .send_all([(NATURAL, b"k", b"v")], None, |_| {})

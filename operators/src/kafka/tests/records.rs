@@ -37,7 +37,10 @@ fn batch_builder_emits_raw_message_batches() {
     assert_eq!(batch.schema(), raw_message_schema());
     assert_eq!(bytes, "a/1/7".len() as u64);
     let r = rows(&batch);
-    assert_eq!((r[0].topic.as_str(), r[0].partition, r[0].offset), ("a", 1, 7));
+    assert_eq!(
+        (r[0].topic.as_str(), r[0].partition, r[0].offset),
+        ("a", 1, 7)
+    );
     assert_eq!(r[1].payload, Vec::<u8>::new());
     assert_eq!(b.len(), 0);
     assert!(b.deadline(Duration::from_millis(5)).is_none());
@@ -51,7 +54,10 @@ fn tracker_drops_landed_and_repeated_offsets() {
     assert!(!t.admit(&rec("a", 0, 8)));
     assert!(!t.admit(&rec("a", 0, 9)));
     assert!(t.admit(&rec("a", 0, 10)));
-    assert!(!t.admit(&rec("a", 0, 10)), "a re-delivered offset is dropped");
+    assert!(
+        !t.admit(&rec("a", 0, 10)),
+        "a re-delivered offset is dropped"
+    );
     assert!(t.admit(&rec("a", 1, 0)));
     assert!(t.admit(&rec("a", 0, 11)));
     assert_eq!(t.rows(), 3);
@@ -60,11 +66,24 @@ fn tracker_drops_landed_and_repeated_offsets() {
     assert_eq!(
         o.ranges,
         vec![
-            OffsetRange { topic: "a".into(), partition: 0, first_offset: 10, last_offset: 11 },
-            OffsetRange { topic: "a".into(), partition: 1, first_offset: 0, last_offset: 0 },
+            OffsetRange {
+                topic: "a".into(),
+                partition: 0,
+                first_offset: 10,
+                last_offset: 11
+            },
+            OffsetRange {
+                topic: "a".into(),
+                partition: 1,
+                first_offset: 0,
+                last_offset: 0
+            },
         ]
     );
-    assert!(t.close_epoch().is_none(), "an empty epoch is skipped and keeps its number");
+    assert!(
+        t.close_epoch().is_none(),
+        "an empty epoch is skipped and keeps its number"
+    );
     assert!(t.admit(&rec("a", 1, 1)));
     assert_eq!(t.close_epoch().expect("epoch").epoch, Epoch(6));
 }
@@ -87,8 +106,15 @@ fn tracker_commits_only_the_confirmed_prefix_in_order() {
     assert!(t.all_confirmed());
     assert_eq!(t.committable()[&key("a", 0)], 2);
     assert_eq!(t.committable()[&key("b", 0)], 5);
-    assert_eq!(t.confirm(Epoch(0)), Confirmed::Unknown, "duplicate confirmation");
+    assert_eq!(
+        t.confirm(Epoch(0)),
+        Confirmed::Unknown,
+        "duplicate confirmation"
+    );
     t.revoke(&[key("b", 0)]);
-    assert!(!t.committable().contains_key(&key("b", 0)), "revoked partitions are never committed again");
+    assert!(
+        !t.committable().contains_key(&key("b", 0)),
+        "revoked partitions are never committed again"
+    );
     assert!(t.committable().contains_key(&key("a", 0)));
 }

@@ -13,11 +13,21 @@ fn assert_exactly_once(rows: &[Row], produced: &[Vec<u8>]) {
         *counts.entry(&r.payload).or_default() += 1;
     }
     let dups: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(dups.is_empty(), "{} payloads delivered more than once", dups.len());
-    let missing = produced.iter().filter(|p| !counts.contains_key(p.as_slice())).count();
+    assert!(
+        dups.is_empty(),
+        "{} payloads delivered more than once",
+        dups.len()
+    );
+    let missing = produced
+        .iter()
+        .filter(|p| !counts.contains_key(p.as_slice()))
+        .count();
     assert_eq!(missing, 0, "payloads never delivered");
     assert_eq!(rows.len(), produced.len());
-    let keys: BTreeSet<_> = rows.iter().map(|r| (&r.topic, r.partition, r.offset)).collect();
+    let keys: BTreeSet<_> = rows
+        .iter()
+        .map(|r| (&r.topic, r.partition, r.offset))
+        .collect();
     assert_eq!(keys.len(), rows.len(), "(topic, partition, offset) unique");
 }
 
@@ -35,7 +45,10 @@ async fn delivers_every_message_once_and_commits_confirmed_epochs() {
     let shared = Shared::default();
     let run = start(&cfg, "sink", Epoch(100), &shared);
     wait_for("all rows", 30, || shared.with(|l| l.seen) >= 1000).await;
-    wait_for("all rows landed", 10, || shared.with(|l| l.landed.len()) >= 1000).await;
+    wait_for("all rows landed", 10, || {
+        shared.with(|l| l.landed.len()) >= 1000
+    })
+    .await;
     let landed = shared.with(|l| l.landed.clone());
     let expected = expected_commits(&landed);
     assert_eq!(expected.len(), 6, "all 2x3 partitions used");
@@ -45,7 +58,10 @@ async fn delivers_every_message_once_and_commits_confirmed_epochs() {
         if c == expected {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "commits {c:?} != {expected:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "commits {c:?} != {expected:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     wait_for("lag statistics of all partitions at zero", 10, || {
@@ -71,11 +87,17 @@ async fn delivers_every_message_once_and_commits_confirmed_epochs() {
         .map(|r| (r.last_offset - r.first_offset + 1) as usize)
         .sum();
     assert_eq!(covered, 1000, "ranges are exact and disjoint");
-    assert!(barriers.len() >= 2, "1000 rows at 500 per epoch: several epochs");
+    assert!(
+        barriers.len() >= 2,
+        "1000 rows at 500 per epoch: several epochs"
+    );
     let s = &run.stats;
     assert_eq!(s.messages.load(Ordering::Relaxed), 1000);
     assert_eq!(s.epochs.load(Ordering::Relaxed), barriers.len() as u64);
-    assert_eq!(s.confirmed_epochs.load(Ordering::Relaxed), barriers.len() as u64);
+    assert_eq!(
+        s.confirmed_epochs.load(Ordering::Relaxed),
+        barriers.len() as u64
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,7 +113,10 @@ async fn commits_only_after_the_coordinator_confirms() {
     // Barriers went through, but nothing is confirmed: nothing may be committed.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let before = some_commits(committed_async(&brokers, "g-confirm", 3).await);
-    assert!(before.is_empty(), "committed before confirmation: {before:?}");
+    assert!(
+        before.is_empty(),
+        "committed before confirmation: {before:?}"
+    );
     assert_eq!(run.stats.commits.load(Ordering::Relaxed), 0);
     shared.release().await;
     let expected = expected_commits(&shared.with(|l| l.landed.clone()));
@@ -119,7 +144,10 @@ async fn resume_skips_offsets_already_landed() {
         l.offsets.insert((AD.into(), 0), 4);
     });
     let run = start(&cfg, "sink", Epoch(0), &shared);
-    wait_for("remaining rows", 30, || shared.with(|l| l.landed.len()) >= 30 + 25).await;
+    wait_for("remaining rows", 30, || {
+        shared.with(|l| l.landed.len()) >= 30 + 25
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     run.handle.shutdown();
     run.handle.join().await.expect("graph");
@@ -127,7 +155,11 @@ async fn resume_skips_offsets_already_landed() {
     let mut expected: Vec<Vec<u8>> = natural[20..].to_vec();
     expected.extend_from_slice(&ad[5..]);
     assert_exactly_once(&landed, &expected);
-    assert!(landed.iter().all(|r| r.offset > if r.topic == NATURAL { 19 } else { 4 }));
+    assert!(
+        landed
+            .iter()
+            .all(|r| r.offset > if r.topic == NATURAL { 19 } else { 4 })
+    );
     assert_eq!(
         some_commits(committed_async(&brokers, "g-resume", 1).await),
         expected_commits(&landed)
@@ -145,7 +177,10 @@ async fn graceful_shutdown_emits_a_final_barrier_and_commits() {
     let shared = Shared::default();
     let run = start(&cfg, "sink", Epoch(0), &shared);
     wait_for("rows", 30, || shared.with(|l| l.seen) >= 120).await;
-    assert!(shared.with(|l| l.barriers.is_empty()), "no barrier before shutdown");
+    assert!(
+        shared.with(|l| l.barriers.is_empty()),
+        "no barrier before shutdown"
+    );
     assert!(some_commits(committed_async(&brokers, "g-stop", 2).await).is_empty());
     run.handle.shutdown();
     run.handle.join().await.expect("graph");
@@ -173,8 +208,14 @@ async fn rebalance_finishes_the_epoch_before_handing_partitions_over() {
     produced.extend(produce(&cfg, AD, "1", 300).await);
     let shared = Shared::default();
     let a = start(&cfg, "a", Epoch(0), &shared);
-    wait_for("A consumed the first half", 30, || shared.with(|l| l.seen) >= 600).await;
-    assert!(shared.with(|l| l.landed.is_empty()), "A's epoch is still open");
+    wait_for("A consumed the first half", 30, || {
+        shared.with(|l| l.seen) >= 600
+    })
+    .await;
+    assert!(
+        shared.with(|l| l.landed.is_empty()),
+        "A's epoch is still open"
+    );
     let b = start(&cfg, "b", Epoch(1000), &shared);
     // A's revocation lands its open epoch and commits it.
     wait_for("A finished its epoch at the revocation", 30, || {
@@ -196,7 +237,10 @@ async fn rebalance_finishes_the_epoch_before_handing_partitions_over() {
     let (landed, barriers) = shared.with(|l| (l.landed.clone(), l.barriers.clone()));
     assert_exactly_once(&landed, &produced);
     assert_eq!(barriers["a"][0], Epoch(0));
-    assert!(barriers.contains_key("b"), "B landed the partitions it got: {barriers:?}");
+    assert!(
+        barriers.contains_key("b"),
+        "B landed the partitions it got: {barriers:?}"
+    );
     assert!(b.stats.messages.load(Ordering::Relaxed) > 0);
     assert_eq!(
         some_commits(committed_async(&brokers, "g-rebalance", 3).await),
@@ -212,13 +256,22 @@ async fn keeps_waiting_while_the_broker_is_down() {
     let mut produced = produce(&cfg, NATURAL, "d1", 40).await;
     let shared = Shared::default();
     let run = start(&cfg, "sink", Epoch(0), &shared);
-    wait_for("first rows landed", 30, || shared.with(|l| l.landed.len()) >= 40).await;
+    wait_for("first rows landed", 30, || {
+        shared.with(|l| l.landed.len()) >= 40
+    })
+    .await;
     mock.broker_down(-1).expect("down");
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert!(shared.with(|l| l.ended.is_empty()), "the source kept running");
+    assert!(
+        shared.with(|l| l.ended.is_empty()),
+        "the source kept running"
+    );
     mock.broker_up(-1).expect("up");
     produced.extend(produce(&cfg, NATURAL, "d2", 40).await);
-    wait_for("rows after the outage", 60, || shared.with(|l| l.landed.len()) >= 80).await;
+    wait_for("rows after the outage", 60, || {
+        shared.with(|l| l.landed.len()) >= 80
+    })
+    .await;
     run.handle.shutdown();
     run.handle.join().await.expect("graph");
     assert_exactly_once(&shared.with(|l| l.landed.clone()), &produced);
