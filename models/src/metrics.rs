@@ -4,7 +4,8 @@
 //!   counting one half. Computed exactly from ranks after one sort (Mann-Whitney U), O(n log n).
 //! - **GAUC**: per-user AUC averaged with impression weights, over users that have both a positive
 //!   and a negative (others carry no ranking information).
-//! - **logloss**: mean binary cross-entropy, predictions clipped to [1e-7, 1 - 1e-7].
+//! - **logloss**: mean binary cross-entropy, predictions clipped to [eps, 1 - eps] with eps the
+//!   f64 machine epsilon (as scikit-learn).
 //! - **calibration**: mean prediction / mean label (1.0 is perfectly calibrated).
 //!
 //! Values agree with scikit-learn (`roc_auc_score`, `log_loss`) on the fixed vectors in the tests.
@@ -60,11 +61,7 @@ fn check(predictions: &[f64], labels: &[u8]) -> Result<(), MetricsError> {
 }
 
 /// Exact AUC with ties counted as one half. `order` is scratch space reused across calls.
-fn auc_with(
-    scores: &[f64],
-    labels: &[u8],
-    order: &mut Vec<u32>,
-) -> Result<f64, MetricsError> {
+fn auc_with(scores: &[f64], labels: &[u8], order: &mut Vec<u32>) -> Result<f64, MetricsError> {
     let positives = labels.iter().filter(|&&l| l != 0).count();
     let negatives = labels.len() - positives;
     if positives == 0 || negatives == 0 {
@@ -147,10 +144,11 @@ fn validate_scores(scores: &[f64], labels: &[u8]) -> Result<(), MetricsError> {
     Ok(())
 }
 
-/// Mean binary cross-entropy of probabilities, clipped to [1e-7, 1 - 1e-7].
+/// Mean binary cross-entropy of probabilities, clipped to [eps, 1 - eps] (eps = f64::EPSILON).
 pub fn logloss(predictions: &[f64], labels: &[u8]) -> Result<f64, MetricsError> {
     check(predictions, labels)?;
-    const EPS: f64 = 1e-7;
+    // Machine epsilon, as scikit-learn (eps="auto") does.
+    const EPS: f64 = f64::EPSILON;
     let total: f64 = predictions
         .iter()
         .zip(labels)

@@ -47,6 +47,8 @@ fn bench(c: &mut Criterion) {
     let options = ParquetWriteOptions::default();
     let mut group = c.benchmark_group("generate");
     group.throughput(Throughput::Elements(EVENTS as u64));
+    // An encoding iteration takes a few hundred milliseconds: 20 samples keep a run short.
+    group.sample_size(20);
 
     let mut generator = Generator::new(&cfg).expect("valid config");
     let schema = generator.schema().clone();

@@ -79,11 +79,14 @@ impl ArchiveWriter {
 
     /// Appends one event to its (domain, day) partition, writing a file when the part is full.
     pub async fn push(&mut self, event: &Event) -> Result<(), OperatorError> {
-        let date = event.event_time.date().ok_or_else(|| OperatorError::Input {
-            file: "event stream".into(),
-            line: 0,
-            reason: format!("event {} has an unrepresentable time", event.event_id),
-        })?;
+        let date = event
+            .event_time
+            .date()
+            .ok_or_else(|| OperatorError::Input {
+                file: "event stream".into(),
+                line: 0,
+                reason: format!("event {} has an unrepresentable time", event.event_id),
+            })?;
         let key = (event.domain, date);
         let schema = &self.schema;
         let day = self.open.entry(key).or_insert_with(|| OpenDay {
@@ -154,14 +157,21 @@ impl ArchiveWriter {
         let key = self.layout.day_success(domain, date);
         // The day manifest is a pointer-like object: last writer wins is fine because a rerun of
         // a deterministic producer lists the same files and rows.
-        self.storage.put(&key, encode_manifest(&manifest).into()).await?;
+        self.storage
+            .put(&key, encode_manifest(&manifest).into())
+            .await?;
         self.summary.days.push((domain, date));
         Ok(manifest)
     }
 
     /// Closes every open partition whose day is before `date` (events arrive in time order).
     pub async fn close_days_before(&mut self, date: EventDate) -> Result<(), OperatorError> {
-        let due: Vec<_> = self.open.keys().filter(|(_, d)| *d < date).copied().collect();
+        let due: Vec<_> = self
+            .open
+            .keys()
+            .filter(|(_, d)| *d < date)
+            .copied()
+            .collect();
         for (domain, day) in due {
             self.close_day(domain, day).await?;
         }

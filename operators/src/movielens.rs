@@ -188,12 +188,18 @@ fn read_movies(
     let mut all_genres = BTreeSet::new();
     for (line, text) in &rows {
         let fields: Vec<&str> = text.split('\t').collect();
-        let genres: Vec<String> = fields[idx[1]].split_whitespace().map(str::to_string).collect();
+        let genres: Vec<String> = fields[idx[1]]
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
         all_genres.extend(genres.iter().cloned());
         genres_of.push((*line, fields[idx[0]].to_string(), genres));
     }
-    let genre_ids: HashMap<&String, u64> =
-        all_genres.iter().enumerate().map(|(i, g)| (g, i as u64 + 1)).collect();
+    let genre_ids: HashMap<&String, u64> = all_genres
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g, i as u64 + 1))
+        .collect();
     let mut index = HashMap::with_capacity(rows.len());
     let mut movies = Vec::with_capacity(rows.len());
     for (line, token, genres) in &genres_of {
@@ -228,9 +234,12 @@ fn read_ratings(path: &Path, movies: &HashMap<String, u32>) -> Result<Vec<Rating
     let mut out = Vec::with_capacity(rows.len());
     for (line, text) in rows {
         let f: Vec<&str> = text.split('\t').collect();
-        let movie = *movies
-            .get(f[idx[1]])
-            .ok_or_else(|| bad(line, format!("item_id `{}` is not in the .item file", f[idx[1]])))?;
+        let movie = *movies.get(f[idx[1]]).ok_or_else(|| {
+            bad(
+                line,
+                format!("item_id `{}` is not in the .item file", f[idx[1]]),
+            )
+        })?;
         let rating: f64 = f[idx[2]]
             .parse()
             .map_err(|_| bad(line, format!("rating `{}` is not a number", f[idx[2]])))?;
@@ -312,7 +321,11 @@ pub async fn import_movielens(
         let event = Event {
             event_id: format!("ml-{}-{}", r.user, movie.id),
             event_time: EventTime(r.timestamp * 1000),
-            domain: if movie.is_ad { Domain::Ad } else { Domain::Natural },
+            domain: if movie.is_ad {
+                Domain::Ad
+            } else {
+                Domain::Natural
+            },
             user_id: r.user,
             item_id: movie.id,
             category_id: movie.category,
@@ -378,9 +391,15 @@ mod tests {
         );
         let storage = Storage::open("memory://movielens-unit-1").expect("store");
         let schema = EventSchema::default();
-        let s = import_movielens(dir.path(), &storage, &schema, &MovielensOptions::default(), |_, _| {})
-            .await
-            .expect("import");
+        let s = import_movielens(
+            dir.path(),
+            &storage,
+            &schema,
+            &MovielensOptions::default(),
+            |_, _| {},
+        )
+        .await
+        .expect("import");
         assert_eq!(s.ratings, 3);
         assert_eq!(s.likes, 2);
         assert_eq!(s.archive.rows.get(&Domain::Ad), Some(&1));
@@ -394,9 +413,17 @@ mod tests {
         let batches = storage.read_parquet(&day.files[0].key).await.expect("read");
         let events = ctrflow_schemas::events_from_batch(&batches[0]).expect("events");
         assert_eq!(events.len(), 1);
-        assert_eq!(events[0].hist_item_ids, vec![ItemId(3), ItemId(2)], "most recent first");
+        assert_eq!(
+            events[0].hist_item_ids,
+            vec![ItemId(3), ItemId(2)],
+            "most recent first"
+        );
         assert_eq!(events[0].label, 1);
-        assert_eq!(events[0].category_id, CategoryId(2), "Animation is genre #2 of the 6 sorted genres");
+        assert_eq!(
+            events[0].category_id,
+            CategoryId(2),
+            "Animation is genre #2 of the 6 sorted genres"
+        );
     }
 
     #[tokio::test]
@@ -404,22 +431,57 @@ mod tests {
         let storage = Storage::open("memory://movielens-unit-2").expect("store");
         let schema = EventSchema::default();
         let cases = [
-            ("user_id:token\titem_id:token\trating:float\ttimestamp:float\n7\t9\t5\t1\n", "line 2", "not in the .item"),
-            ("user_id:token\titem_id:token\trating:float\ttimestamp:float\n7\t1\t5\t1\n7\t1\tfive\t2\n", ":3", "rating"),
-            ("user_id:token\titem_id:token\trating:float\ttimestamp:float\n7\t1\t5\n", ":2", "fields"),
-            ("user_id:token\trating:float\ttimestamp:float\n", ":1", "item_id"),
+            (
+                "user_id:token\titem_id:token\trating:float\ttimestamp:float\n7\t9\t5\t1\n",
+                "line 2",
+                "not in the .item",
+            ),
+            (
+                "user_id:token\titem_id:token\trating:float\ttimestamp:float\n7\t1\t5\t1\n7\t1\tfive\t2\n",
+                ":3",
+                "rating",
+            ),
+            (
+                "user_id:token\titem_id:token\trating:float\ttimestamp:float\n7\t1\t5\n",
+                ":2",
+                "fields",
+            ),
+            (
+                "user_id:token\trating:float\ttimestamp:float\n",
+                ":1",
+                "item_id",
+            ),
         ];
         for (inter, place, what) in cases {
             let dir = tempfile::tempdir().expect("tempdir");
             write_dataset(dir.path(), inter, ITEMS);
-            let err = import_movielens(dir.path(), &storage, &schema, &MovielensOptions::default(), |_, _| {})
-                .await
-                .expect_err("malformed");
+            let err = import_movielens(
+                dir.path(),
+                &storage,
+                &schema,
+                &MovielensOptions::default(),
+                |_, _| {},
+            )
+            .await
+            .expect_err("malformed");
             let text = err.to_string();
             let place = place.replace("line ", ":");
-            assert!(text.contains("tiny.inter") && text.contains(&place) && text.contains(what), "{text}");
+            assert!(
+                text.contains("tiny.inter") && text.contains(&place) && text.contains(what),
+                "{text}"
+            );
         }
         let empty = tempfile::tempdir().expect("tempdir");
-        assert!(import_movielens(empty.path(), &storage, &schema, &MovielensOptions::default(), |_, _| {}).await.is_err());
+        assert!(
+            import_movielens(
+                empty.path(),
+                &storage,
+                &schema,
+                &MovielensOptions::default(),
+                |_, _| {}
+            )
+            .await
+            .is_err()
+        );
     }
 }

@@ -89,8 +89,8 @@ pub async fn register_event_table(
         .iter()
         .map(|key| ListingTableUrl::parse(format!("{base}{}", storage.full_path(key))))
         .collect::<Result<Vec<_>, _>>()?;
-    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-        .with_file_extension(".parquet");
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
     let config = ListingTableConfig::new_with_multi_paths(urls)
         .with_listing_options(options)
         .with_schema(arrow_schema);
@@ -142,7 +142,9 @@ pub fn write_batches(
             writeln!(out, "{table}").map_err(io_err)?;
         }
         OutputFormat::Csv => {
-            let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(out);
+            let mut w = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(out);
             for b in batches {
                 w.write(b).map_err(arrow_err)?;
             }

@@ -19,7 +19,12 @@ use crate::config::{ConfigError, CtrflowConfig, LogFormat};
 ///
 /// Exit codes: 0 success, 1 failure, 2 bad usage or configuration.
 #[derive(Debug, Parser)]
-#[command(name = "ctrflow", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "ctrflow",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     /// TOML configuration file layered over the built-in defaults.
     #[arg(long, global = true, env = "CTRFLOW_CONFIG", value_name = "FILE")]

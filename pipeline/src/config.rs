@@ -243,15 +243,18 @@ impl CtrflowConfig {
                 }
             })?;
         }
-        let config: CtrflowConfig =
-            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+        let config: CtrflowConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| {
                 let field = e.path().to_string();
                 let message = e.inner().to_string();
                 // Name the variable whose path the failing field is on (or under).
                 let var = overrides
                     .iter()
                     .map(|(var, _)| (var, env_path(var).join(".")))
-                    .filter(|(_, p)| field.starts_with(p.as_str()) || message.contains(p.rsplit('.').next().unwrap_or(p)))
+                    .filter(|(_, p)| {
+                        field.starts_with(p.as_str())
+                            || message.contains(p.rsplit('.').next().unwrap_or(p))
+                    })
                     .map(|(var, _)| var.clone())
                     .next()
                     .unwrap_or_else(|| "CTRFLOW__*".to_string());
@@ -301,7 +304,9 @@ impl CtrflowConfig {
         };
         self.generator.validate().map_err(section("generator"))?;
         self.kafka.validate().map_err(section("kafka"))?;
-        self.ingest_decode().validate().map_err(section("ingest.decode"))?;
+        self.ingest_decode()
+            .validate()
+            .map_err(section("ingest.decode"))?;
         if self.ingest.channel_capacity == 0 {
             return invalid("ingest.channel-capacity", "must be at least 1");
         }
@@ -320,7 +325,10 @@ impl CtrflowConfig {
         if self.generator.max_seq_len as usize > self.schema.max_seq_len {
             return invalid(
                 "generator.max-seq-len",
-                &format!("must be at most schema.max-seq-len ({})", self.schema.max_seq_len),
+                &format!(
+                    "must be at most schema.max-seq-len ({})",
+                    self.schema.max_seq_len
+                ),
             );
         }
         Ok(())
@@ -370,7 +378,9 @@ fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Res
 
 fn parse_env_value(value: &str) -> toml::Value {
     match format!("v = {value}").parse::<toml::Table>() {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(value.into())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(value.into())),
         Err(_) => toml::Value::String(value.to_string()),
     }
 }
@@ -387,7 +397,10 @@ mod tests {
     }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -426,29 +439,44 @@ mod tests {
         assert!(text.contains("line 2"), "{text}");
 
         let f = write("[trainer]\nx = 1\n");
-        let text = CtrflowConfig::load(Some(f.path()), env(&[])).expect_err("section").to_string();
+        let text = CtrflowConfig::load(Some(f.path()), env(&[]))
+            .expect_err("section")
+            .to_string();
         assert!(text.contains("trainer"), "{text}");
 
         let err = CtrflowConfig::load(None, env(&[("CTRFLOW__GENERATOR__USERZ", "1")]))
             .expect_err("unknown env");
         let text = err.to_string();
-        assert!(text.contains("CTRFLOW__GENERATOR__USERZ") && text.contains("userz"), "{text}");
+        assert!(
+            text.contains("CTRFLOW__GENERATOR__USERZ") && text.contains("userz"),
+            "{text}"
+        );
     }
 
     #[test]
     fn wrong_types_are_named() {
         let f = write("[generator]\nusers = \"many\"\n");
-        let text = CtrflowConfig::load(Some(f.path()), env(&[])).expect_err("type").to_string();
+        let text = CtrflowConfig::load(Some(f.path()), env(&[]))
+            .expect_err("type")
+            .to_string();
         assert!(text.contains("users") && text.contains("line 2"), "{text}");
 
         let err = CtrflowConfig::load(None, env(&[("CTRFLOW__SCHEMA__MAX_SEQ_LEN", "lots")]))
             .expect_err("env type");
         let text = err.to_string();
-        assert!(text.contains("schema.max-seq-len") && text.contains("lots"), "{text}");
+        assert!(
+            text.contains("schema.max-seq-len") && text.contains("lots"),
+            "{text}"
+        );
 
         let f = write("[log]\nformat = \"xml\"\n");
-        let text = CtrflowConfig::load(Some(f.path()), env(&[])).expect_err("enum").to_string();
-        assert!(text.contains("xml") && text.contains("text") && text.contains("json"), "{text}");
+        let text = CtrflowConfig::load(Some(f.path()), env(&[]))
+            .expect_err("enum")
+            .to_string();
+        assert!(
+            text.contains("xml") && text.contains("text") && text.contains("json"),
+            "{text}"
+        );
 
         let f = write("this is not toml");
         assert!(matches!(
@@ -467,7 +495,11 @@ mod tests {
             ("CTRFLOW__SCHEMA__MAX_SEQ_LEN", "0", "schema.max-seq-len"),
             ("CTRFLOW__SCHEMA__CONTENT_DIM", "5000", "schema.content-dim"),
             ("CTRFLOW__MOVIELENS__AD_GENRES", "[]", "movielens.ad-genres"),
-            ("CTRFLOW__MOVIELENS__LIKE_THRESHOLD", "11", "movielens.like-threshold"),
+            (
+                "CTRFLOW__MOVIELENS__LIKE_THRESHOLD",
+                "11",
+                "movielens.like-threshold",
+            ),
             ("CTRFLOW__STORE__URL", "\" \"", "store.url"),
             ("CTRFLOW__GENERATOR__USERS", "0", "generator.users"),
             ("CTRFLOW__GENERATOR__DAYS", "0", "generator.days"),
@@ -497,6 +529,9 @@ mod tests {
     fn effective_config_renders_and_reloads() {
         let c = CtrflowConfig::default();
         let f = write(&c.to_toml());
-        assert_eq!(CtrflowConfig::load(Some(f.path()), env(&[])).expect("reload"), c);
+        assert_eq!(
+            CtrflowConfig::load(Some(f.path()), env(&[])).expect("reload"),
+            c
+        );
     }
 }

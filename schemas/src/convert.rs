@@ -16,8 +16,7 @@ use arrow::datatypes::{
 
 use crate::schema::{content_item_field, list_item_field};
 use crate::{
-    CategoryId, Device, Domain, Event, EventSchema, EventTime, ItemId, SchemaError, UserId,
-    columns,
+    CategoryId, Device, Domain, Event, EventSchema, EventTime, ItemId, SchemaError, UserId, columns,
 };
 
 /// Builds record batches of the event schema from rows, column-wise.
@@ -156,10 +155,12 @@ impl EventBatchBuilder {
 }
 
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, SchemaError> {
-    let col = batch.column_by_name(name).ok_or_else(|| SchemaError::Column {
-        column: name.to_string(),
-        reason: "missing".into(),
-    })?;
+    let col = batch
+        .column_by_name(name)
+        .ok_or_else(|| SchemaError::Column {
+            column: name.to_string(),
+            reason: "missing".into(),
+        })?;
     if name != columns::ITEM_CONTENT && col.null_count() > 0 {
         return Err(SchemaError::Column {
             column: name.to_string(),
@@ -253,7 +254,10 @@ pub fn events_from_batch(batch: &RecordBatch) -> Result<Vec<Event>, SchemaError>
             position: position.value(row),
             hour: hour.value(row),
             device: Device::from_code(device.value(row))?,
-            hist_item_ids: hist_item_values.values()[items].iter().map(|&i| ItemId(i)).collect(),
+            hist_item_ids: hist_item_values.values()[items]
+                .iter()
+                .map(|&i| ItemId(i))
+                .collect(),
             hist_category_ids: hist_cat_values.values()[cats]
                 .iter()
                 .map(|&i| CategoryId(i))
@@ -314,7 +318,9 @@ mod tests {
             b.push(&sample_event(2, None)).expect("push");
             b.finish().expect("finish")
         };
-        let without_label = batch.project(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]).expect("project");
+        let without_label = batch
+            .project(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
+            .expect("project");
         let err = events_from_batch(&without_label).expect_err("no label");
         assert!(err.to_string().contains("label"), "{err}");
     }

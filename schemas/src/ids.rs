@@ -110,7 +110,12 @@ impl EventDate {
 
     /// `YYYYMMDD` as a compact string, used in version names.
     pub fn compact(self) -> String {
-        format!("{:04}{:02}{:02}", self.0.year(), self.0.month(), self.0.day())
+        format!(
+            "{:04}{:02}{:02}",
+            self.0.year(),
+            self.0.month(),
+            self.0.day()
+        )
     }
 
     /// Every date from `self` to `last`, both included (empty when `last` is earlier).

@@ -227,22 +227,34 @@ mod tests {
                 l.landing_file(Domain::Natural, d, &batch),
                 "landing/natural/date=2024-03-09/part-gen-00007.parquet",
             ),
-            (l.day_success(Domain::Ad, d), "landing/ad/date=2024-03-09/_SUCCESS"),
+            (
+                l.day_success(Domain::Ad, d),
+                "landing/ad/date=2024-03-09/_SUCCESS",
+            ),
             (l.epochs_dir().to_string(), "landing/_epochs/"),
-            (l.epoch_manifest(Epoch(42)), "landing/_epochs/00000000000000000042.json"),
+            (
+                l.epoch_manifest(Epoch(42)),
+                "landing/_epochs/00000000000000000042.json",
+            ),
             (l.dead_letter_table(Domain::Ad), "dead-letter/ad/"),
             (
                 l.dead_letter_file(Domain::Natural, d, &batch),
                 "dead-letter/natural/date=2024-03-09/part-gen-00007.parquet",
             ),
-            (l.late_file(Domain::Ad, d, &batch), "late/ad/date=2024-03-09/part-gen-00007.parquet"),
+            (
+                l.late_file(Domain::Ad, d, &batch),
+                "late/ad/date=2024-03-09/part-gen-00007.parquet",
+            ),
             (l.models_of(ModelKind::Cpm), "models/cpm/"),
             (l.model_dir(ModelKind::Tpm, &v), "models/tpm/d20240309/"),
             (
                 l.model_file(ModelKind::Actr, &v, "model.mpk"),
                 "models/actr/d20240309/model.mpk",
             ),
-            (l.model_manifest(ModelKind::Actr, &v), "models/actr/d20240309/manifest.json"),
+            (
+                l.model_manifest(ModelKind::Actr, &v),
+                "models/actr/d20240309/manifest.json",
+            ),
             (l.model_latest(ModelKind::Actr), "models/actr/LATEST"),
             (l.embeddings_root().to_string(), "embeddings/tpm/"),
             (
@@ -253,7 +265,10 @@ mod tests {
                 l.embeddings_table(&v, EmbeddingTable::Items),
                 "embeddings/tpm/d20240309/items.parquet",
             ),
-            (l.embeddings_manifest(&v), "embeddings/tpm/d20240309/manifest.json"),
+            (
+                l.embeddings_manifest(&v),
+                "embeddings/tpm/d20240309/manifest.json",
+            ),
             (l.report(d), "reports/2024-03-09/report.html"),
             (l.report_metrics(d), "reports/2024-03-09/metrics.json"),
         ];
@@ -274,7 +289,10 @@ mod tests {
         assert_eq!(l.parse_landing_file(&key), Some((Domain::Ad, d)));
         assert_eq!(l.parse_landing_file(&l.day_success(Domain::Ad, d)), None);
         assert_eq!(l.parse_landing_file(&l.epoch_manifest(Epoch(1))), None);
-        assert_eq!(l.parse_landing_file("landing/other/date=2024-03-09/part-x.parquet"), None);
+        assert_eq!(
+            l.parse_landing_file("landing/other/date=2024-03-09/part-x.parquet"),
+            None
+        );
         assert_eq!(l.date_of("reports/x/date=2024-02-30/"), None);
     }
 

@@ -337,7 +337,10 @@ mod tests {
         let text = String::from_utf8(bytes.clone()).expect("utf8");
         assert!(text.contains("\"kind\": \"day\""), "{text}");
         assert!(text.contains("\"format_version\": 1"), "{text}");
-        assert_eq!(decode_manifest::<DayManifest>("k", &bytes).expect("decode"), m);
+        assert_eq!(
+            decode_manifest::<DayManifest>("k", &bytes).expect("decode"),
+            m
+        );
 
         let model = ModelManifest {
             model: ModelKind::Actr,
@@ -364,7 +367,10 @@ mod tests {
             created_at: m.closed_at,
         };
         let bytes = encode_manifest(&model);
-        assert_eq!(decode_manifest::<ModelManifest>("k", &bytes).expect("decode"), model);
+        assert_eq!(
+            decode_manifest::<ModelManifest>("k", &bytes).expect("decode"),
+            model
+        );
     }
 
     #[test]
@@ -373,7 +379,10 @@ mod tests {
         let err = decode_manifest::<EpochManifest>("landing/_epochs/1.json", &bytes)
             .expect_err("kind mismatch");
         let text = err.to_string();
-        assert!(text.contains("landing/_epochs/1.json") && text.contains("`day`"), "{text}");
+        assert!(
+            text.contains("landing/_epochs/1.json") && text.contains("`day`"),
+            "{text}"
+        );
 
         let mut v: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
         v["format_version"] = 9.into();

@@ -166,7 +166,12 @@ impl EventSchema {
     pub fn fingerprint(&self) -> String {
         let mut text = format!("v{};", WIRE_SCHEMA_VERSION.0);
         for f in self.schema.fields() {
-            text.push_str(&format!("{}:{}:{};", f.name(), f.data_type(), f.is_nullable()));
+            text.push_str(&format!(
+                "{}:{}:{};",
+                f.name(),
+                f.data_type(),
+                f.is_nullable()
+            ));
         }
         crate::fingerprint(text.as_bytes())
     }
@@ -179,7 +184,12 @@ mod tests {
     #[test]
     fn every_field_is_documented_and_named_as_in_sql() {
         let s = EventSchema::default();
-        let names: Vec<&str> = s.arrow().fields().iter().map(|f| f.name().as_str()).collect();
+        let names: Vec<&str> = s
+            .arrow()
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
         assert_eq!(
             names,
             [
@@ -202,14 +212,23 @@ mod tests {
             assert!(f.metadata().contains_key("doc"), "{} lacks doc", f.name());
         }
         assert_eq!(
-            s.arrow().metadata().get(SCHEMA_VERSION_METADATA_KEY).map(String::as_str),
+            s.arrow()
+                .metadata()
+                .get(SCHEMA_VERSION_METADATA_KEY)
+                .map(String::as_str),
             Some("1")
         );
     }
 
     #[test]
     fn fingerprint_depends_on_content_dim() {
-        assert_eq!(EventSchema::new(8).fingerprint(), EventSchema::new(8).fingerprint());
-        assert_ne!(EventSchema::new(8).fingerprint(), EventSchema::new(16).fingerprint());
+        assert_eq!(
+            EventSchema::new(8).fingerprint(),
+            EventSchema::new(8).fingerprint()
+        );
+        assert_ne!(
+            EventSchema::new(8).fingerprint(),
+            EventSchema::new(16).fingerprint()
+        );
     }
 }

@@ -98,7 +98,9 @@ impl Graph {
                 outputs[from.0][port].push(tx.clone());
             }
         }
-        let names: Vec<String> = (0..self.nodes.len()).map(|i| self.name(NodeId(i))).collect();
+        let names: Vec<String> = (0..self.nodes.len())
+            .map(|i| self.name(NodeId(i)))
+            .collect();
         for (i, input) in inputs.iter().enumerate() {
             if input.is_some() && !self.edges.iter().any(|&(_, _, t)| t.0 == i) {
                 return Err(OperatorError::Internal(format!(
@@ -208,7 +210,9 @@ impl GraphHandle {
                 Err(e) if e.is_cancelled() => continue,
                 Err(e) => (
                     "<task>".to_string(),
-                    Err(OperatorError::Internal(format!("operator task panicked: {e}"))),
+                    Err(OperatorError::Internal(format!(
+                        "operator task panicked: {e}"
+                    ))),
                 ),
             };
             let Err(error) = result else { continue };

@@ -74,10 +74,11 @@ impl PartBuffer {
             }
             let group_offsets: Vec<i64> = rows.iter().map(|&r| offsets[r as usize]).collect();
             let indices = UInt32Array::from(rows);
-            let part = take_record_batch(batch, &indices).map_err(|source| OperatorError::Arrow {
-                context: "splitting a batch by output file",
-                source,
-            })?;
+            let part =
+                take_record_batch(batch, &indices).map_err(|source| OperatorError::Arrow {
+                    context: "splitting a batch by output file",
+                    source,
+                })?;
             self.push(groups[g].clone(), part, &group_offsets);
             touched.push(groups[g].clone());
         }

@@ -66,7 +66,9 @@ pub struct CoordinatorStats {
 }
 
 /// The highest landed offset per (topic, partition) over every epoch manifest in `storage`.
-pub async fn landed_offsets(storage: &Storage) -> Result<HashMap<(String, i32), i64>, OperatorError> {
+pub async fn landed_offsets(
+    storage: &Storage,
+) -> Result<HashMap<(String, i32), i64>, OperatorError> {
     let mut out: HashMap<(String, i32), i64> = HashMap::new();
     for key in epoch_keys(storage).await? {
         let m = read_epoch(storage, &key).await?;
@@ -252,7 +254,11 @@ impl EpochCoordinator {
                 if already {
                     continue;
                 }
-                let files = self.day_files.get(&(domain, date)).cloned().unwrap_or_default();
+                let files = self
+                    .day_files
+                    .get(&(domain, date))
+                    .cloned()
+                    .unwrap_or_default();
                 let manifest = DayManifest {
                     domain,
                     date,

@@ -64,8 +64,13 @@ pub struct SinkAck {
 }
 
 enum Role {
-    Landing { closed: ClosedDays, schema: SchemaRef },
-    DeadLetter { topic_domains: HashMap<String, Domain> },
+    Landing {
+        closed: ClosedDays,
+        schema: SchemaRef,
+    },
+    DeadLetter {
+        topic_domains: HashMap<String, Domain>,
+    },
 }
 
 /// The landing or dead-letter sink. See the module docs.
@@ -161,7 +166,11 @@ impl PartSink {
                 raw_columns::REJECTED_AT,
             ),
         };
-        let col = |name: &str| batch.column_by_name(name).ok_or_else(|| self.column_error(name));
+        let col = |name: &str| {
+            batch
+                .column_by_name(name)
+                .ok_or_else(|| self.column_error(name))
+        };
         let topics = col(topic_col)?
             .as_string_opt::<i32>()
             .ok_or_else(|| self.column_error(topic_col))?;
@@ -206,7 +215,14 @@ impl PartSink {
                 (Role::Landing { .. }, Some(d)) => {
                     let domain: Domain = d.value(row).parse()?;
                     let late = closed.as_ref().is_some_and(|c| c.contains(&(domain, date)));
-                    (domain, if late { FileRole::Late } else { FileRole::Landing })
+                    (
+                        domain,
+                        if late {
+                            FileRole::Late
+                        } else {
+                            FileRole::Landing
+                        },
+                    )
                 }
                 (Role::DeadLetter { topic_domains }, _) => (
                     topic_domains.get(topic).copied().unwrap_or(Domain::Natural),

@@ -34,8 +34,37 @@
 //! coordinator confirms an epoch only after its manifest is durable and `LandedOffsets` reads
 //! those manifests, and (b) a revocation completes within the group's rebalance timeout
 //! (`max.poll.interval.ms`, default 5 min) and the member is not expelled (session timeout,
-//! lost assignment). If (b) fails, another replica may start from a position older than an epoch
-//! this replica lands later: those messages can land twice (never zero times).
+//! lost assignment, or a poll thread stalled by backpressure for longer than
+//! `max.poll.interval.ms`). If (b) fails, another replica may start from a position older than
+//! an epoch this replica lands later: those messages can land twice (never zero times).
+//! Kafka commits are an optimisation on top of the manifests: a failed commit is logged, counted
+//! in [`KafkaSourceStats::commit_failures`] and superseded by the next one, never fatal.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), ctrflow_operators::OperatorError> {
+//! use std::collections::HashMap;
+//! use std::sync::Arc;
+//! use ctrflow_operators::dataflow::Graph;
+//! use ctrflow_operators::kafka::{KafkaConfig, KafkaSource, coordination_channels};
+//! use ctrflow_schemas::Epoch;
+//!
+//! let config = KafkaConfig::default();
+//! let landed: HashMap<(String, i32), i64> = HashMap::new(); // or a reader of the manifests
+//! let (coordination, coordinator) = coordination_channels(Epoch(0), Arc::new(landed), 16);
+//! let source = KafkaSource::new(&config, coordination)?;
+//! let stats = source.stats(); // for the metrics exporter
+//! let mut graph = Graph::new(16);
+//! let _kafka = graph.source(source);
+//! // Connect decoders and sinks; the coordinator reads `coordinator.offsets` and the sinks'
+//! // acknowledgements, writes the epoch manifest, then `coordinator.confirm.send(epoch)`.
+//! # drop((stats, coordinator));
+//! graph.start()?.join().await
+//! # }
+//! ```
+//!
+//! Threads: the consumer is polled on a dedicated `kafka-poll` thread (rebalance callbacks run
+//! there and block on the source task, never the other way round); commits go straight to
+//! librdkafka. `run` returns after the consumer left the group (bounded wait).
 
 mod config;
 mod consumer;
@@ -73,7 +102,25 @@ pub struct EpochOffsets {
 /// Where the source learns what earlier runs (or other replicas) already landed.
 ///
 /// Invariant: every offset returned is listed by a durable epoch manifest. The source drops
-/// messages at or below it and starts fetching after it.
+/// messages at or below it and starts fetching after it. Called at every partition assignment
+/// (retried with backoff, five attempts, before the source fails).
+///
+/// ```
+/// use std::collections::HashMap;
+/// use async_trait::async_trait;
+/// use ctrflow_operators::OperatorError;
+/// use ctrflow_operators::kafka::LandedOffsets;
+///
+/// /// A first run: nothing landed yet.
+/// struct Fresh;
+///
+/// #[async_trait]
+/// impl LandedOffsets for Fresh {
+///     async fn landed(&self) -> Result<HashMap<(String, i32), i64>, OperatorError> {
+///         Ok(HashMap::new())
+///     }
+/// }
+/// ```
 #[async_trait]
 pub trait LandedOffsets: Send + Sync + 'static {
     /// The highest landed offset per `(topic, partition)`; partitions never landed are absent.

@@ -153,16 +153,13 @@ impl EpochTracker {
         self.first_at.map(|t| t + interval)
     }
 
-    /// True if `r` is new (above the partition's floor): it then belongs to the open epoch.
-    pub fn admit(&mut self, r: &RawRecord) -> bool {
-        let floor = self
-            .floors
-            .entry(r.topic.clone())
-            .or_default()
-            .entry(r.partition)
-            .or_insert(i64::MIN);
+    /// Whether `r` may be emitted: `Some(true)` if it is new (above the partition's floor; it
+    /// then belongs to the open epoch), `Some(false)` if it was landed or emitted already, `None`
+    /// if its partition is not assigned (a late message of a revoked partition).
+    pub fn admit(&mut self, r: &RawRecord) -> Option<bool> {
+        let floor = self.floors.get_mut(&*r.topic)?.get_mut(&r.partition)?;
         if r.offset <= *floor {
-            return false;
+            return Some(false);
         }
         *floor = r.offset;
         let range = self
@@ -173,7 +170,7 @@ impl EpochTracker {
         range.1 = range.1.max(r.offset);
         self.rows += 1;
         self.first_at.get_or_insert_with(Instant::now);
-        true
+        Some(true)
     }
 
     /// Ends the open epoch: its offsets (None if it is empty, which keeps its number).

@@ -70,6 +70,13 @@ impl KafkaSource {
     }
 }
 
+impl KafkaConfig {
+    /// Builds the source of this configuration (see [`KafkaSource::new`]).
+    pub fn build_source(&self, coordination: Coordination) -> Result<KafkaSource, OperatorError> {
+        KafkaSource::new(self, coordination)
+    }
+}
+
 #[async_trait]
 impl Source for KafkaSource {
     fn name(&self) -> String {
@@ -286,9 +293,16 @@ impl Driver {
         ctx: &mut SourceContext,
     ) -> Result<(), OperatorError> {
         for r in records {
-            if !self.tracker.admit(&r) {
-                KafkaSourceStats::add(&self.stats.dropped_landed, 1);
-                continue;
+            match self.tracker.admit(&r) {
+                Some(true) => {}
+                Some(false) => {
+                    KafkaSourceStats::add(&self.stats.dropped_landed, 1);
+                    continue;
+                }
+                None => {
+                    KafkaSourceStats::add(&self.stats.dropped_unassigned, 1);
+                    continue;
+                }
             }
             self.builder.push(r);
             if self.tracker.rows() >= self.epoch_max {

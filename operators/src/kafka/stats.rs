@@ -17,6 +17,9 @@ pub struct KafkaSourceStats {
     pub bytes: AtomicU64,
     /// Messages dropped because an epoch manifest already lists them (re-deliveries).
     pub dropped_landed: AtomicU64,
+    /// Messages dropped because their partition is no longer assigned (fetched before a
+    /// revocation, delivered after it).
+    pub dropped_unassigned: AtomicU64,
     /// Batches emitted.
     pub batches: AtomicU64,
     /// Epoch barriers emitted.

@@ -25,7 +25,11 @@ pub fn unique_name(prefix: &str) -> String {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    format!("{prefix}-{}-{n}-{:x}", std::process::id(), nanos & 0xffff_ffff)
+    format!(
+        "{prefix}-{}-{n}-{:x}",
+        std::process::id(),
+        nanos & 0xffff_ffff
+    )
 }
 
 fn required_env(var: &str, how: &str) -> String {
@@ -80,11 +84,18 @@ pub fn s3_bucket(bucket: &str) -> S3Bucket {
     let request = format!(
         "PUT /{bucket} HTTP/1.1\r\nHost: {hostport}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     );
-    stream.write_all(request.as_bytes()).expect("send PUT bucket");
+    stream
+        .write_all(request.as_bytes())
+        .expect("send PUT bucket");
     let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read PUT bucket response");
+    stream
+        .read_to_string(&mut response)
+        .expect("read PUT bucket response");
     let status = response.lines().next().unwrap_or_default().to_string();
-    assert!(status.contains(" 200"), "creating bucket {bucket} failed: {status}");
+    assert!(
+        status.contains(" 200"),
+        "creating bucket {bucket} failed: {status}"
+    );
     let options = vec![
         ("aws_endpoint".to_string(), endpoint),
         ("aws_access_key_id".to_string(), "test".to_string()),
@@ -125,7 +136,8 @@ mod tests {
         assert_ne!(a, b);
         assert!(a.len() <= 63, "{a}");
         assert!(
-            a.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+            a.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
             "{a}"
         );
     }

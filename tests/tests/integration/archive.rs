@@ -19,7 +19,11 @@ fn events() -> Vec<Event> {
             Event {
                 event_id: format!("evt-{i}"),
                 event_time: EventTime(1_704_067_200_000 + i as i64 * 61_003),
-                domain: if i % 21 == 0 { Domain::Ad } else { Domain::Natural },
+                domain: if i % 21 == 0 {
+                    Domain::Ad
+                } else {
+                    Domain::Natural
+                },
                 user_id: UserId(u64::MAX - i),
                 item_id: ItemId(i * 1_000_003),
                 category_id: CategoryId(i % 17),
@@ -28,7 +32,8 @@ fn events() -> Vec<Event> {
                 device: Device::ALL[(i % 4) as usize],
                 hist_item_ids: (0..len as u64).map(|k| ItemId(k * 7 + i)).collect(),
                 hist_category_ids: (0..len as u64).map(|k| CategoryId(k % 17)).collect(),
-                item_content: (i % 3 != 0).then(|| (0..16).map(|d| d as f32 * 0.5 - i as f32).collect()),
+                item_content: (i % 3 != 0)
+                    .then(|| (0..16).map(|d| d as f32 * 0.5 - i as f32).collect()),
                 label: (i % 5 == 0) as u8,
             }
         })
@@ -45,12 +50,22 @@ async fn round_trip(storage: &Storage) {
         builder.push(&decoded).expect("push");
     }
     let batch = builder.finish().expect("batch");
-    let empty = EventBatchBuilder::new(schema.clone(), 0).finish().expect("empty batch");
+    let empty = EventBatchBuilder::new(schema.clone(), 0)
+        .finish()
+        .expect("empty batch");
 
     // Parquet in object storage and back.
-    let key = format!("landing/natural/date=2024-01-01/part-rt-{}.parquet", unique_name("x"));
+    let key = format!(
+        "landing/natural/date=2024-01-01/part-rt-{}.parquet",
+        unique_name("x")
+    );
     let written = storage
-        .write_parquet(&key, schema.arrow(), &[batch.clone(), empty], &ParquetWriteOptions::default())
+        .write_parquet(
+            &key,
+            schema.arrow(),
+            &[batch.clone(), empty],
+            &ParquetWriteOptions::default(),
+        )
         .await
         .expect("write parquet");
     assert_eq!(written.rows, originals.len() as u64);
@@ -58,7 +73,11 @@ async fn round_trip(storage: &Storage) {
     let back: Vec<Event> = read
         .iter()
         .flat_map(|b| {
-            assert_eq!(b.schema(), *schema.arrow(), "schema incl. field docs survives Parquet");
+            assert_eq!(
+                b.schema().fields(),
+                schema.arrow().fields(),
+                "fields incl. their docs survive Parquet"
+            );
             events_from_batch(b).expect("events from batch")
         })
         .collect();

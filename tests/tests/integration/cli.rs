@@ -20,7 +20,11 @@ fn config_check_accepts_the_shipped_configs() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs");
     for name in ["demo.toml", "production.example.toml"] {
         let path = format!("{root}/{name}");
-        assert_eq!(code(&["config", "check", "--quiet-ok", &path]), ExitCode::SUCCESS, "{name}");
+        assert_eq!(
+            code(&["config", "check", "--quiet-ok", &path]),
+            ExitCode::SUCCESS,
+            "{name}"
+        );
     }
 }
 
@@ -34,16 +38,27 @@ fn config_check_rejects_bad_files_with_exit_code_2() {
         ("syntax.toml", "[generator\n"),
     ] {
         let path = write(&dir, name, text);
-        assert_eq!(code(&["config", "check", &path]), ExitCode::from(2), "{name}");
+        assert_eq!(
+            code(&["config", "check", &path]),
+            ExitCode::from(2),
+            "{name}"
+        );
     }
-    assert_eq!(code(&["config", "check", "/nonexistent.toml"]), ExitCode::from(2));
+    assert_eq!(
+        code(&["config", "check", "/nonexistent.toml"]),
+        ExitCode::from(2)
+    );
 }
 
 #[test]
 fn usage_errors_exit_2_and_help_exits_0() {
     assert_eq!(code(&["no-such-command"]), ExitCode::from(2));
     assert_eq!(code(&["generate", "--days", "many"]), ExitCode::from(2));
-    assert_eq!(code(&["generate", "--format", "jsonl"]), ExitCode::from(2), "jsonl needs --out");
+    assert_eq!(
+        code(&["generate", "--format", "jsonl"]),
+        ExitCode::from(2),
+        "jsonl needs --out"
+    );
     assert_eq!(code(&["--help"]), ExitCode::SUCCESS);
     assert_eq!(code(&["sql", "--help"]), ExitCode::SUCCESS);
 }
@@ -52,8 +67,17 @@ fn usage_errors_exit_2_and_help_exits_0() {
 fn failures_exit_1_and_bad_stores_exit_2() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = dir.path().display().to_string();
-    assert_eq!(code(&["sql", "--store", &store, "SELECT nonsense FROM nowhere"]), ExitCode::from(1));
-    assert_eq!(code(&["sql", "--store", "ftp://host/x", "SELECT 1"]), ExitCode::from(2));
+    assert_eq!(
+        code(&["sql", "--store", &store, "SELECT nonsense FROM nowhere"]),
+        ExitCode::from(1)
+    );
+    assert_eq!(
+        code(&["sql", "--store", "ftp://host/x", "SELECT 1"]),
+        ExitCode::from(2)
+    );
     let missing = dir.path().join("no-dataset").display().to_string();
-    assert_eq!(code(&["import", "movielens", &missing, "--store", &store]), ExitCode::from(1));
+    assert_eq!(
+        code(&["import", "movielens", &missing, "--store", &store]),
+        ExitCode::from(1)
+    );
 }

@@ -10,7 +10,10 @@ use ctrflow_schemas::{DayManifest, Domain, EventSchema, KeyLayout, decode_manife
 use ctrflow_storage::Storage;
 
 fn i64_at(batches: &[RecordBatch], col: usize, row: usize) -> i64 {
-    batches[0].column(col).as_primitive::<Int64Type>().value(row)
+    batches[0]
+        .column(col)
+        .as_primitive::<Int64Type>()
+        .value(row)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -20,12 +23,24 @@ async fn generated_archive_is_queryable_and_matches_its_manifests() {
     let s = store.clone();
     let status = tokio::task::spawn_blocking(move || {
         ctrflow_pipeline::run([
-            "ctrflow", "generate", "--store", &s, "--days", "3", "--users", "300",
-            "--events-per-day", "4200", "--seed", "11", "--start-date", "2024-05-01",
+            "ctrflow",
+            "generate",
+            "--store",
+            &s,
+            "--days",
+            "3",
+            "--users",
+            "300",
+            "--events-per-day",
+            "4200",
+            "--seed",
+            "11",
+            "--start-date",
+            "2024-05-01",
         ])
     })
-        .await
-        .expect("join");
+    .await
+    .expect("join");
     assert_eq!(status, ExitCode::SUCCESS);
 
     let storage = Storage::open(&store).expect("open");
@@ -50,10 +65,22 @@ async fn generated_archive_is_queryable_and_matches_its_manifests() {
     )
     .await
     .expect("query");
-    let (n, a, distinct) = (i64_at(&batches, 0, 0), i64_at(&batches, 1, 0), i64_at(&batches, 2, 0));
-    assert_eq!((n + a) as u64, manifest_rows, "SQL sees exactly the manifest rows");
+    let (n, a, distinct) = (
+        i64_at(&batches, 0, 0),
+        i64_at(&batches, 1, 0),
+        i64_at(&batches, 2, 0),
+    );
+    assert_eq!(
+        (n + a) as u64,
+        manifest_rows,
+        "SQL sees exactly the manifest rows"
+    );
     assert_eq!(n, distinct, "event ids are unique");
-    assert!((15.0..=26.0).contains(&(n as f64 / a as f64)), "natural/ad = {}", n as f64 / a as f64);
+    assert!(
+        (15.0..=26.0).contains(&(n as f64 / a as f64)),
+        "natural/ad = {}",
+        n as f64 / a as f64
+    );
 
     let batches = run_query(
         &storage,
@@ -68,15 +95,26 @@ async fn generated_archive_is_queryable_and_matches_its_manifests() {
     assert_eq!(b.num_rows(), 3, "three days");
     let ctr = b.column(2).as_primitive::<Float64Type>();
     for i in 0..3 {
-        assert!((0.01..0.15).contains(&ctr.value(i)), "ad ctr {}", ctr.value(i));
+        assert!(
+            (0.01..0.15).contains(&ctr.value(i)),
+            "ad ctr {}",
+            ctr.value(i)
+        );
     }
 
     // An orphan file (listed by no manifest) is invisible to SQL.
-    let files = trusted_landing_files(&storage, Domain::Ad, None).await.expect("files");
+    let files = trusted_landing_files(&storage, Domain::Ad, None)
+        .await
+        .expect("files");
     let orphan = files[0].replace("part-gen-", "part-orphan-");
     let bytes = storage.get(&files[0]).await.expect("read file");
-    storage.put_once(&orphan, bytes).await.expect("write orphan");
-    let again = run_query(&storage, &schema, "SELECT count(*) FROM ad").await.expect("count");
+    storage
+        .put_once(&orphan, bytes)
+        .await
+        .expect("write orphan");
+    let again = run_query(&storage, &schema, "SELECT count(*) FROM ad")
+        .await
+        .expect("count");
     assert_eq!(i64_at(&again, 0, 0), a, "orphans are ignored");
 }
 
@@ -89,8 +127,18 @@ async fn same_seed_gives_identical_bytes_through_the_cli() {
         let s = store.clone();
         let status = tokio::task::spawn_blocking(move || {
             ctrflow_pipeline::run([
-                "ctrflow", "generate", "--store", &s, "--days", "1", "--users", "100",
-                "--events-per-day", "1000", "--seed", "5",
+                "ctrflow",
+                "generate",
+                "--store",
+                &s,
+                "--days",
+                "1",
+                "--users",
+                "100",
+                "--events-per-day",
+                "1000",
+                "--seed",
+                "5",
             ])
         })
         .await
@@ -106,5 +154,8 @@ async fn same_seed_gives_identical_bytes_through_the_cli() {
         assert!(!files.is_empty());
         listings.push((files, dir));
     }
-    assert_eq!(listings[0].0, listings[1].0, "same seed, same keys and bytes");
+    assert_eq!(
+        listings[0].0, listings[1].0,
+        "same seed, same keys and bytes"
+    );
 }

@@ -5,5 +5,4 @@
 mod archive;
 mod cli;
 mod generate;
-mod ingest;
 mod movielens;

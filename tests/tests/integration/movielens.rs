@@ -62,7 +62,11 @@ async fn imports_movielens_100k_with_the_documented_mapping() {
     .await
     .expect("causality query");
     assert_eq!(i64_at(&b, 0), 0, "no history contains later ratings");
-    assert_eq!(i64_at(&b, 1), 943, "each of the 943 users starts with an empty history");
+    assert_eq!(
+        i64_at(&b, 1),
+        943,
+        "each of the 943 users starts with an empty history"
+    );
 
     // Every day from the first to the last rating is closed for both domains.
     let days = storage
@@ -72,5 +76,8 @@ async fn imports_movielens_100k_with_the_documented_mapping() {
         .into_iter()
         .filter(|o| o.key.ends_with("/_SUCCESS"))
         .count();
-    assert_eq!(days, 215, "1997-09-20 ..= 1998-04-22, including the 2 days without ratings");
+    assert_eq!(
+        days, 215,
+        "1997-09-20 ..= 1998-04-22, including the 2 days without ratings"
+    );
 }

@@ -11,8 +11,7 @@ use crate::dataflow::{VecCollector, drive};
 
 fn batch(values: &[i64]) -> RecordBatch {
     let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
-    RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(values.to_vec()))])
-        .expect("batch")
+    RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(values.to_vec()))]).expect("batch")
 }
 
 fn values(b: &RecordBatch) -> Vec<i64> {
@@ -105,10 +104,17 @@ impl Operator for Recorder {
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
         self.processed.fetch_add(1, Ordering::SeqCst);
-        self.log.lock().expect("lock").push(format!("b{:?}", values(&b)));
+        self.log
+            .lock()
+            .expect("lock")
+            .push(format!("b{:?}", values(&b)));
         Ok(())
     }
-    async fn on_barrier(&mut self, e: Epoch, _out: &mut dyn Collector) -> Result<(), OperatorError> {
+    async fn on_barrier(
+        &mut self,
+        e: Epoch,
+        _out: &mut dyn Collector,
+    ) -> Result<(), OperatorError> {
         self.log.lock().expect("lock").push(format!("flush{}", e.0));
         Ok(())
     }
@@ -122,7 +128,11 @@ impl Operator for Recorder {
 async fn batches_and_control_flow_through_in_order() {
     let mut g = Graph::new(4);
     let sent = Arc::new(AtomicUsize::new(0));
-    let s = g.source(Counter { n: Some(4), every: 2, sent });
+    let s = g.source(Counter {
+        n: Some(4),
+        every: 2,
+        sent,
+    });
     let d = g.operator(Doubler { fail_on: None }, 1);
     let rec = Recorder::default();
     let r = g.operator(rec.clone(), 0);
@@ -132,21 +142,37 @@ async fn batches_and_control_flow_through_in_order() {
     let log = rec.log.lock().expect("lock").clone();
     assert_eq!(
         log,
-        ["b[0]", "b[2]", "flush2", "b[4]", "b[6]", "flush4", &format!("flush{}", u64::MAX), "end"]
+        [
+            "b[0]",
+            "b[2]",
+            "flush2",
+            "b[4]",
+            "b[6]",
+            "flush4",
+            &format!("flush{}", u64::MAX),
+            "end"
+        ]
     );
 }
 
 #[tokio::test]
 async fn an_error_names_the_operator_and_stops_the_graph() {
     let mut g = Graph::new(2);
-    let s = g.source(Counter { n: None, every: 10, sent: Arc::default() });
+    let s = g.source(Counter {
+        n: None,
+        every: 10,
+        sent: Arc::default(),
+    });
     let d = g.operator(Doubler { fail_on: Some(3) }, 1);
     let r = g.operator(Recorder::default(), 0);
     g.connect(s, 0, d).expect("s->d");
     g.connect(d, 0, r).expect("d->r");
     let err = g.start().expect("start").join().await.expect_err("fails");
     let text = err.to_string();
-    assert!(text.contains("`doubler`") && text.contains("boom"), "{text}");
+    assert!(
+        text.contains("`doubler`") && text.contains("boom"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -154,8 +180,15 @@ async fn bounded_channels_apply_backpressure() {
     let capacity = 2;
     let mut g = Graph::new(capacity);
     let sent = Arc::new(AtomicUsize::new(0));
-    let s = g.source(Counter { n: Some(60), every: 1000, sent: sent.clone() });
-    let rec = Recorder { slow: true, ..Recorder::default() };
+    let s = g.source(Counter {
+        n: Some(60),
+        every: 1000,
+        sent: sent.clone(),
+    });
+    let rec = Recorder {
+        slow: true,
+        ..Recorder::default()
+    };
     let processed = rec.processed.clone();
     let r = g.operator(rec, 0);
     g.connect(s, 0, r).expect("s->r");
@@ -168,14 +201,21 @@ async fn bounded_channels_apply_backpressure() {
     }
     handle.join().await.expect("run");
     // In flight: the channel, the message being processed and the one being sent.
-    assert!(max_ahead <= capacity + 2, "source ran {max_ahead} batches ahead");
+    assert!(
+        max_ahead <= capacity + 2,
+        "source ran {max_ahead} batches ahead"
+    );
     assert_eq!(processed.load(Ordering::SeqCst), 60);
 }
 
 #[tokio::test]
 async fn graceful_shutdown_finishes_the_epoch_and_ends() {
     let mut g = Graph::new(4);
-    let s = g.source(Counter { n: None, every: 1000, sent: Arc::default() });
+    let s = g.source(Counter {
+        n: None,
+        every: 1000,
+        sent: Arc::default(),
+    });
     let rec = Recorder::default();
     let r = g.operator(rec.clone(), 0);
     g.connect(s, 0, r).expect("s->r");
@@ -185,15 +225,25 @@ async fn graceful_shutdown_finishes_the_epoch_and_ends() {
     handle.join().await.expect("clean exit");
     let log = rec.log.lock().expect("lock").clone();
     assert!(log.len() > 2, "{log:?}");
-    assert_eq!(&log[log.len() - 2..], [format!("flush{}", u64::MAX), "end".to_string()]);
+    assert_eq!(
+        &log[log.len() - 2..],
+        [format!("flush{}", u64::MAX), "end".to_string()]
+    );
 }
 
 #[tokio::test]
 async fn invalid_graphs_are_rejected() {
     let mut g = Graph::new(1);
-    let s = g.source(Counter { n: Some(1), every: 1, sent: Arc::default() });
+    let s = g.source(Counter {
+        n: Some(1),
+        every: 1,
+        sent: Arc::default(),
+    });
     let r = g.operator(Recorder::default(), 0);
-    assert!(g.connect(r, 0, s).is_err(), "a sink has no port 0 and a source no input");
+    assert!(
+        g.connect(r, 0, s).is_err(),
+        "a sink has no port 0 and a source no input"
+    );
     let orphan = g.operator(Recorder::default(), 0);
     g.connect(s, 0, r).expect("s->r");
     assert!(g.connect(s, 0, r).is_err(), "second upstream");

@@ -37,8 +37,11 @@ fn offsets(epoch: u64, first: i64, last: i64) -> EpochOffsets {
 }
 
 fn memory() -> Storage {
-    Storage::open(&format!("memory://{}", ctrflow_test_support::unique_name("coord")))
-        .expect("store")
+    Storage::open(&format!(
+        "memory://{}",
+        ctrflow_test_support::unique_name("coord")
+    ))
+    .expect("store")
 }
 
 #[tokio::test]
@@ -58,30 +61,66 @@ async fn confirms_only_after_the_manifest_and_closes_days_by_watermark() {
     let d1 = date("2024-01-01");
     // Epoch 1: day 1 data; the watermark stays inside day 1.
     otx.send(offsets(1, 0, 9)).await.expect("send");
-    atx.send(ack("landing", 1, vec![file(Domain::Natural, "2024-01-01", 10, FileRole::Landing, 1)], d1.start_ms() + 1000))
-        .await
-        .expect("send");
+    atx.send(ack(
+        "landing",
+        1,
+        vec![file(
+            Domain::Natural,
+            "2024-01-01",
+            10,
+            FileRole::Landing,
+            1,
+        )],
+        d1.start_ms() + 1000,
+    ))
+    .await
+    .expect("send");
     assert!(
-        tokio::time::timeout(Duration::from_millis(100), crx.recv()).await.is_err(),
+        tokio::time::timeout(Duration::from_millis(100), crx.recv())
+            .await
+            .is_err(),
         "no confirmation before every sink acknowledged"
     );
-    assert!(storage.list("landing/_epochs/").await.expect("list").is_empty(), "no manifest yet");
-    atx.send(ack("dead-letter", 1, vec![], d1.start_ms())).await.expect("send");
+    assert!(
+        storage
+            .list("landing/_epochs/")
+            .await
+            .expect("list")
+            .is_empty(),
+        "no manifest yet"
+    );
+    atx.send(ack("dead-letter", 1, vec![], d1.start_ms()))
+        .await
+        .expect("send");
     assert_eq!(crx.recv().await, Some(Epoch(1)));
     let keys = storage.list("landing/_epochs/").await.expect("list");
     assert_eq!(keys.len(), 1, "manifest durable before the confirmation");
     let m: EpochManifest =
-        decode_manifest(&keys[0].key, &storage.get(&keys[0].key).await.expect("get")).expect("decode");
+        decode_manifest(&keys[0].key, &storage.get(&keys[0].key).await.expect("get"))
+            .expect("decode");
     assert_eq!(m.offsets[0].last_offset, 9);
     assert_eq!(m.writer, "replica-a");
     assert!(closed.read().expect("lock").is_empty());
 
     // Epoch 2: the partition's newest event is a day later: day 1 closes for both domains.
     otx.send(offsets(2, 10, 19)).await.expect("send");
-    atx.send(ack("landing", 2, vec![file(Domain::Natural, "2024-01-02", 10, FileRole::Landing, 2)], d1.end_ms() + 120_000))
+    atx.send(ack(
+        "landing",
+        2,
+        vec![file(
+            Domain::Natural,
+            "2024-01-02",
+            10,
+            FileRole::Landing,
+            2,
+        )],
+        d1.end_ms() + 120_000,
+    ))
+    .await
+    .expect("send");
+    atx.send(ack("dead-letter", 2, vec![], 0))
         .await
         .expect("send");
-    atx.send(ack("dead-letter", 2, vec![], 0)).await.expect("send");
     assert_eq!(crx.recv().await, Some(Epoch(2)));
     assert!(closed.read().expect("lock").contains(&(Domain::Ad, d1)));
     let success = KeyLayout.day_success(Domain::Natural, d1);
@@ -90,7 +129,10 @@ async fn confirms_only_after_the_manifest_and_closes_days_by_watermark() {
     assert_eq!(day.rows, 10);
     assert_eq!(day.files.len(), 1);
     let ad_day = KeyLayout.day_success(Domain::Ad, d1);
-    assert!(storage.exists(&ad_day).await.expect("exists"), "an empty domain day is closed too");
+    assert!(
+        storage.exists(&ad_day).await.expect("exists"),
+        "an empty domain day is closed too"
+    );
 
     drop(otx);
     drop(atx);

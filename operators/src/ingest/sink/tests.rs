@@ -40,7 +40,12 @@ fn decoded(events: &[(i64, Domain, EventDate)], topic: &str, partition: i32) -> 
         b.push(&event(i, d, date)).expect("push");
     }
     let batch = b.finish().expect("finish");
-    let mut fields: Vec<_> = schema.arrow().fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut fields: Vec<_> = schema
+        .arrow()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
     fields.extend(provenance_fields());
     let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
     cols.push(Arc::new(StringArray::from(vec![topic; events.len()])));
@@ -53,8 +58,11 @@ fn decoded(events: &[(i64, Domain, EventDate)], topic: &str, partition: i32) -> 
 
 #[tokio::test]
 async fn landing_sink_writes_one_file_per_day_domain_and_partition_at_the_barrier() {
-    let storage = Storage::open(&format!("memory://{}", ctrflow_test_support::unique_name("sink")))
-        .expect("store");
+    let storage = Storage::open(&format!(
+        "memory://{}",
+        ctrflow_test_support::unique_name("sink")
+    ))
+    .expect("store");
     let (tx, mut rx) = mpsc::channel(4);
     let closed = ClosedDays::default();
     closed
@@ -71,7 +79,12 @@ async fn landing_sink_writes_one_file_per_day_domain_and_partition_at_the_barrie
     let d1 = day("2024-01-01");
     let d2 = day("2024-01-02");
     let input = decoded(
-        &[(10, Domain::Natural, d1), (11, Domain::Natural, d2), (12, Domain::Ad, d1), (13, Domain::Natural, d1)],
+        &[
+            (10, Domain::Natural, d1),
+            (11, Domain::Natural, d2),
+            (12, Domain::Ad, d1),
+            (13, Domain::Natural, d1),
+        ],
         "ctrflow.natural",
         3,
     );
@@ -82,11 +95,18 @@ async fn landing_sink_writes_one_file_per_day_domain_and_partition_at_the_barrie
     )
     .await
     .expect("drive");
-    assert!(out.ports[0].is_empty(), "a sink has no outputs");
+    assert_eq!(
+        out.rows(0),
+        0,
+        "a sink emits no rows, only forwards control"
+    );
     let ack = rx.recv().await.expect("ack");
     assert_eq!(ack.epoch, Epoch(1));
-    let mut keys: Vec<(String, u64, FileRole)> =
-        ack.files.iter().map(|f| (f.key.clone(), f.rows, f.role)).collect();
+    let mut keys: Vec<(String, u64, FileRole)> = ack
+        .files
+        .iter()
+        .map(|f| (f.key.clone(), f.rows, f.role))
+        .collect();
     keys.sort();
     assert_eq!(
         keys,
@@ -110,16 +130,31 @@ async fn landing_sink_writes_one_file_per_day_domain_and_partition_at_the_barrie
     );
     // Written without provenance columns, readable as events.
     let batches = storage.read_parquet(&keys[0].0).await.expect("read");
-    assert_eq!(batches[0].schema(), *EventSchema::default().arrow());
+    assert_eq!(
+        batches[0].schema().fields(),
+        EventSchema::default().arrow().fields()
+    );
     let events = events_from_batch(&batches[0]).expect("events");
-    assert_eq!(events.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(), ["e10", "e13"]);
-    assert_eq!(ack.max_event_time_ms.get("ctrflow.natural/3"), Some(&(d2.start_ms() + 11_000)));
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| e.event_id.as_str())
+            .collect::<Vec<_>>(),
+        ["e10", "e13"]
+    );
+    assert_eq!(
+        ack.max_event_time_ms.get("ctrflow.natural/3"),
+        Some(&(d2.start_ms() + 11_000))
+    );
 }
 
 #[tokio::test]
 async fn full_parts_are_written_early_and_nothing_is_written_twice() {
-    let storage = Storage::open(&format!("memory://{}", ctrflow_test_support::unique_name("sink")))
-        .expect("store");
+    let storage = Storage::open(&format!(
+        "memory://{}",
+        ctrflow_test_support::unique_name("sink")
+    ))
+    .expect("store");
     let (tx, mut rx) = mpsc::channel(4);
     let mut sink = PartSink::landing(
         storage.clone(),
@@ -137,7 +172,11 @@ async fn full_parts_are_written_early_and_nothing_is_written_twice() {
     ];
     drive(&mut sink, msgs, 0).await.expect("drive");
     let first = rx.recv().await.expect("ack 5");
-    assert_eq!(first.files.len(), 2, "one early file of 2 rows, one at the barrier");
+    assert_eq!(
+        first.files.len(),
+        2,
+        "one early file of 2 rows, one at the barrier"
+    );
     assert_eq!(first.files.iter().map(|f| f.rows).sum::<u64>(), 3);
     let second = rx.recv().await.expect("ack 6");
     assert!(second.files.is_empty(), "an empty epoch writes nothing");
@@ -145,8 +184,11 @@ async fn full_parts_are_written_early_and_nothing_is_written_twice() {
 
 #[tokio::test]
 async fn dead_letters_are_dated_by_rejection_and_domained_by_topic() {
-    let storage = Storage::open(&format!("memory://{}", ctrflow_test_support::unique_name("dl")))
-        .expect("store");
+    let storage = Storage::open(&format!(
+        "memory://{}",
+        ctrflow_test_support::unique_name("dl")
+    ))
+    .expect("store");
     let (tx, mut rx) = mpsc::channel(4);
     let mut sink = PartSink::dead_letter(
         storage.clone(),
@@ -163,7 +205,10 @@ async fn dead_letters_are_dated_by_rejection_and_domained_by_topic() {
             Arc::new(Int32Array::from(vec![1, 1])),
             Arc::new(Int64Array::from(vec![40, 41])),
             Arc::new(Int64Array::from(vec![Some(1), None])),
-            Arc::new(arrow::array::BinaryArray::from(vec![Some(b"{bad".as_ref()), None])),
+            Arc::new(arrow::array::BinaryArray::from(vec![
+                Some(b"{bad".as_ref()),
+                None,
+            ])),
             Arc::new(StringArray::from(vec!["bad-json", "empty-payload"])),
             Arc::new(StringArray::from(vec!["eof", "no bytes"])),
             Arc::new(
@@ -173,9 +218,13 @@ async fn dead_letters_are_dated_by_rejection_and_domained_by_topic() {
         ],
     )
     .expect("dead-letter batch");
-    drive(&mut sink, [Message::Batch(batch), Message::Barrier(Epoch(1))], 0)
-        .await
-        .expect("drive");
+    drive(
+        &mut sink,
+        [Message::Batch(batch), Message::Barrier(Epoch(1))],
+        0,
+    )
+    .await
+    .expect("drive");
     let ack = rx.recv().await.expect("ack");
     assert_eq!(ack.files.len(), 1);
     assert_eq!(

@@ -51,15 +51,15 @@ fn tracker_drops_landed_and_repeated_offsets() {
     let mut t = EpochTracker::new(Epoch(5));
     let landed: HashMap<(String, i32), i64> = [(key("a", 0), 9)].into_iter().collect();
     t.assign(&[key("a", 0), key("a", 1)], &landed);
-    assert!(!t.admit(&rec("a", 0, 8)));
-    assert!(!t.admit(&rec("a", 0, 9)));
-    assert!(t.admit(&rec("a", 0, 10)));
-    assert!(
-        !t.admit(&rec("a", 0, 10)),
-        "a re-delivered offset is dropped"
-    );
-    assert!(t.admit(&rec("a", 1, 0)));
-    assert!(t.admit(&rec("a", 0, 11)));
+    assert_eq!(t.admit(&rec("a", 0, 8)), Some(false));
+    assert_eq!(t.admit(&rec("a", 0, 9)), Some(false));
+    assert_eq!(t.admit(&rec("a", 0, 10)), Some(true));
+    let again = t.admit(&rec("a", 0, 10));
+    assert_eq!(again, Some(false), "a re-delivered offset is dropped");
+    assert_eq!(t.admit(&rec("a", 1, 0)), Some(true));
+    assert_eq!(t.admit(&rec("a", 0, 11)), Some(true));
+    assert_eq!(t.admit(&rec("a", 2, 0)), None, "partition not assigned");
+    assert_eq!(t.admit(&rec("b", 0, 0)), None, "topic not assigned");
     assert_eq!(t.rows(), 3);
     let o = t.close_epoch().expect("epoch");
     assert_eq!(o.epoch, Epoch(5));
@@ -84,7 +84,9 @@ fn tracker_drops_landed_and_repeated_offsets() {
         t.close_epoch().is_none(),
         "an empty epoch is skipped and keeps its number"
     );
-    assert!(t.admit(&rec("a", 1, 1)));
+    assert_eq!(t.admit(&rec("a", 1, 1)), Some(true));
+    t.revoke(&[key("a", 1)]);
+    assert_eq!(t.admit(&rec("a", 1, 2)), None, "revoked");
     assert_eq!(t.close_epoch().expect("epoch").epoch, Epoch(6));
 }
 
@@ -92,10 +94,10 @@ fn tracker_drops_landed_and_repeated_offsets() {
 fn tracker_commits_only_the_confirmed_prefix_in_order() {
     let mut t = EpochTracker::new(Epoch(0));
     t.assign(&[key("a", 0), key("b", 0)], &HashMap::new());
-    t.admit(&rec("a", 0, 0));
+    assert_eq!(t.admit(&rec("a", 0, 0)), Some(true));
     t.close_epoch();
-    t.admit(&rec("a", 0, 1));
-    t.admit(&rec("b", 0, 4));
+    assert_eq!(t.admit(&rec("a", 0, 1)), Some(true));
+    assert_eq!(t.admit(&rec("b", 0, 4)), Some(true));
     t.close_epoch();
     assert!(t.committable().is_empty());
     assert_eq!(t.confirm(Epoch(1)), Confirmed::Known);
