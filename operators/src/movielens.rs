@@ -118,12 +118,15 @@ fn dataset_files(dir: &Path) -> Result<(String, PathBuf, PathBuf), OperatorError
     Ok((name, inter, item))
 }
 
+/// The column index of each requested field, and the data lines with their 1-based line numbers.
+type AtomicFile = (Vec<usize>, Vec<(usize, String)>);
+
 /// Reads a tab-separated atomic file: returns the column index of each requested field and the
 /// data lines (1-based line numbers). Tolerates CRLF endings.
 fn read_atomic(
     path: &Path,
     wanted: &[&[&str]],
-) -> Result<(Vec<usize>, Vec<(usize, String)>), OperatorError> {
+) -> Result<AtomicFile, OperatorError> {
     let file = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|source| OperatorError::Io {
         path: file.clone(),
@@ -246,7 +249,7 @@ fn read_ratings(path: &Path, movies: &HashMap<String, u32>) -> Result<Vec<Rating
         let ts: f64 = f[idx[3]]
             .parse()
             .map_err(|_| bad(line, format!("timestamp `{}` is not a number", f[idx[3]])))?;
-        if !rating.is_finite() || !ts.is_finite() || ts < 0.0 || ts > 1e11 {
+        if !rating.is_finite() || !(0.0..=1e11).contains(&ts) {
             return Err(bad(line, "rating or timestamp out of range".into()));
         }
         out.push(Rating {

@@ -209,7 +209,7 @@ pub(crate) mod tests {
         Event {
             event_id: format!("e-{seq_len}"),
             event_time: EventTime(1_704_067_200_123),
-            domain: if seq_len % 2 == 0 {
+            domain: if seq_len.is_multiple_of(2) {
                 Domain::Natural
             } else {
                 Domain::Ad

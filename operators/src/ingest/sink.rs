@@ -86,6 +86,10 @@ pub struct PartSink {
     acks: mpsc::Sender<SinkAck>,
 }
 
+/// How [`PartSink::route`] splits a batch: the output-file group of every row, the groups' keys,
+/// and the rows' Kafka offsets.
+type Routing = (Vec<u32>, Vec<PartKey>, Vec<i64>);
+
 impl PartSink {
     /// The landing sink for decoded events (event columns followed by provenance columns).
     pub fn landing(
@@ -147,11 +151,11 @@ impl PartSink {
         OperatorError::Internal(format!("{}: input lacks column `{column}`", self.name))
     }
 
-    /// Groups the rows of `batch` by output file.
+    /// Groups the rows of `batch` by output file; see [`Routing`].
     fn route(
         &mut self,
         batch: &RecordBatch,
-    ) -> Result<(Vec<u32>, Vec<PartKey>, Vec<i64>), OperatorError> {
+    ) -> Result<Routing, OperatorError> {
         let (topic_col, partition_col, offset_col, time_col) = match &self.role {
             Role::Landing { .. } => (
                 raw_columns::P_TOPIC,
@@ -204,6 +208,7 @@ impl PartSink {
         let mut groups: Vec<PartKey> = Vec::new();
         let mut index: HashMap<(Domain, EventDate, FileRole, &str, i32), u32> = HashMap::new();
         let mut group_of = Vec::with_capacity(batch.num_rows());
+        let mut group_max_time: Vec<i64> = Vec::new();
         for row in 0..batch.num_rows() {
             let topic = topics.value(row);
             let partition = partitions.value(row);
@@ -230,15 +235,6 @@ impl PartSink {
                 ),
                 (Role::Landing { .. }, None) => return Err(self.column_error(columns::DOMAIN)),
             };
-            if matches!(self.role, Role::Landing { .. }) {
-                let key = format!("{topic}/{partition}");
-                match self.max_event_time.get_mut(&key) {
-                    Some(t) => *t = (*t).max(time),
-                    None => {
-                        self.max_event_time.insert(key, time);
-                    }
-                }
-            }
             let next = groups.len() as u32;
             let g = *index
                 .entry((domain, date, role, topic, partition))
@@ -250,9 +246,19 @@ impl PartSink {
                         partition,
                         role,
                     });
+                    group_max_time.push(time);
                     next
                 });
+            group_max_time[g as usize] = group_max_time[g as usize].max(time);
             group_of.push(g);
+        }
+        if matches!(self.role, Role::Landing { .. }) {
+            // Per-partition high-water marks, merged once per group rather than once per row.
+            for (group, &time) in groups.iter().zip(&group_max_time) {
+                let key = format!("{}/{}", group.topic, group.partition);
+                let entry = self.max_event_time.entry(key).or_insert(time);
+                *entry = (*entry).max(time);
+            }
         }
         let offsets = offsets.values().to_vec();
         Ok((group_of, groups, offsets))
