@@ -25,6 +25,8 @@ export CTRFLOW_TEST_S3_ENDPOINT CTRFLOW_TEST_ML100K CTRFLOW_TEST_BROKERS
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
+log "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo test"
 cargo test --workspace --all-targets --locked "$@"
 log "all tests passed"

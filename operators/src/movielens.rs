@@ -123,10 +123,7 @@ type AtomicFile = (Vec<usize>, Vec<(usize, String)>);
 
 /// Reads a tab-separated atomic file: returns the column index of each requested field and the
 /// data lines (1-based line numbers). Tolerates CRLF endings.
-fn read_atomic(
-    path: &Path,
-    wanted: &[&[&str]],
-) -> Result<AtomicFile, OperatorError> {
+fn read_atomic(path: &Path, wanted: &[&[&str]]) -> Result<AtomicFile, OperatorError> {
     let file = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|source| OperatorError::Io {
         path: file.clone(),

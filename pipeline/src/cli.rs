@@ -252,12 +252,29 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> ExitC
     match execute(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", render_error(&err));
             let usage = err.downcast_ref::<ConfigError>().is_some()
                 || err.downcast_ref::<UsageError>().is_some();
             ExitCode::from(if usage { 2 } else { 1 })
         }
     }
+}
+
+/// The error and its causes on one line, skipping a cause whose text the message before it already
+/// contains (library errors often embed their source in their own message).
+fn render_error(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn execute(cli: Cli) -> anyhow::Result<()> {
@@ -275,4 +292,25 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         .thread_name("ctrflow-worker")
         .build()?;
     runtime.block_on(commands::dispatch(cli.command, config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::render_error;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("operator `decode` failed: {source}")]
+    struct Embeds {
+        #[source]
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn causes_already_in_the_message_are_not_repeated() {
+        let inner = std::io::Error::other("disk full");
+        let err = anyhow::Error::new(Embeds { source: inner });
+        assert_eq!(render_error(&err), "operator `decode` failed: disk full");
+        let err = anyhow::Error::new(std::io::Error::other("disk full")).context("writing part");
+        assert_eq!(render_error(&err), "writing part: disk full");
+    }
 }

@@ -152,10 +152,7 @@ impl PartSink {
     }
 
     /// Groups the rows of `batch` by output file; see [`Routing`].
-    fn route(
-        &mut self,
-        batch: &RecordBatch,
-    ) -> Result<Routing, OperatorError> {
+    fn route(&mut self, batch: &RecordBatch) -> Result<Routing, OperatorError> {
         let (topic_col, partition_col, offset_col, time_col) = match &self.role {
             Role::Landing { .. } => (
                 raw_columns::P_TOPIC,

@@ -5,4 +5,5 @@
 mod archive;
 mod cli;
 mod generate;
+mod ingest;
 mod movielens;

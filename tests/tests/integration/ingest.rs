@@ -39,7 +39,10 @@ impl Setup {
         kafka.topics.ad = unique_name("ad");
         create_topics(
             &kafka,
-            &[(&kafka.topics.natural, partitions), (&kafka.topics.ad, partitions)],
+            &[
+                (&kafka.topics.natural, partitions),
+                (&kafka.topics.ad, partitions),
+            ],
             1,
         )
         .await
@@ -57,16 +60,31 @@ impl Setup {
     /// Starts `ctrflow ingest` with short epochs and a validation window wide enough for 2024
     /// data.
     fn spawn_ingest(&self) -> Child {
+        self.spawn_ingest_with(&[])
+    }
+
+    /// As [`Setup::spawn_ingest`], with extra `CTRFLOW__*` overrides.
+    fn spawn_ingest_with(&self, env: &[(&str, &str)]) -> Child {
         Command::new(ctrflow_bin())
-            .args(["ingest", "--brokers", &self.kafka.brokers, "--group", &self.kafka.group_id])
+            .args([
+                "ingest",
+                "--brokers",
+                &self.kafka.brokers,
+                "--group",
+                &self.kafka.group_id,
+            ])
             .arg("--store")
             .arg(self.store_path())
-            .env("CTRFLOW__KAFKA__TOPICS__NATURAL", &self.kafka.topics.natural)
+            .env(
+                "CTRFLOW__KAFKA__TOPICS__NATURAL",
+                &self.kafka.topics.natural,
+            )
             .env("CTRFLOW__KAFKA__TOPICS__AD", &self.kafka.topics.ad)
             .env("CTRFLOW__KAFKA__EPOCH_INTERVAL", "\"500ms\"")
             .env("CTRFLOW__KAFKA__SESSION_TIMEOUT", "\"6s\"")
             .env("CTRFLOW__INGEST__DECODE__MAX_EVENT_AGE", "\"36500days\"")
             .env("CTRFLOW__INGEST__COORDINATOR__ALLOWED_LATENESS", "\"1h\"")
+            .envs(env.iter().copied())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -77,7 +95,10 @@ impl Setup {
     async fn produce(&self, messages: Vec<(String, Vec<u8>, Vec<u8>)>) {
         let producer = KafkaProducer::new(&self.kafka).expect("producer");
         let n = messages.len() as u64;
-        let sent = producer.send_all(messages, None, |_| {}).await.expect("produce");
+        let sent = producer
+            .send_all(messages, None, |_| {})
+            .await
+            .expect("produce");
         assert_eq!(sent, n);
     }
 
@@ -87,7 +108,11 @@ impl Setup {
 }
 
 /// Generated events, 2 days, as (topic, key, payload).
-fn generated(setup: &Setup, events_per_day: u64, seed: u64) -> (Vec<Event>, Vec<(String, Vec<u8>, Vec<u8>)>) {
+fn generated(
+    setup: &Setup,
+    events_per_day: u64,
+    seed: u64,
+) -> (Vec<Event>, Vec<(String, Vec<u8>, Vec<u8>)>) {
     let cfg = GeneratorConfig {
         seed,
         days: 2,
@@ -118,7 +143,10 @@ fn generated(setup: &Setup, events_per_day: u64, seed: u64) -> (Vec<Event>, Vec<
 async fn landed_event_ids(storage: &Storage) -> Vec<String> {
     let mut ids = Vec::new();
     for domain in Domain::ALL {
-        for key in trusted_landing_files(storage, domain, None).await.expect("files") {
+        for key in trusted_landing_files(storage, domain, None)
+            .await
+            .expect("files")
+        {
             for b in storage.read_parquet(&key).await.expect("read") {
                 let col = b.column_by_name("event_id").expect("event_id");
                 ids.extend(col.as_string::<i32>().iter().flatten().map(str::to_string));
@@ -133,7 +161,12 @@ async fn dead_letter_rows(storage: &Storage) -> u64 {
     for obj in storage.list(KeyLayout.epochs_dir()).await.expect("list") {
         let m: EpochManifest =
             decode_manifest(&obj.key, &storage.get(&obj.key).await.expect("get")).expect("decode");
-        rows += m.files.iter().filter(|f| f.role == FileRole::DeadLetter).map(|f| f.rows).sum::<u64>();
+        rows += m
+            .files
+            .iter()
+            .filter(|f| f.role == FileRole::DeadLetter)
+            .map(|f| f.rows)
+            .sum::<u64>();
     }
     rows
 }
@@ -152,14 +185,20 @@ async fn wait_landed(storage: &Storage, expected: usize, limit: Duration) -> Vec
 
 fn terminate(child: &mut Child) -> std::process::ExitStatus {
     let pid = child.id().to_string();
-    let status = Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill -TERM");
     assert!(status.success());
     let start = Instant::now();
     loop {
         if let Some(s) = child.try_wait().expect("wait") {
             return s;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "ingest did not stop after SIGTERM");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "ingest did not stop after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -185,21 +224,44 @@ fn malformed(setup: &Setup, n: usize) -> Vec<(String, Vec<u8>, Vec<u8>)> {
         .to_json(),
     )
     .expect("utf8");
+    assert!(
+        valid.contains(",\"label\":0}"),
+        "wire format changed: {valid}"
+    );
     (0..n)
         .map(|i| {
             let payload: Vec<u8> = match i % 8 {
                 0 => (0..32).map(|b| ((i * 31 + b * 7) % 251) as u8).collect(),
                 1 => valid[..valid.len() / 2].as_bytes().to_vec(),
-                2 => valid.replace("\"user_id\":1", "\"user_id\":\"one\"").into_bytes(),
-                3 => valid.replace("\"label\":0,", "").into_bytes(),
-                4 => valid
-                    .replace("\"hist_item_ids\":[]", &format!("\"hist_item_ids\":[{}]", vec!["1"; 100_000].join(",")))
-                    .replace("\"hist_category_ids\":[]", &format!("\"hist_category_ids\":[{}]", vec!["1"; 100_000].join(",")))
+                2 => valid
+                    .replace("\"user_id\":1", "\"user_id\":\"one\"")
                     .into_bytes(),
-                5 => valid.replace("\"user_id\":1", "\"user_id\":-5").into_bytes(),
-                6 => valid.replace("\"user_id\":1", "\"user_id\":99999999999999999999999").into_bytes(),
+                // `label` is the last field of the wire format: drop it with its comma.
+                3 => valid.replace(",\"label\":0", "").into_bytes(),
+                4 => valid
+                    .replace(
+                        "\"hist_item_ids\":[]",
+                        &format!("\"hist_item_ids\":[{}]", vec!["1"; 100_000].join(",")),
+                    )
+                    .replace(
+                        "\"hist_category_ids\":[]",
+                        &format!("\"hist_category_ids\":[{}]", vec!["1"; 100_000].join(",")),
+                    )
+                    .into_bytes(),
+                5 => valid
+                    .replace("\"user_id\":1", "\"user_id\":-5")
+                    .into_bytes(),
+                6 => valid
+                    .replace("\"user_id\":1", "\"user_id\":99999999999999999999999")
+                    .into_bytes(),
                 _ => valid.replace("1704067200000", "4102444800000").into_bytes(),
             };
+            assert_ne!(
+                payload,
+                valid.as_bytes(),
+                "malformed case {} left the event valid",
+                i % 8
+            );
             (topic.clone(), vec![], payload)
         })
         .collect()
@@ -208,9 +270,9 @@ fn malformed(setup: &Setup, n: usize) -> Vec<(String, Vec<u8>, Vec<u8>)> {
 #[tokio::test(flavor = "multi_thread")]
 async fn lands_every_good_event_once_and_dead_letters_every_bad_one() {
     let setup = Setup::new(3).await;
-    let (events, mut messages) = generated(&setup, 4_000, 1);
-    let bad = malformed(&setup, 400);
-    // Interleave: one bad message every 10 good ones.
+    let (events, mut messages) = generated(&setup, 50_000, 1);
+    let bad = malformed(&setup, 10_000);
+    // 100k good events over 2 days, 10k malformed ones: one bad message every 10 good ones.
     let mut mixed = Vec::with_capacity(messages.len() + bad.len());
     let mut bad_iter = bad.into_iter();
     for (i, m) in messages.drain(..).enumerate() {
@@ -224,7 +286,8 @@ async fn lands_every_good_event_once_and_dead_letters_every_bad_one() {
     mixed.extend(bad_iter);
     setup.produce(mixed).await;
 
-    let mut child = setup.spawn_ingest();
+    // 9% bad is above the default 5% ceiling, which would (rightly) stop the job.
+    let mut child = setup.spawn_ingest_with(&[("CTRFLOW__INGEST__DECODE__MAX_BAD_RATIO", "0.2")]);
     let storage = setup.storage();
     let ids = wait_landed(&storage, events.len(), Duration::from_secs(180)).await;
     let status = terminate(&mut child);
@@ -235,24 +298,40 @@ async fn lands_every_good_event_once_and_dead_letters_every_bad_one() {
     assert_eq!(distinct.len(), events.len(), "no duplicates");
     let expected: HashSet<&String> = events.iter().map(|e| &e.event_id).collect();
     assert_eq!(distinct, expected);
-    assert_eq!(dead_letter_rows(&storage).await, 400, "every bad message dead-lettered");
+    assert_eq!(
+        dead_letter_rows(&storage).await,
+        10_000,
+        "every bad message dead-lettered"
+    );
 
     // The dead letters keep the raw bytes and a reason.
     let mut reasons = HashSet::new();
     for obj in storage.list("dead-letter/").await.expect("list") {
         for b in storage.read_parquet(&obj.key).await.expect("read") {
-            let r = b.column_by_name("reason").expect("reason").as_string::<i32>();
+            let r = b
+                .column_by_name("reason")
+                .expect("reason")
+                .as_string::<i32>();
             reasons.extend(r.iter().flatten().map(str::to_string));
         }
     }
-    for reason in ["bad-json", "wrong-type", "missing-field", "sequence-too-long", "event-time-out-of-window"] {
-        assert!(reasons.contains(reason), "{reason} missing from {reasons:?}");
+    for reason in [
+        "bad-json",
+        "wrong-type",
+        "missing-field",
+        "sequence-too-long",
+        "event-time-out-of-window",
+    ] {
+        assert!(
+            reasons.contains(reason),
+            "{reason} missing from {reasons:?}"
+        );
     }
     // The first day closed: its _SUCCESS lists exactly what SQL sees for that day.
     let first_day = events[0].event_time.date().expect("date");
     let key = KeyLayout.day_success(Domain::Natural, first_day);
-    let day: DayManifest = decode_manifest(&key, &storage.get(&key).await.expect("day closed"))
-        .expect("decode");
+    let day: DayManifest =
+        decode_manifest(&key, &storage.get(&key).await.expect("day closed")).expect("decode");
     let expected_rows = events
         .iter()
         .filter(|e| e.domain == Domain::Natural && e.event_time.date() == Some(first_day))
@@ -279,13 +358,21 @@ async fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
         child.wait().expect("reap");
         let ids = landed_event_ids(&storage).await;
         let distinct: HashSet<&String> = ids.iter().collect();
-        assert_eq!(distinct.len(), ids.len(), "round {round}: duplicates after kill -9");
+        assert_eq!(
+            distinct.len(),
+            ids.len(),
+            "round {round}: duplicates after kill -9"
+        );
     }
     let mut child = setup.spawn_ingest();
     let ids = wait_landed(&storage, events.len(), Duration::from_secs(180)).await;
     assert!(terminate(&mut child).success());
     let distinct: HashSet<&String> = ids.iter().collect();
-    assert_eq!(ids.len(), events.len(), "exactly the produced events after {rounds} kills");
+    assert_eq!(
+        ids.len(),
+        events.len(),
+        "exactly the produced events after {rounds} kills"
+    );
     assert_eq!(distinct.len(), events.len());
     let landed = landed_offsets(&storage).await.expect("offsets");
     assert!(!landed.is_empty());
@@ -299,16 +386,35 @@ async fn produce_command_replays_an_archive() {
     let a2 = a.clone();
     let generated = tokio::task::spawn_blocking(move || {
         ctrflow_pipeline::run([
-            "ctrflow", "generate", "--store", &a2, "--days", "1", "--users", "100",
-            "--events-per-day", "2000",
+            "ctrflow",
+            "generate",
+            "--store",
+            &a2,
+            "--days",
+            "1",
+            "--users",
+            "100",
+            "--events-per-day",
+            "2000",
         ])
     })
     .await
     .expect("join");
     assert_eq!(generated, std::process::ExitCode::SUCCESS);
     let status = Command::new(ctrflow_bin())
-        .args(["produce", "--brokers", &setup.kafka.brokers, "--store", &a, "--rate", "100000"])
-        .env("CTRFLOW__KAFKA__TOPICS__NATURAL", &setup.kafka.topics.natural)
+        .args([
+            "produce",
+            "--brokers",
+            &setup.kafka.brokers,
+            "--store",
+            &a,
+            "--rate",
+            "100000",
+        ])
+        .env(
+            "CTRFLOW__KAFKA__TOPICS__NATURAL",
+            &setup.kafka.topics.natural,
+        )
         .env("CTRFLOW__KAFKA__TOPICS__AD", &setup.kafka.topics.ad)
         .status()
         .expect("run produce");
@@ -320,9 +426,17 @@ async fn produce_command_replays_an_archive() {
     let source = Storage::open(&a).expect("archive");
     let mut original = Vec::new();
     for domain in Domain::ALL {
-        for key in trusted_landing_files(&source, domain, None).await.expect("files") {
+        for key in trusted_landing_files(&source, domain, None)
+            .await
+            .expect("files")
+        {
             for b in source.read_parquet(&key).await.expect("read") {
-                original.extend(events_from_batch(&b).expect("events").into_iter().map(|e| e.event_id));
+                original.extend(
+                    events_from_batch(&b)
+                        .expect("events")
+                        .into_iter()
+                        .map(|e| e.event_id),
+                );
             }
         }
     }
