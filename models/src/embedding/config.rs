@@ -232,6 +232,12 @@ impl EmbeddingTableConfig {
                 format!("{} is not in 1..={MAX_ROWS}", self.max_rows),
             ));
         }
+        if self.admission_threshold > 1 && self.max_pending == 0 {
+            return Err(ModelsError::config(
+                "max-pending",
+                "must be at least 1 when admission-threshold is above 1",
+            ));
+        }
         if !(self.init_std.is_finite() && self.init_std >= 0.0) {
             return Err(ModelsError::config(
                 "init-std",

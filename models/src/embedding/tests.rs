@@ -827,3 +827,56 @@ fn structurally_inconsistent_checkpoints_are_errors() {
         "{e}"
     );
 }
+
+/// Throughput probe, run on demand:
+/// `cargo test -p ctrflow-models --lib throughput_probe -- --ignored --nocapture`.
+/// Prints rates; asserts nothing about time.
+#[test]
+#[ignore = "throughput probe, run on demand"]
+fn throughput_probe() {
+    let (dim, batch, steps) = (16, 4096, 200);
+    let mut t = managed(dim, 2, 100_000);
+    let mut rng = SplitMix64::new(1);
+    // Zipf-like ids: squaring a uniform concentrates mass on small ids.
+    let batches: Vec<Vec<u64>> = (0..steps)
+        .map(|_| {
+            (0..batch)
+                .map(|_| {
+                    let u = rng.next_f64();
+                    (u * u * 300_000.0) as u64
+                })
+                .collect()
+        })
+        .collect();
+    let (mut l, mut rows) = (Lookup::new(), Vec::new());
+    let mut grads = Vec::new();
+    let (mut lookup_time, mut gather_time, mut apply_time) = (0.0, 0.0, 0.0);
+    let mut unique = 0usize;
+    for (step, ids) in batches.iter().enumerate() {
+        let start = std::time::Instant::now();
+        t.lookup(ids, Day(step as u32 / 20), true, &mut l);
+        let a = start.elapsed().as_secs_f64();
+        t.gather(&l, &mut rows).expect("gather");
+        let b = start.elapsed().as_secs_f64();
+        grads.clear();
+        grads.resize(rows.len(), 0.01);
+        let c = start.elapsed().as_secs_f64();
+        t.apply_gradients(&l, &grads).expect("apply");
+        let d = start.elapsed().as_secs_f64();
+        lookup_time += a;
+        gather_time += b - a;
+        apply_time += d - c;
+        unique += l.unique_len();
+    }
+    let ids = (batch * steps) as f64;
+    eprintln!(
+        "dim {dim}: lookup {:.2} M ids/s, gather {:.2} M rows/s, apply {:.2} M rows/s \
+         ({} unique rows per batch of {batch}, {} rows, {} evictions)",
+        ids / lookup_time / 1e6,
+        unique as f64 / gather_time / 1e6,
+        unique as f64 / apply_time / 1e6,
+        unique / steps,
+        t.len(),
+        t.stats().evictions
+    );
+}

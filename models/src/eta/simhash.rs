@@ -72,7 +72,8 @@ impl SimHash {
         self.bits
     }
 
-    /// The projection coefficient of input dimension `d` for bit `b`.
+    /// The projection coefficient of input dimension `d` for bit `b` (0 for `b` in
+    /// `bits..32` or `bits..64`). Panics if `d >= dim` or `b >= 64`.
     pub fn coefficient(&self, d: usize, b: usize) -> f32 {
         self.projection[d * self.width + b]
     }
@@ -221,7 +222,7 @@ pub fn top_k_by_hamming_batch(
     if batch == 0 {
         return Ok(());
     }
-    if seq_codes.len() % batch != 0 {
+    if !seq_codes.len().is_multiple_of(batch) {
         return Err(ModelsError::shape(
             "sequence codes [B, L] (a multiple of B)",
             batch * (seq_codes.len() / batch),

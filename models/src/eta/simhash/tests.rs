@@ -240,3 +240,49 @@ fn batched_top_k_matches_rows_and_pads_with_zeros() {
         .is_err()
     );
 }
+
+/// Throughput probe, run on demand:
+/// `cargo test -p ctrflow-models --lib simhash_throughput_probe -- --ignored --nocapture`.
+/// Prints rates; asserts nothing about time.
+#[test]
+#[ignore = "throughput probe, run on demand"]
+fn simhash_throughput_probe() {
+    let (dim, n, batch, len, k) = (32, 100_000, 256, 1000, 64);
+    let mut rng = SplitMix64::new(5);
+    let xs = random_vectors(&mut rng, n, dim);
+    let mut codes = vec![0u64; n];
+    for bits in [32, 64] {
+        let h = SimHash::new(dim, bits, 1).expect("valid");
+        let start = std::time::Instant::now();
+        h.encode(&xs, &mut codes).expect("shapes");
+        let s = start.elapsed().as_secs_f64();
+        eprintln!(
+            "encode dim {dim} bits {bits}: {:.2} M vectors/s",
+            n as f64 / s / 1e6
+        );
+    }
+    let seq: Vec<u64> = (0..batch * len).map(|i| codes[i % n]).collect();
+    let targets: Vec<u64> = codes[..batch].to_vec();
+    let valid = vec![len as u32; batch];
+    let (mut out, mut counts) = (vec![0u32; batch * k], vec![0u32; batch]);
+    let mut scratch = TopKScratch::new();
+    let start = std::time::Instant::now();
+    for _ in 0..10 {
+        top_k_by_hamming_batch(
+            &targets,
+            &seq,
+            &valid,
+            k,
+            &mut scratch,
+            &mut out,
+            &mut counts,
+        )
+        .expect("shapes");
+    }
+    let s = start.elapsed().as_secs_f64();
+    eprintln!(
+        "top-{k} of L={len}: {:.1} M behaviours/s ({:.2} us per candidate)",
+        (10 * batch * len) as f64 / s / 1e6,
+        s / (10 * batch) as f64 * 1e6
+    );
+}
