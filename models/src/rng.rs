@@ -48,12 +48,35 @@ impl SplitMix64 {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 
-    /// A standard normal sample (Box-Muller, one of the pair is used).
-    pub(crate) fn normal(&mut self) -> f64 {
+    /// A pair of independent standard normal samples (Box-Muller).
+    #[inline]
+    pub(crate) fn normal_pair(&mut self) -> (f64, f64) {
         // 1 - u lies in (0, 1], so the logarithm is finite.
         let u1 = 1.0 - self.next_f64();
         let u2 = self.next_f64();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+        let r = (-2.0 * u1.ln()).sqrt();
+        let (s, c) = (std::f64::consts::TAU * u2).sin_cos();
+        (r * c, r * s)
+    }
+
+    /// A standard normal sample (the first of a Box-Muller pair).
+    pub(crate) fn normal(&mut self) -> f64 {
+        self.normal_pair().0
+    }
+
+    /// Fills `out` with normal samples of standard deviation `std`, both values of every
+    /// Box-Muller pair used in order.
+    pub(crate) fn fill_normal(&mut self, out: &mut [f32], std: f32) {
+        let std = f64::from(std);
+        let mut pairs = out.chunks_exact_mut(2);
+        for pair in &mut pairs {
+            let (a, b) = self.normal_pair();
+            pair[0] = (a * std) as f32;
+            pair[1] = (b * std) as f32;
+        }
+        if let [last] = pairs.into_remainder() {
+            *last = (self.normal() * std) as f32;
+        }
     }
 }
 
@@ -117,5 +140,28 @@ mod tests {
         let var = s2 / n as f64 - mean * mean;
         assert!(mean.abs() < 0.01, "mean {mean}");
         assert!((var - 1.0).abs() < 0.02, "variance {var}");
+    }
+
+    #[test]
+    fn fill_normal_uses_both_values_of_each_pair() {
+        let mut out = [0.0f32; 5];
+        SplitMix64::new(3).fill_normal(&mut out, 2.0);
+        let mut g = SplitMix64::new(3);
+        let (a, b) = g.normal_pair();
+        let (c, d) = g.normal_pair();
+        let (e, _) = g.normal_pair();
+        let expected = [a, b, c, d, e].map(|x| (x * 2.0) as f32);
+        assert_eq!(out, expected);
+        // The pair is uncorrelated in aggregate.
+        let mut g = SplitMix64::new(8);
+        let n = 100_000;
+        let cov: f64 = (0..n)
+            .map(|_| {
+                let (x, y) = g.normal_pair();
+                x * y
+            })
+            .sum::<f64>()
+            / n as f64;
+        assert!(cov.abs() < 0.02, "{cov}");
     }
 }

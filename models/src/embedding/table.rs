@@ -584,7 +584,5 @@ fn bucket_slot(id: u64, buckets: usize) -> u32 {
 
 /// Fills `row` with normal samples of standard deviation `std`.
 fn init_row(mut rng: SplitMix64, std: f32, row: &mut [f32]) {
-    for x in row {
-        *x = (rng.normal() * f64::from(std)) as f32;
-    }
+    rng.fill_normal(row, std);
 }

@@ -834,8 +834,14 @@ fn structurally_inconsistent_checkpoints_are_errors() {
 #[test]
 #[ignore = "throughput probe, run on demand"]
 fn throughput_probe() {
+    for (threshold, max_rows) in [(2, 100_000), (1, 1_000_000)] {
+        throughput_probe_with(threshold, max_rows);
+    }
+}
+
+fn throughput_probe_with(threshold: u32, max_rows: usize) {
     let (dim, batch, steps) = (16, 4096, 200);
-    let mut t = managed(dim, 2, 100_000);
+    let mut t = managed(dim, threshold, max_rows);
     let mut rng = SplitMix64::new(1);
     // Zipf-like ids: squaring a uniform concentrates mass on small ids.
     let batches: Vec<Vec<u64>> = (0..steps)
@@ -870,13 +876,15 @@ fn throughput_probe() {
     }
     let ids = (batch * steps) as f64;
     eprintln!(
-        "dim {dim}: lookup {:.2} M ids/s, gather {:.2} M rows/s, apply {:.2} M rows/s \
-         ({} unique rows per batch of {batch}, {} rows, {} evictions)",
+        "dim {dim}, threshold {threshold}, max-rows {max_rows}: lookup {:.2} M ids/s, \
+         gather {:.2} M rows/s, apply {:.2} M rows/s \
+         ({} unique rows per batch of {batch}, {} rows, {} admissions, {} evictions)",
         ids / lookup_time / 1e6,
         unique as f64 / gather_time / 1e6,
         unique as f64 / apply_time / 1e6,
         unique / steps,
         t.len(),
+        t.stats().admissions,
         t.stats().evictions
     );
 }

@@ -103,17 +103,24 @@ impl SimHash {
     }
 }
 
+/// Lanes accumulated per pass over a vector: 32 f32 fit the 16 SSE (or 4 AVX-512) registers
+/// with room for the broadcast and the loads; 64 lanes at once would spill.
+const LANES: usize = 32;
+
 fn encode_width<const W: usize>(projection: &[f32], dim: usize, vectors: &[f32], out: &mut [u64]) {
     for (x, code) in vectors.chunks_exact(dim).zip(out.iter_mut()) {
-        let mut y = [0.0f32; W];
-        for (&xd, row) in x.iter().zip(projection.chunks_exact(W)) {
-            for (acc, &r) in y.iter_mut().zip(row) {
-                *acc += xd * r;
-            }
-        }
         let mut c = 0u64;
-        for (b, &yb) in y.iter().enumerate() {
-            c |= u64::from(yb > 0.0) << b;
+        for block in 0..W / LANES {
+            let mut y = [0.0f32; LANES];
+            for (&xd, row) in x.iter().zip(projection.chunks_exact(W)) {
+                let row = &row[block * LANES..(block + 1) * LANES];
+                for (acc, &r) in y.iter_mut().zip(row) {
+                    *acc += xd * r;
+                }
+            }
+            for (b, &yb) in y.iter().enumerate() {
+                c |= u64::from(yb > 0.0) << (block * LANES + b);
+            }
         }
         *code = c;
     }
