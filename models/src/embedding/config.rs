@@ -125,9 +125,9 @@ impl Default for SparseAdamConfig {
 /// use ctrflow_models::embedding::{EmbeddingTableConfig, TableKind};
 /// let c: EmbeddingTableConfig = serde_json::from_str(
 ///     r#"{"dim": 8, "admission-threshold": 2, "max-rows": 1000, "expiry-days": 30}"#,
-/// ).unwrap();
+/// ).expect("valid JSON");
 /// assert_eq!(c.kind, TableKind::Managed);
-/// c.validate().unwrap();
+/// c.validate().expect("valid config");
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]

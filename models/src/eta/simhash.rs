@@ -2,10 +2,11 @@
 //!
 //! **Encoding.** [`SimHash`] holds a fixed Gaussian projection `R` of `dim x width` (width 32
 //! when `bits <= 32`, else 64; columns past `bits` are zero), row-major so that the inner loop
-//! `y[0..width] += x[d] * R[d, 0..width]` is a contiguous, fixed-length multiply-add the
-//! compiler vectorises. Bit `b` of the code is set when `y[b] > 0`. Each lane sums over `d` in
-//! order, so the result equals a naive per-bit dot product exactly. Cost O(n * dim * width),
-//! no allocation (the accumulator lives on the stack).
+//! `y[0..32] += x[d] * R[d, block]` is a contiguous, fixed-length multiply-add the compiler
+//! vectorises (one pass over the vector per 32-bit block, so the accumulator stays in
+//! registers). Bit `b` of the code is set when `y[b] > 0`. Each lane sums over `d` in order, so
+//! the result equals a naive per-bit dot product exactly. Cost O(n * dim * width), no
+//! allocation (the accumulator lives on the stack).
 //!
 //! **Selection.** Hamming distances between 64-bit codes lie in `0..=64`, so
 //! [`top_k_by_hamming`] needs no sort: one pass builds a 65-bucket histogram, a prefix sum finds
