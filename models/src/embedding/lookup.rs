@@ -1,0 +1,139 @@
+//! The reusable result of one table lookup.
+
+use std::collections::HashMap;
+
+use crate::rng::IdBuildHasher;
+
+/// The rows one batch of ids resolved to, and the buffers that computed it.
+///
+/// Create one per table (or per trainer thread) and pass it to every
+/// [`lookup`](super::EmbeddingTable::lookup); its buffers keep their capacity, so once they have
+/// grown to the largest batch no call allocates.
+///
+/// After a lookup of `n` ids:
+/// - [`unique_slots`](Self::unique_slots) holds the `u` distinct rows touched, in order of first
+///   appearance; the shared default row appears once (as slot
+///   [`DEFAULT_SLOT`](super::DEFAULT_SLOT)) if any id reads it;
+/// - [`positions`](Self::positions) holds `n` indices into `unique_slots`, one per input id, so
+///   the embedding of id `i` is row `positions[i]` of the `[u, dim]` matrix that
+///   [`gather`](super::EmbeddingTable::gather) produces.
+#[derive(Debug, Default, Clone)]
+pub struct Lookup {
+    /// Distinct rows, first-appearance order.
+    pub(super) unique_slots: Vec<u32>,
+    /// Per input id, index into `unique_slots`.
+    pub(super) positions: Vec<u32>,
+    /// Distinct input ids, first-appearance order.
+    pub(super) unique_ids: Vec<u64>,
+    /// Occurrences of each distinct id in the batch.
+    pub(super) counts: Vec<u32>,
+    /// Per distinct id, its index into `unique_slots`.
+    pub(super) id_to_unique: Vec<u32>,
+    /// Scratch: id -> index into `unique_ids`.
+    pub(super) id_index: HashMap<u64, u32, IdBuildHasher>,
+    /// Scratch: slot -> index into `unique_slots` (hashed tables, where ids collide).
+    pub(super) slot_index: HashMap<u32, u32, IdBuildHasher>,
+    /// Index of the default row in `unique_slots`, if present.
+    pub(super) default_position: Option<u32>,
+    /// Instance number of the table that filled this lookup.
+    pub(super) table: u64,
+    /// Row-assignment generation of that table when the lookup was made.
+    pub(super) generation: u64,
+}
+
+impl Lookup {
+    /// An empty lookup; buffers grow on first use and are then reused.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The distinct rows touched, in order of first appearance (`u` entries).
+    pub fn unique_slots(&self) -> &[u32] {
+        &self.unique_slots
+    }
+
+    /// For each input id, the index of its row in [`unique_slots`](Self::unique_slots).
+    pub fn positions(&self) -> &[u32] {
+        &self.positions
+    }
+
+    /// Number of distinct rows (`u`).
+    pub fn unique_len(&self) -> usize {
+        self.unique_slots.len()
+    }
+
+    /// Number of input ids (`n`).
+    pub fn len(&self) -> usize {
+        self.positions.len()
+    }
+
+    /// Whether the lookup covered no ids.
+    pub fn is_empty(&self) -> bool {
+        self.positions.is_empty()
+    }
+
+    /// Whether some id of the batch read the shared default row.
+    pub fn reads_default(&self) -> bool {
+        self.default_position.is_some()
+    }
+
+    /// Clears the results and de-duplicates `ids`, filling `unique_ids`, `counts` and (for now,
+    /// the id-level index) `positions`.
+    pub(super) fn start(&mut self, ids: &[u64], table: u64, generation: u64) {
+        self.unique_slots.clear();
+        self.positions.clear();
+        self.unique_ids.clear();
+        self.counts.clear();
+        self.id_to_unique.clear();
+        self.id_index.clear();
+        self.slot_index.clear();
+        self.default_position = None;
+        self.table = table;
+        self.generation = generation;
+        for &id in ids {
+            let next = self.unique_ids.len() as u32;
+            let k = *self.id_index.entry(id).or_insert(next);
+            if k == next {
+                self.unique_ids.push(id);
+                self.counts.push(1);
+            } else {
+                self.counts[k as usize] = self.counts[k as usize].saturating_add(1);
+            }
+            self.positions.push(k);
+        }
+    }
+
+    /// Records that distinct id number `k` (in order) resolved to `slot`. `may_collide` says
+    /// whether distinct ids can share a non-default slot (hashed tables).
+    pub(super) fn resolve(&mut self, slot: u32, may_collide: bool) {
+        let position = if slot == super::DEFAULT_SLOT {
+            *self.default_position.get_or_insert_with(|| {
+                self.unique_slots.push(slot);
+                (self.unique_slots.len() - 1) as u32
+            })
+        } else if may_collide {
+            let next = self.unique_slots.len() as u32;
+            let p = *self.slot_index.entry(slot).or_insert(next);
+            if p == next {
+                self.unique_slots.push(slot);
+            }
+            p
+        } else {
+            self.unique_slots.push(slot);
+            (self.unique_slots.len() - 1) as u32
+        };
+        self.id_to_unique.push(position);
+    }
+
+    /// Rewrites `positions` from id-level to row-level indices once every id is resolved.
+    pub(super) fn finish(&mut self) {
+        let Lookup {
+            positions,
+            id_to_unique,
+            ..
+        } = self;
+        for p in positions.iter_mut() {
+            *p = id_to_unique[*p as usize];
+        }
+    }
+}
