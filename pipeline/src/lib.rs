@@ -6,6 +6,7 @@
 pub mod cli;
 mod commands;
 pub mod config;
+pub mod ingest;
 mod logging;
 mod progress;
 

@@ -142,6 +142,21 @@ impl Storage {
         &self.lock
     }
 
+    /// Wraps the backend in a layer (an [`ObjectStore`] that delegates to the one it is given):
+    /// request metrics, throttling, or fault injection in tests. Every operation of this handle,
+    /// the SQL engine's reads included, goes through the layer; the capabilities stay those of
+    /// the backend, so a layer must pass conditional puts through unchanged.
+    #[must_use]
+    pub fn with_layer(
+        self,
+        layer: impl FnOnce(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore>,
+    ) -> Storage {
+        let base = layer(self.base);
+        let lock = self.lock;
+        Storage::assemble(self.url, self.caps.kind, base, self.base_url, self.root)
+            .with_pointer_lock_config(lock)
+    }
+
     /// **For the SQL engine only**: the URL (scheme + authority, e.g. `s3://bucket/`, `file:///`,
     /// `memory://name/`) under which to register [`Storage::object_store`] with DataFusion.
     pub fn object_store_url(&self) -> Url {

@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 
 use super::sink::{ClosedDays, SinkAck};
 use crate::OperatorError;
-use crate::kafka::EpochOffsets;
+use crate::kafka::{AssignedPartition, EpochOffsets};
 
 #[cfg(test)]
 mod tests;
@@ -110,6 +110,10 @@ pub struct EpochCoordinator {
     next_epoch: u64,
     seen_keys: BTreeSet<String>,
     partition_max: BTreeMap<String, i64>,
+    /// This replica's assignment as last reported by the source: `topic/partition` -> caught up.
+    assigned: BTreeMap<String, bool>,
+    /// Partitions known to hold data (whichever replica consumes them): `topic/partition`.
+    expected: BTreeSet<String>,
     day_files: BTreeMap<(Domain, EventDate), Vec<FileEntry>>,
     stats: CoordinatorStats,
 }
@@ -146,6 +150,8 @@ impl EpochCoordinator {
             next_epoch: 1,
             seen_keys: BTreeSet::new(),
             partition_max: BTreeMap::new(),
+            assigned: BTreeMap::new(),
+            expected: BTreeSet::new(),
             day_files: BTreeMap::new(),
             stats: CoordinatorStats::default(),
         };
@@ -225,12 +231,43 @@ impl EpochCoordinator {
         }
     }
 
-    /// The watermark over every partition any manifest has seen, if any.
+    /// The watermark: the minimum over every partition any manifest has seen of its maximum
+    /// event time, minus the allowed lateness. None while a partition assigned to this replica,
+    /// or declared by [`EpochCoordinator::expect_partitions`], has delivered nothing yet and is
+    /// not known to be caught up (its events could be older than everything seen so far: after
+    /// a restart librdkafka may fetch one partition far ahead of another, and another group
+    /// member may hold a partition for a while).
     pub fn watermark_ms(&self) -> Option<i64> {
+        let caught_up = |p: &String| self.assigned.get(p).copied().unwrap_or(false);
+        let waiting = self
+            .assigned
+            .keys()
+            .chain(&self.expected)
+            .any(|p| !caught_up(p) && !self.partition_max.contains_key(p));
+        if waiting {
+            return None;
+        }
         self.partition_max
             .values()
             .min()
             .map(|t| t - self.lateness_ms)
+    }
+
+    /// Declares partitions that hold data (see [`crate::kafka::non_empty_partitions`]): until
+    /// each has delivered an event to some manifest (or is assigned here and caught up), no day
+    /// closes. Without this, a replica whose group peers (or a killed predecessor still in the
+    /// group) hold a silent partition would close days that partition still has events for.
+    pub fn expect_partitions(&mut self, partitions: &[(String, i32)]) {
+        self.expected
+            .extend(partitions.iter().map(|(t, p)| format!("{t}/{p}")));
+    }
+
+    /// Records the source's assignment (sent with every epoch's offsets).
+    fn set_assignment(&mut self, assigned: &[AssignedPartition]) {
+        self.assigned = assigned
+            .iter()
+            .map(|a| (format!("{}/{}", a.topic, a.partition), a.caught_up))
+            .collect();
     }
 
     /// Closes every day (both domains) whose end the watermark has passed.
@@ -324,7 +361,10 @@ impl EpochCoordinator {
         while offsets_open || acks_open {
             tokio::select! {
                 o = offsets.recv(), if offsets_open => match o {
-                    Some(o) => pending.entry(o.epoch).or_insert_with(|| Pending { offsets: None, acks: Vec::new() }).offsets = Some(o.ranges),
+                    Some(o) => {
+                        self.set_assignment(&o.assigned);
+                        pending.entry(o.epoch).or_insert_with(|| Pending { offsets: None, acks: Vec::new() }).offsets = Some(o.ranges);
+                    }
                     None => offsets_open = false,
                 },
                 a = acks.recv(), if acks_open => match a {

@@ -66,6 +66,7 @@
 //! there and block on the source task, never the other way round); commits go straight to
 //! librdkafka. `run` returns after the consumer left the group (bounded wait).
 
+mod admin;
 mod config;
 mod consumer;
 mod producer;
@@ -73,6 +74,7 @@ mod records;
 mod source;
 mod stats;
 
+pub use admin::{committed_offsets, non_empty_partitions};
 pub use config::{KafkaConfig, KafkaTopics, REDACTED, is_secret_key};
 pub use producer::{KafkaProducer, create_topics};
 pub use source::KafkaSource;
@@ -97,6 +99,21 @@ pub struct EpochOffsets {
     /// Per partition emitted in the epoch, the first and last offset emitted (inclusive).
     /// Sorted by topic then partition; never empty.
     pub ranges: Vec<OffsetRange>,
+    /// Every partition assigned to this source when the epoch closed (emitting or not), so the
+    /// coordinator's watermark waits for assigned partitions that have not delivered yet.
+    pub assigned: Vec<AssignedPartition>,
+}
+
+/// A partition assigned to the source, as reported with each epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssignedPartition {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// True when the last librdkafka statistics showed no messages left to consume (lag 0): an
+    /// idle partition does not hold the watermark back while it has delivered nothing.
+    pub caught_up: bool,
 }
 
 /// Where the source learns what earlier runs (or other replicas) already landed.

@@ -191,8 +191,22 @@ impl EpochTracker {
                 .collect(),
             confirmed: false,
         });
+        let assigned = self
+            .floors
+            .iter()
+            .flat_map(|(topic, parts)| {
+                parts
+                    .keys()
+                    .map(move |&partition| super::AssignedPartition {
+                        topic: topic.to_string(),
+                        partition,
+                        caught_up: false,
+                    })
+            })
+            .collect();
         Some(EpochOffsets {
             epoch,
+            assigned,
             ranges: ranges
                 .into_iter()
                 .map(|((topic, partition), (first, last))| OffsetRange {

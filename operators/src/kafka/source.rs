@@ -329,9 +329,15 @@ impl Driver {
     /// Emits the pending batch, then (if the epoch has rows) its offsets and its barrier.
     async fn finish_epoch(&mut self, ctx: &mut SourceContext) -> Result<(), OperatorError> {
         self.flush_batch(ctx).await?;
-        let Some(offsets) = self.tracker.close_epoch() else {
+        let Some(mut offsets) = self.tracker.close_epoch() else {
             return Ok(());
         };
+        let lag = self.stats.partition_lag();
+        for a in &mut offsets.assigned {
+            a.caught_up = lag
+                .iter()
+                .any(|l| l.topic == a.topic && l.partition == a.partition && l.lag <= 0);
+        }
         let epoch = offsets.epoch;
         self.confirms
             .during(self.offsets.send(offsets))

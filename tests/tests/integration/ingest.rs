@@ -23,13 +23,13 @@ fn ctrflow_bin() -> &'static str {
     env!("CARGO_BIN_EXE_ctrflow-under-test")
 }
 
-struct Setup {
-    kafka: KafkaConfig,
+pub(crate) struct Setup {
+    pub(crate) kafka: KafkaConfig,
     store: tempfile::TempDir,
 }
 
 impl Setup {
-    async fn new(partitions: i32) -> Setup {
+    pub(crate) async fn new(partitions: i32) -> Setup {
         let mut kafka = KafkaConfig {
             brokers: brokers(),
             group_id: unique_name("group"),
@@ -53,7 +53,7 @@ impl Setup {
         }
     }
 
-    fn store_path(&self) -> &Path {
+    pub(crate) fn store_path(&self) -> &Path {
         self.store.path()
     }
 
@@ -92,7 +92,7 @@ impl Setup {
             .expect("start ctrflow ingest")
     }
 
-    async fn produce(&self, messages: Vec<(String, Vec<u8>, Vec<u8>)>) {
+    pub(crate) async fn produce(&self, messages: Vec<(String, Vec<u8>, Vec<u8>)>) {
         let producer = KafkaProducer::new(&self.kafka).expect("producer");
         let n = messages.len() as u64;
         let sent = producer
@@ -102,13 +102,13 @@ impl Setup {
         assert_eq!(sent, n);
     }
 
-    fn storage(&self) -> Storage {
+    pub(crate) fn storage(&self) -> Storage {
         Storage::open(&self.store_path().display().to_string()).expect("open store")
     }
 }
 
 /// Generated events, 2 days, as (topic, key, payload).
-fn generated(
+pub(crate) fn generated(
     setup: &Setup,
     events_per_day: u64,
     seed: u64,
@@ -140,7 +140,7 @@ fn generated(
 }
 
 /// Event ids of every landing file listed by a manifest (duplicates kept).
-async fn landed_event_ids(storage: &Storage) -> Vec<String> {
+pub(crate) async fn landed_event_ids(storage: &Storage) -> Vec<String> {
     let mut ids = Vec::new();
     for domain in Domain::ALL {
         for key in trusted_landing_files(storage, domain, None)
@@ -157,6 +157,11 @@ async fn landed_event_ids(storage: &Storage) -> Vec<String> {
 }
 
 async fn dead_letter_rows(storage: &Storage) -> u64 {
+    role_rows(storage, FileRole::DeadLetter).await
+}
+
+/// Rows of files with `role` listed by any epoch manifest.
+pub(crate) async fn role_rows(storage: &Storage, role: FileRole) -> u64 {
     let mut rows = 0;
     for obj in storage.list(KeyLayout.epochs_dir()).await.expect("list") {
         let m: EpochManifest =
@@ -164,7 +169,7 @@ async fn dead_letter_rows(storage: &Storage) -> u64 {
         rows += m
             .files
             .iter()
-            .filter(|f| f.role == FileRole::DeadLetter)
+            .filter(|f| f.role == role)
             .map(|f| f.rows)
             .sum::<u64>();
     }
@@ -172,7 +177,11 @@ async fn dead_letter_rows(storage: &Storage) -> u64 {
 }
 
 /// Waits until `expected` distinct events are landed (or fails after `limit`).
-async fn wait_landed(storage: &Storage, expected: usize, limit: Duration) -> Vec<String> {
+pub(crate) async fn wait_landed(
+    storage: &Storage,
+    expected: usize,
+    limit: Duration,
+) -> Vec<String> {
     let start = Instant::now();
     loop {
         let ids = landed_event_ids(storage).await;
@@ -371,7 +380,11 @@ async fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
     assert_eq!(
         ids.len(),
         events.len(),
-        "exactly the produced events after {rounds} kills"
+        "exactly the produced events after {rounds} kills (late rows: {}, dead-letter rows: {}, \
+         landed offsets: {:?})",
+        role_rows(&storage, FileRole::Late).await,
+        dead_letter_rows(&storage).await,
+        landed_offsets(&storage).await.expect("offsets"),
     );
     assert_eq!(distinct.len(), events.len());
     let landed = landed_offsets(&storage).await.expect("offsets");

@@ -6,4 +6,5 @@ mod archive;
 mod cli;
 mod generate;
 mod ingest;
+mod ingest_faults;
 mod movielens;

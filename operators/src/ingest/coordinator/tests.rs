@@ -33,7 +33,82 @@ fn offsets(epoch: u64, first: i64, last: i64) -> EpochOffsets {
             first_offset: first,
             last_offset: last,
         }],
+        assigned: vec![assigned("t", 0, false)],
     }
+}
+
+fn assigned(topic: &str, partition: i32, caught_up: bool) -> AssignedPartition {
+    AssignedPartition {
+        topic: topic.into(),
+        partition,
+        caught_up,
+    }
+}
+
+/// After a restart librdkafka may deliver one partition far ahead of another: a day must not
+/// close while an assigned partition with messages left has delivered nothing.
+#[tokio::test]
+async fn an_assigned_partition_that_delivered_nothing_holds_the_watermark() {
+    let storage = memory();
+    let config = CoordinatorConfig {
+        allowed_lateness: Duration::from_secs(60),
+    };
+    let (coord, closed) = EpochCoordinator::open(storage.clone(), 2, "replica-a", &config)
+        .await
+        .expect("open");
+    let (otx, orx) = mpsc::channel(8);
+    let (atx, arx) = mpsc::channel(8);
+    let (ctx, mut crx) = mpsc::channel(8);
+    let task = tokio::spawn(coord.run(orx, arx, ctx));
+    let d1 = date("2024-01-01");
+    let day2_file = |n| file(Domain::Natural, "2024-01-02", 10, FileRole::Landing, n);
+
+    // Partition 0 is a day ahead; partition 1 is assigned, not caught up, silent.
+    let mut o = offsets(1, 0, 9);
+    o.assigned.push(assigned("t", 1, false));
+    otx.send(o).await.expect("send");
+    let day1_file = file(Domain::Natural, "2024-01-01", 10, FileRole::Landing, 0);
+    atx.send(ack(
+        "landing",
+        1,
+        vec![day1_file, day2_file(1)],
+        d1.end_ms() + 3_600_000,
+    ))
+    .await
+    .expect("send");
+    atx.send(ack("dead-letter", 1, vec![], d1.start_ms()))
+        .await
+        .expect("send");
+    assert_eq!(crx.recv().await, Some(Epoch(1)));
+    assert!(
+        closed.read().expect("lock").is_empty(),
+        "partition 1 holds day 1 open"
+    );
+
+    // Partition 1 turns out idle (caught up, nothing to deliver): it no longer holds.
+    let mut o = offsets(2, 10, 19);
+    o.assigned.push(assigned("t", 1, true));
+    otx.send(o).await.expect("send");
+    atx.send(ack(
+        "landing",
+        2,
+        vec![day2_file(2)],
+        d1.end_ms() + 3_600_000,
+    ))
+    .await
+    .expect("send");
+    atx.send(ack("dead-letter", 2, vec![], d1.start_ms()))
+        .await
+        .expect("send");
+    assert_eq!(crx.recv().await, Some(Epoch(2)));
+    assert!(
+        closed
+            .read()
+            .expect("lock")
+            .contains(&(Domain::Natural, d1))
+    );
+    drop((otx, atx));
+    task.await.expect("join").expect("run");
 }
 
 fn memory() -> Storage {

@@ -1,0 +1,93 @@
+//! Read-only questions about a consumer group, for operators (`ctrflow ingest` status) and the
+//! exactly-once tests: which offsets has the group committed?
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+use super::{KafkaConfig, client_creation_error, kafka_error};
+use crate::OperatorError;
+
+/// The offsets the consumer group of `config` has committed on the domain topics, keyed by
+/// (topic, partition): the next offset the group will read. Partitions with no commit are absent.
+///
+/// Does not join the group (it only fetches offsets), so it is safe to call while ingest runs.
+pub async fn committed_offsets(
+    config: &KafkaConfig,
+    timeout: Duration,
+) -> Result<BTreeMap<(String, i32), i64>, OperatorError> {
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || committed_offsets_blocking(&config, timeout))
+        .await
+        .map_err(|e| OperatorError::Internal(format!("committed-offsets task: {e}")))?
+}
+
+/// Every partition of the domain topics that holds at least one message (its high watermark is
+/// above its low watermark), as `topic/partition`. The epoch coordinator waits for each of them
+/// before it lets the watermark close a day, whichever replica consumes it.
+pub async fn non_empty_partitions(
+    config: &KafkaConfig,
+    timeout: Duration,
+) -> Result<Vec<(String, i32)>, OperatorError> {
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = config
+            .consumer_client_config()
+            .create()
+            .map_err(|e| client_creation_error("creating the metadata client", e))?;
+        let mut out = Vec::new();
+        for topic in config.topics.all() {
+            let metadata = consumer
+                .fetch_metadata(Some(topic), timeout)
+                .map_err(|e| kafka_error(format!("reading the metadata of `{topic}`"), &e))?;
+            for t in metadata.topics() {
+                for p in t.partitions() {
+                    let (low, high) = consumer
+                        .fetch_watermarks(t.name(), p.id(), timeout)
+                        .map_err(|e| {
+                            kafka_error(format!("reading the watermarks of `{topic}`"), &e)
+                        })?;
+                    if high > low {
+                        out.push((t.name().to_string(), p.id()));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(|e| OperatorError::Internal(format!("partition-metadata task: {e}")))?
+}
+
+fn committed_offsets_blocking(
+    config: &KafkaConfig,
+    timeout: Duration,
+) -> Result<BTreeMap<(String, i32), i64>, OperatorError> {
+    let consumer: BaseConsumer = config
+        .consumer_client_config()
+        .create()
+        .map_err(|e| client_creation_error("creating the offsets client", e))?;
+    let mut partitions = TopicPartitionList::new();
+    for topic in config.topics.all() {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), timeout)
+            .map_err(|e| kafka_error(format!("reading the metadata of `{topic}`"), &e))?;
+        for t in metadata.topics() {
+            for p in t.partitions() {
+                partitions.add_partition(t.name(), p.id());
+            }
+        }
+    }
+    let committed = consumer
+        .committed_offsets(partitions, timeout)
+        .map_err(|e| kafka_error("fetching the committed offsets", &e))?;
+    let mut out = BTreeMap::new();
+    for e in committed.elements() {
+        if let Offset::Offset(o) = e.offset() {
+            out.insert((e.topic().to_string(), e.partition()), o);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,272 @@
+//! Ingest under an object store that fails writes: run in-process (so the store can be wrapped
+//! by a fault-injecting layer) against the real broker. Whatever ingest does about the failure
+//! (retry the epoch or stop), the consumer group must never commit an offset past data that is
+//! listed in a durable epoch manifest, and a run after the fault lands every event exactly once.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use ctrflow_operators::ingest::landed_offsets;
+use ctrflow_operators::kafka::committed_offsets;
+use ctrflow_pipeline::config::CtrflowConfig;
+use ctrflow_pipeline::ingest::run_ingest;
+use ctrflow_storage::Storage;
+use futures::stream::BoxStream;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult,
+};
+use tokio::sync::oneshot;
+
+use crate::ingest::{Setup, generated, landed_event_ids, wait_landed};
+
+/// Delegates to `inner`; while `failing` is set, every write (put, multipart, copy) fails.
+/// `arm_after_epoch_manifests`: set `failing` by itself once that many epoch manifests were
+/// written through it (so the fault lands between two epochs, deterministically).
+#[derive(Debug)]
+struct FailingWrites {
+    inner: Arc<dyn ObjectStore>,
+    failing: Arc<AtomicBool>,
+    failed: Arc<AtomicU64>,
+    arm_after_epoch_manifests: u64,
+    epoch_manifests: AtomicU64,
+}
+
+impl fmt::Display for FailingWrites {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FailingWrites({})", self.inner)
+    }
+}
+
+impl FailingWrites {
+    fn check(&self, location: &Path) -> object_store::Result<()> {
+        if self.failing.load(Ordering::SeqCst) {
+            self.failed.fetch_add(1, Ordering::SeqCst);
+            return Err(object_store::Error::Generic {
+                store: "FailingWrites",
+                source: format!("injected write failure on {location}").into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ObjectStore for FailingWrites {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        self.check(location)?;
+        let result = self.inner.put_opts(location, payload, opts).await?;
+        if location.as_ref().contains("landing/_epochs/")
+            && self.epoch_manifests.fetch_add(1, Ordering::SeqCst) + 1
+                == self.arm_after_epoch_manifests
+        {
+            self.failing.store(true, Ordering::SeqCst);
+        }
+        Ok(result)
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.check(location)?;
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
+        self.check(to)?;
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+fn ingest_config(setup: &Setup) -> CtrflowConfig {
+    let mut config = CtrflowConfig::default();
+    config.store.url = setup.store_path().display().to_string();
+    config.kafka = setup.kafka.clone();
+    config.kafka.epoch_interval = Duration::from_millis(300);
+    // Many small epochs, so that the fault hits in the middle of the stream.
+    config.kafka.epoch_max_messages = 1_000;
+    config.kafka.max_batch_messages = 500;
+    config.kafka.session_timeout = Duration::from_secs(6);
+    config.ingest.decode.max_event_age = Duration::from_secs(100 * 365 * 86_400);
+    config.ingest.coordinator.allowed_lateness = Duration::from_secs(3600);
+    config
+}
+
+/// No committed offset is past the highest offset a durable manifest lists (+1: a committed
+/// offset is the next one to read).
+async fn assert_committed_within_landed(setup: &Setup, storage: &Storage, when: &str) {
+    let committed = committed_offsets(&setup.kafka, Duration::from_secs(10))
+        .await
+        .expect("committed offsets");
+    let landed: BTreeMap<(String, i32), i64> = landed_offsets(storage)
+        .await
+        .expect("landed offsets")
+        .into_iter()
+        .collect();
+    for ((topic, partition), next) in &committed {
+        let limit = landed
+            .get(&(topic.clone(), *partition))
+            .map_or(0, |last| last + 1);
+        assert!(
+            *next <= limit,
+            "{when}: {topic}/{partition} committed {next} but manifests only cover up to {limit}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_store_never_lets_offsets_pass_unlanded_data() {
+    let setup = Setup::new(2).await;
+    let (events, messages) = generated(&setup, 10_000, 7);
+    setup.produce(messages).await;
+    let config = ingest_config(&setup);
+    let failing = Arc::new(AtomicBool::new(false));
+    let failed = Arc::new(AtomicU64::new(0));
+    let layer = {
+        let (failing, failed) = (failing.clone(), failed.clone());
+        move |inner: Arc<dyn ObjectStore>| -> Arc<dyn ObjectStore> {
+            Arc::new(FailingWrites {
+                inner,
+                failing,
+                failed,
+                arm_after_epoch_manifests: 3,
+                epoch_manifests: AtomicU64::new(0),
+            })
+        }
+    };
+    let plain = setup.storage();
+    let faulty = setup.storage().with_layer(layer);
+
+    // Run: the store breaks by itself after the third epoch manifest.
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let run_config = config.clone();
+    let mut run = tokio::spawn(async move {
+        run_ingest(&run_config, faulty, async {
+            let _ = stop_rx.await;
+        })
+        .await
+    });
+    let start = Instant::now();
+    while !failing.load(Ordering::SeqCst) {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "three epochs never landed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // While writes fail: offsets stay within what manifests cover, whether ingest retries or stops.
+    let mut stopped = None;
+    let fault_start = Instant::now();
+    while fault_start.elapsed() < Duration::from_secs(8) {
+        assert_committed_within_landed(&setup, &plain, "during the fault").await;
+        if run.is_finished() {
+            stopped = Some((&mut run).await.expect("join"));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(failed.load(Ordering::SeqCst) > 0, "the fault was never hit");
+    let landed_during_fault = landed_event_ids(&plain).await.len();
+    assert!(
+        landed_during_fault < events.len(),
+        "everything landed before the fault"
+    );
+    failing.store(false, Ordering::SeqCst);
+    assert_committed_within_landed(&setup, &plain, "after the fault").await;
+
+    eprintln!(
+        "fault: {} writes failed; {landed_during_fault} events landed; ingest {}",
+        failed.load(Ordering::SeqCst),
+        match &stopped {
+            Some(Ok(_)) => "stopped cleanly".to_string(),
+            Some(Err(e)) => format!("stopped: {e:#}"),
+            None => "kept running".to_string(),
+        }
+    );
+    match stopped {
+        Some(result) => {
+            let err = result.expect_err("ingest stopped without an error while writes failed");
+            assert!(
+                format!("{err:#}").contains("injected write failure"),
+                "the error names the failed write: {err:#}"
+            );
+            // Restart on a healthy store: everything lands exactly once.
+            let (stop_tx2, stop_rx2) = oneshot::channel::<()>();
+            let storage = setup.storage();
+            let rerun = tokio::spawn(async move {
+                run_ingest(&config, storage, async {
+                    let _ = stop_rx2.await;
+                })
+                .await
+            });
+            let ids = wait_landed(&plain, events.len(), Duration::from_secs(180)).await;
+            let _ = stop_tx2.send(());
+            let stats = rerun.await.expect("join").expect("healthy rerun");
+            eprintln!("rerun: {stats:?}");
+            check_exactly_once(&ids, &events);
+        }
+        None => {
+            // Still running: it must recover by itself once the store is back.
+            let ids = wait_landed(&plain, events.len(), Duration::from_secs(180)).await;
+            let _ = stop_tx.send(());
+            run.await.expect("join").expect("recovered run");
+            check_exactly_once(&ids, &events);
+        }
+    }
+    assert_committed_within_landed(&setup, &plain, "at the end").await;
+}
+
+fn check_exactly_once(ids: &[String], events: &[ctrflow_schemas::Event]) {
+    let distinct: HashSet<&String> = ids.iter().collect();
+    assert_eq!(distinct.len(), ids.len(), "duplicates landed");
+    let expected: HashSet<&String> = events.iter().map(|e| &e.event_id).collect();
+    let missing: Vec<_> = expected.difference(&distinct).take(5).collect();
+    let extra: Vec<_> = distinct.difference(&expected).take(5).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "landed {} of {} events; missing e.g. {missing:?}, unexpected e.g. {extra:?}",
+        distinct.len(),
+        expected.len()
+    );
+}
