@@ -72,13 +72,46 @@ pub(crate) fn masked_softmax<const D: usize>(
 #[cfg(test)]
 pub(crate) mod test_util {
     //! Helpers shared by the module tests.
+    use std::ops::Deref;
+    use std::sync::{Mutex, MutexGuard};
+
     use burn::tensor::{Bool, Device, Distribution, Tensor, TensorData};
 
-    /// The plain flex device, seeded.
-    pub fn device(seed: u64) -> Device {
+    /// flex's seed is one process-wide RNG: tests that draw random tensors hold this lock so
+    /// that parallel tests do not interleave their draws and every test is reproducible.
+    static RNG: Mutex<()> = Mutex::new(());
+
+    /// A seeded flex device that holds the RNG lock for the test's lifetime.
+    pub struct SeededDevice {
+        device: Device,
+        _rng: MutexGuard<'static, ()>,
+    }
+
+    impl SeededDevice {
+        /// The same device with autodiff enabled (the lock stays held).
+        pub fn autodiff(self) -> Self {
+            Self {
+                device: self.device.autodiff(),
+                _rng: self._rng,
+            }
+        }
+    }
+
+    impl Deref for SeededDevice {
+        type Target = Device;
+        fn deref(&self) -> &Device {
+            &self.device
+        }
+    }
+
+    /// The plain flex device, seeded, with the RNG lock held.
+    pub fn device(seed: u64) -> SeededDevice {
+        // A test that panicked while holding the lock (should_panic tests) poisons it; the
+        // data behind it is `()`, so the poison carries no information.
+        let rng = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let device = Device::flex();
         device.seed(seed);
-        device
+        SeededDevice { device, _rng: rng }
     }
 
     /// A standard-normal tensor.

@@ -111,9 +111,9 @@ impl DinAttention {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::test_util::{device, max_abs_diff, normal, prefix_mask, values};
+    use crate::nn::test_util::{SeededDevice, device, max_abs_diff, normal, prefix_mask, values};
 
-    fn attention(softmax: bool) -> (DinAttention, Device) {
+    fn attention(softmax: bool) -> (DinAttention, SeededDevice) {
         let device = device(11);
         let din = DinAttentionConfig::new(4)
             .with_hidden(vec![6])

@@ -126,9 +126,9 @@ impl TargetAttention {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::test_util::{device, max_abs_diff, normal, prefix_mask, values};
+    use crate::nn::test_util::{SeededDevice, device, max_abs_diff, normal, prefix_mask, values};
 
-    fn attention(heads: usize) -> (TargetAttention, Device) {
+    fn attention(heads: usize) -> (TargetAttention, SeededDevice) {
         let device = device(21);
         let att = TargetAttentionConfig::new(8)
             .with_n_heads(heads)

@@ -1,6 +1,7 @@
 //! End-to-end training checks: the loop a trainer runs (embedding leaf outside the module,
 //! backward, row gradients back to the table, Adam on the dense parameters).
 
+use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Int, Tensor, TensorData};
 
@@ -12,14 +13,22 @@ use super::{CtrNetConfig, bce_with_logits};
 fn ctr_net_learns_a_separable_problem() {
     let device = device(91).autodiff();
     let config: CtrNetConfig = small_config().with_mlp_hidden(vec![16, 8]);
-    let batch = 256;
+    let batch = 512;
     // Fixed random embeddings; the label is a fixed linear function of user and item.
     let input = random_input(&config, batch, 5, 8, &device);
     let w_user = normal([config.d_embed, 1], &device);
     let w_item = normal([config.d_embed, 1], &device);
-    let labels = (input.user.clone().matmul(w_user) + input.item.clone().matmul(w_item))
-        .greater_elem(0.0)
-        .float(); // [B, 1]
+    let labels = (input.user.clone().matmul(w_user.clone())
+        + input.item.clone().matmul(w_item.clone()))
+    .greater_elem(0.0)
+    .float(); // [B, 1]
+
+    // A held-out batch from the same rule.
+    let held_out = random_input(&config, batch, 5, 8, &device);
+    let held_out_labels = (held_out.user.clone().matmul(w_user.clone())
+        + held_out.item.clone().matmul(w_item.clone()))
+    .greater_elem(0.0)
+    .float();
 
     let mut net = config.init(&device);
     let mut optim = AdamConfig::new().init();
@@ -33,6 +42,18 @@ fn ctr_net_learns_a_separable_problem() {
     let (start, end) = (losses[0], losses[losses.len() - 1]);
     assert!(losses.iter().all(|l| l.is_finite()));
     assert!(end < 0.7 * start, "loss {start} -> {end}");
+
+    // It generalises: inference mode (running statistics) ranks the held-out batch well.
+    let scores: Vec<f64> = values(net.valid().forward(held_out.clone()))
+        .into_iter()
+        .map(f64::from)
+        .collect();
+    let labels: Vec<u8> = values(held_out_labels.without_autodiff())
+        .into_iter()
+        .map(|l| l as u8)
+        .collect();
+    let auc = crate::metrics::auc(&scores, &labels).expect("both classes");
+    assert!(auc > 0.85, "held-out AUC {auc}");
 }
 
 #[test]
@@ -41,14 +62,18 @@ fn embedding_leaf_receives_row_gradients_and_dense_params_step() {
     let device = device(92).autodiff();
     let config = small_config();
     let d = config.d_embed;
-    let unique_rows = normal([3, d], &device).require_grad(); // [U, d] leaf
-    let positions = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 2, 2, 1], [4]), &device);
+    // Rows as the table holds them (plain f32, outside autodiff) become a leaf on the device.
+    let table_rows: Vec<f32> = (0..3 * d).map(|i| (i as f32 * 0.37).sin()).collect();
+    let unique_rows =
+        Tensor::<2>::from_data(TensorData::new(table_rows, [3, d]), &*device).require_grad(); // [U, d]
+    let positions =
+        Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 2, 2, 1], [4]), &*device);
     let mut input = random_input(&config, 4, 5, 4, &device);
     input.item = unique_rows.clone().select(0, positions); // [B, d]
 
     let net = config.init(&device);
     let before = values(net.mlp.output.weight.val());
-    let loss = bce_with_logits(net.forward(input), Tensor::ones([4, 1], &device));
+    let loss = bce_with_logits(net.forward(input), Tensor::ones([4, 1], &*device));
     let mut grads = loss.backward();
 
     // Row gradients for the table (summed over the positions sharing a row).
