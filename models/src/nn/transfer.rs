@@ -291,8 +291,13 @@ mod tests {
                 }
             }
         }
-        // The A-CTR trains: its parameters require grad like a fresh network's.
+        // The A-CTR trains: its parameters require grad like a fresh network's...
         assert!(actr.mlp.output.weight.val().is_require_grad());
+        // ...and training it (batch-norm running statistics included) leaves the CPM alone.
+        let input = random_input(&config, 8, 5, 4, &device);
+        let _ = actr.forward(input);
+        assert_ne!(params(&actr), actr_params, "running statistics moved");
+        assert_eq!(params(&cpm), cpm_params, "no state shared with the CPM");
     }
 
     #[test]
