@@ -17,6 +17,22 @@ use thiserror::Error;
 use super::{CtrNet, CtrNetConfig, Mlp, MlpConfig, Tpm, TpmConfig};
 
 /// A config that builds a network: what a checkpoint is rebuilt from.
+///
+/// Invariant: `build` depends only on the config's fields, so the weights of a network built
+/// from a config always fit a network built from the same config (its JSON round trip).
+///
+/// ```
+/// use burn::tensor::Device;
+/// use ctrflow_models::nn::{Checkpoint, Tpm, TpmConfig};
+///
+/// let device = Device::flex();
+/// let config = TpmConfig::new().with_d_embed(4);
+/// let tpm = config.init(&device);
+/// let checkpoint = Checkpoint::capture(&config, &tpm).expect("encode");
+/// let (restored_config, _restored): (TpmConfig, Tpm) =
+///     checkpoint.restore(&device).expect("decode");
+/// assert_eq!(restored_config.d_embed, 4);
+/// ```
 pub trait NetConfig: Config {
     /// The network this config builds.
     type Net: Module;

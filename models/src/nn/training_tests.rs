@@ -73,7 +73,8 @@ fn embedding_leaf_receives_row_gradients_and_dense_params_step() {
 
     let net = config.init(&device);
     let before = values(net.mlp.output.weight.val());
-    let loss = bce_with_logits(net.forward(input), Tensor::ones([4, 1], &*device));
+    let labels = Tensor::ones([4, 1], &*device);
+    let loss = bce_with_logits(net.forward(input.clone()), labels.clone());
     let mut grads = loss.backward();
 
     // Row gradients for the table (summed over the positions sharing a row).
@@ -81,7 +82,20 @@ fn embedding_leaf_receives_row_gradients_and_dense_params_step() {
         .grad_remove(&mut grads)
         .expect("leaf requires grad");
     assert_eq!(row_grads.dims(), [3, d]);
-    assert!(values(row_grads).iter().all(|g| g.is_finite()));
+    let row_grads = values(row_grads);
+    assert!(row_grads.iter().all(|g| g.is_finite()));
+
+    // Same batch with the per-position embeddings as the leaf: row 2 (positions 1 and 2) gets
+    // the sum of its positions' gradients.
+    let per_position = input.item.clone().detach().require_grad(); // [B, d] leaf
+    input.item = per_position.clone();
+    let position_grads = bce_with_logits(net.forward(input), labels).backward();
+    let position_grads = values(per_position.grad(&position_grads).expect("leaf"));
+    for j in 0..d {
+        let summed = position_grads[d + j] + position_grads[2 * d + j];
+        assert!((row_grads[2 * d + j] - summed).abs() < 1e-6);
+        assert!((row_grads[j] - position_grads[j]).abs() < 1e-6);
+    }
 
     // Dense parameters through burn's optimiser.
     let grads = GradientsParams::from_grads(grads, &net);
