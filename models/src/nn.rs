@@ -1,6 +1,6 @@
 //! The dense burn networks of ctrflow.
 //!
-//! Embedding tables live outside autodiff (see the embedding module): each training step the
+//! Embedding tables live outside autodiff (pure Rust, row-sparse updates): each training step the
 //! trainer gathers the batch's rows into a leaf tensor that requires grad, expands them to the
 //! batch positions and passes the resulting **embedding tensors** into these networks. The
 //! modules here own only dense parameters (linear layers, batch norm, attention projections).

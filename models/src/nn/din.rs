@@ -159,6 +159,16 @@ mod tests {
     }
 
     #[test]
+    fn float_mask_equals_bool_mask() {
+        let (din, device) = attention(false);
+        let (target, seq) = (normal([3, 4], &device), normal([3, 5, 4], &device));
+        let mask = prefix_mask(&[5, 2, 0], 5, &device);
+        let a = din.forward(target.clone(), seq.clone(), mask.clone());
+        let b = din.forward(target, seq, crate::nn::float_mask(mask.float()));
+        assert_eq!(max_abs_diff(a, b), 0.0);
+    }
+
+    #[test]
     fn empty_sequence_gives_zeros_not_nan() {
         for softmax in [false, true] {
             let (din, device) = attention(softmax);
