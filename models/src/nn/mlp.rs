@@ -124,6 +124,25 @@ mod tests {
     }
 
     #[test]
+    fn batch_norm_on_rank_2_normalises_each_feature_over_the_batch() {
+        let device = device(3).autodiff();
+        let block = MlpConfig::new(4).with_hidden(vec![3]).init(&device);
+        let norm = block.blocks[0]
+            .norm
+            .as_ref()
+            .expect("batch norm configured");
+        // Features with very different scales and offsets: [B = 16, F = 3].
+        let x = normal([16, 3], &device) * Tensor::<2>::from_floats([[1.0, 10.0, 0.1]], &device)
+            + Tensor::<2>::from_floats([[5.0, -3.0, 0.0]], &device);
+        let y = norm.forward(x); // gamma 1, beta 0: standardised per column
+        let mean = values(y.clone().mean_dim(0));
+        let var = values(y.var_bias(0));
+        assert!(mean.iter().all(|m| m.abs() < 1e-5), "{mean:?}");
+        // var / (var + epsilon): a little under 1 for the small-scale column.
+        assert!(var.iter().all(|v| (v - 1.0).abs() < 5e-3), "{var:?}");
+    }
+
+    #[test]
     fn batch_norm_trains_on_autodiff_and_infers_from_running_stats() {
         let device = device(2).autodiff();
         let mlp = MlpConfig::new(4).with_hidden(vec![3]).init(&device);
