@@ -6,15 +6,18 @@
 //! - [`eta`]: SimHash codes and O(L) Hamming top-k selection for ETA's long-sequence retrieval.
 //! - [`metrics`]: offline evaluation (AUC, GAUC, logloss, calibration) used by the evaluator and
 //!   the publish gate.
+//! - [`nn`]: the dense burn networks (TPM, CtrNet with DIN and ETA target attention, the TPM
+//!   historical-embedding feature), the loss, CPM -> A-CTR transfer and checkpoint bytes. They
+//!   take embedding tensors as inputs; the id tables live outside autodiff.
 //!
-//! The burn networks (TPM, CtrNet with DIN/ETA attention, transfer) build on these; burn types
-//! never leave this crate and the trainer operators. The modules above are plain Rust with no
-//! burn dependency: they hold state a trainer copies into and out of tensors.
+//! burn types never leave this crate and the trainer operators. `embedding`, `eta` and `metrics`
+//! are plain Rust: they hold state a trainer copies into and out of tensors.
 
 pub mod embedding;
 mod error;
 pub mod eta;
 pub mod metrics;
+pub mod nn;
 mod rng;
 
 pub use error::{ErrorClass, ModelsError, Result};

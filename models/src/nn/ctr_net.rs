@@ -1,0 +1,351 @@
+//! `CtrNet`: the CPM and A-CTR network of E-CDCTR (both use the identical config, so a CPM's
+//! parameters initialise an A-CTR: see [`transfer`](super::transfer)).
+//!
+//! ```text
+//! user [B,d] ─────────────────────────────────────────────┐
+//! target item [B,d] ──────────────────────────────────────┤
+//! category [B,d] ─────────────────────────────────────────┤
+//! context [B,c] (if c > 0) ───────────────────────────────┤
+//! short seq [B,S,d] + mask ── DinAttention(target) ───────┤ concat ── Mlp ── logit [B,1]
+//! long behaviours [B,k,d] + mask ── TargetAttention ──────┤
+//! historical user [B,K,d_h] ── HistoricalEmbedding ───────┤ (if use_historical)
+//! historical item [B,K,d_h] ── HistoricalEmbedding ───────┤ (if use_historical)
+//! extra [B,e] (SRP4CTR / PPM outputs, if e > 0) ──────────┘
+//! ```
+//!
+//! The long-behaviour branch is ETA when the trainer passes the top-k behaviours its SimHash
+//! retrieval selected (k = `eta_top_k`), and the full-attention baseline when it passes all L
+//! long-term behaviours: the module is the same, only the length differs.
+//! `full_long_attention` in the config records which one a model was trained with.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::tensor::{Bool, Device, Tensor};
+
+use super::{
+    DinAttention, DinAttentionConfig, HistoricalEmbedding, HistoricalEmbeddingConfig, Mlp,
+    MlpConfig, TargetAttention, TargetAttentionConfig,
+};
+
+/// Configuration of a [`CtrNet`] (CPM and A-CTR share it).
+#[derive(Config, Debug)]
+pub struct CtrNetConfig {
+    /// Width `d` of the user, item (target and behaviours: one shared table) and category
+    /// embeddings.
+    #[config(default = 16)]
+    pub d_embed: usize,
+    /// Width `c` of the dense context features (0: none).
+    #[config(default = 0)]
+    pub d_context: usize,
+    /// Length `S` of the short behaviour sequence the trainer builds (DIN branch).
+    #[config(default = 50)]
+    pub short_len: usize,
+    /// Number `k` of long-term behaviours ETA selects per candidate.
+    #[config(default = 50)]
+    pub eta_top_k: usize,
+    /// Attend over all L long-term behaviours instead of ETA's top-k (the ETA baseline).
+    #[config(default = false)]
+    pub full_long_attention: bool,
+    /// Hidden widths of DIN's local activation unit.
+    #[config(default = "vec![80, 40]")]
+    pub din_hidden: Vec<usize>,
+    /// Softmax-normalise DIN's weights (DIN itself does not).
+    #[config(default = false)]
+    pub din_softmax: bool,
+    /// Heads of the long-behaviour target attention; must divide `d_embed`.
+    #[config(default = 2)]
+    pub long_heads: usize,
+    /// Use the TPM historical-embedding feature (user and item).
+    #[config(default = true)]
+    pub use_historical: bool,
+    /// Width `d_h` of a TPM snapshot vector.
+    #[config(default = 16)]
+    pub d_hist: usize,
+    /// Optional projection width of each historical feature.
+    #[config(default = "None")]
+    pub hist_output: Option<usize>,
+    /// Historical inputs are pre-merged `[B, 1, d_h]` vectors (frozen attention, merged table).
+    #[config(default = false)]
+    pub hist_merged: bool,
+    /// Width `e` of the extra input vector (SRP4CTR query outputs, PPM plug-in outputs;
+    /// 0: absent).
+    #[config(default = 0)]
+    pub d_extra: usize,
+    /// Hidden widths of the top MLP.
+    #[config(default = "vec![200, 80]")]
+    pub mlp_hidden: Vec<usize>,
+    /// Batch norm in the top MLP (A-CTR re-initialises these when it starts from a CPM).
+    #[config(default = true)]
+    pub batch_norm: bool,
+    /// Dropout in the top MLP.
+    #[config(default = 0.0)]
+    pub dropout: f64,
+}
+
+/// The inputs of one [`CtrNet`] batch. All embeddings come from tables outside autodiff.
+#[derive(Debug, Clone)]
+pub struct CtrNetInput {
+    /// User embedding `[B, d]`.
+    pub user: Tensor<2>,
+    /// Target (candidate) item embedding `[B, d]`.
+    pub item: Tensor<2>,
+    /// Target item's category embedding `[B, d]`.
+    pub category: Tensor<2>,
+    /// Dense context `[B, c]`; `Some` exactly when `d_context > 0`.
+    pub context: Option<Tensor<2>>,
+    /// Short (recent) behaviour sequence `[B, S, d]`.
+    pub short_seq: Tensor<3>,
+    /// Short sequence mask `[B, S]`, true at real behaviours.
+    pub short_mask: Tensor<2, Bool>,
+    /// Long-term behaviours `[B, k, d]` (ETA top-k) or `[B, L, d]` (full attention).
+    pub long_seq: Tensor<3>,
+    /// Long behaviours mask `[B, k]` (or `[B, L]`), true at real behaviours.
+    pub long_mask: Tensor<2, Bool>,
+    /// The user's K TPM snapshot vectors `[B, K, d_h]`; `Some` exactly when `use_historical`.
+    pub historical_user: Option<Tensor<3>>,
+    /// The item's K TPM snapshot vectors `[B, K, d_h]`; `Some` exactly when `use_historical`.
+    pub historical_item: Option<Tensor<3>>,
+    /// Extra vector `[B, e]` (SRP4CTR / PPM); `Some` exactly when `d_extra > 0`.
+    pub extra: Option<Tensor<2>>,
+}
+
+/// The CPM / A-CTR network, `CtrNetInput -> [B, 1]` logit. Build it with
+/// [`CtrNetConfig::init`].
+#[derive(Module, Debug)]
+pub struct CtrNet {
+    /// DIN attention over the short sequence.
+    pub din: DinAttention,
+    /// Target attention over the long behaviours (ETA top-k or all L).
+    pub long_attention: TargetAttention,
+    /// Historical-embedding feature of the user (if configured).
+    pub historical_user: Option<HistoricalEmbedding>,
+    /// Historical-embedding feature of the item (if configured).
+    pub historical_item: Option<HistoricalEmbedding>,
+    /// The top MLP to the logit.
+    pub mlp: Mlp,
+    /// Width of the context input (0: none).
+    pub d_context: usize,
+    /// Width of the extra input (0: none).
+    pub d_extra: usize,
+}
+
+impl CtrNetConfig {
+    fn historical(&self) -> HistoricalEmbeddingConfig {
+        HistoricalEmbeddingConfig::new(self.d_hist)
+            .with_d_output(self.hist_output)
+            .with_merged(self.hist_merged)
+    }
+
+    /// Width of the MLP input: `3d + c + d (DIN) + d (long) [+ 2 d_hist_out] + e`.
+    pub fn d_mlp_input(&self) -> usize {
+        let historical = if self.use_historical {
+            2 * self.historical().output_width()
+        } else {
+            0
+        };
+        5 * self.d_embed + self.d_context + historical + self.d_extra
+    }
+
+    /// Builds the network on `device` with freshly initialised parameters.
+    pub fn init(&self, device: &Device) -> CtrNet {
+        let historical = || self.use_historical.then(|| self.historical().init(device));
+        CtrNet {
+            din: DinAttentionConfig::new(self.d_embed)
+                .with_hidden(self.din_hidden.clone())
+                .with_softmax(self.din_softmax)
+                .init(device),
+            long_attention: TargetAttentionConfig::new(self.d_embed)
+                .with_n_heads(self.long_heads)
+                .init(device),
+            historical_user: historical(),
+            historical_item: historical(),
+            mlp: MlpConfig::new(self.d_mlp_input())
+                .with_hidden(self.mlp_hidden.clone())
+                .with_batch_norm(self.batch_norm)
+                .with_dropout(self.dropout)
+                .init(device),
+            d_context: self.d_context,
+            d_extra: self.d_extra,
+        }
+    }
+}
+
+/// Checks that an optional input is present exactly when its branch is configured.
+fn present<T>(name: &str, input: Option<T>, configured: bool) -> Option<T> {
+    match (input, configured) {
+        (Some(x), true) => Some(x),
+        (None, false) => None,
+        (input, _) => panic!(
+            "CtrNet input `{name}` is {} but the branch is {}",
+            if input.is_some() { "present" } else { "absent" },
+            if configured {
+                "configured"
+            } else {
+                "not configured"
+            }
+        ),
+    }
+}
+
+impl CtrNet {
+    /// Click logit `[B, 1]` for one batch (shapes in [`CtrNetInput`]).
+    ///
+    /// # Panics
+    /// If an optional input does not match the config (context, historical, extra).
+    pub fn forward(&self, input: CtrNetInput) -> Tensor<2> {
+        let CtrNetInput {
+            user,
+            item,
+            category,
+            context,
+            short_seq,
+            short_mask,
+            long_seq,
+            long_mask,
+            historical_user,
+            historical_item,
+            extra,
+        } = input;
+
+        // Interest in the candidate from the short and the long behaviour sequences.
+        let short_interest = self.din.forward(item.clone(), short_seq, short_mask); // [B, d]
+        let long_interest = self
+            .long_attention
+            .forward(item.clone(), long_seq, long_mask); // [B, d]
+
+        let mut parts = vec![user, item, category]; // [B, d] each
+        parts.extend(present("context", context, self.d_context > 0)); // [B, c]
+        parts.push(short_interest);
+        parts.push(long_interest);
+
+        // TPM historical embeddings: [B, K, d_h] -> [B, d_h'] each.
+        let configured = self.historical_user.is_some();
+        let hist_user = present("historical_user", historical_user, configured);
+        let hist_item = present("historical_item", historical_item, configured);
+        if let (Some(module), Some(x)) = (&self.historical_user, hist_user) {
+            parts.push(module.forward(x));
+        }
+        if let (Some(module), Some(x)) = (&self.historical_item, hist_item) {
+            parts.push(module.forward(x));
+        }
+
+        parts.extend(present("extra", extra, self.d_extra > 0)); // [B, e]
+
+        self.mlp.forward(Tensor::cat(parts, 1)) // [B, d_mlp_input] -> [B, 1]
+    }
+
+    /// The same network with its historical-embedding attention frozen (no gradients, so the
+    /// optimiser never changes it): what A-CTR does after CPM training.
+    pub fn freeze_historical(mut self) -> Self {
+        self.historical_user = self.historical_user.map(Module::no_grad);
+        self.historical_item = self.historical_item.map(Module::no_grad);
+        self
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::nn::test_util::{device, normal, prefix_mask};
+    use burn::optim::GradientsParams;
+
+    /// A small config for tests: d = 4, c = 2, d_h = 3.
+    pub(crate) fn small_config() -> CtrNetConfig {
+        CtrNetConfig::new()
+            .with_d_embed(4)
+            .with_d_context(2)
+            .with_din_hidden(vec![5])
+            .with_d_hist(3)
+            .with_mlp_hidden(vec![8, 4])
+    }
+
+    /// Random inputs for `config` with batch `b`, short length `s`, long length `l`.
+    pub(crate) fn random_input(
+        config: &CtrNetConfig,
+        b: usize,
+        s: usize,
+        l: usize,
+        device: &Device,
+    ) -> CtrNetInput {
+        let d = config.d_embed;
+        let lengths = |max: usize| (0..b).map(|i| i % (max + 1)).collect::<Vec<_>>();
+        CtrNetInput {
+            user: normal([b, d], device),
+            item: normal([b, d], device),
+            category: normal([b, d], device),
+            context: (config.d_context > 0).then(|| normal([b, config.d_context], device)),
+            short_seq: normal([b, s, d], device),
+            short_mask: prefix_mask(&lengths(s), s, device),
+            long_seq: normal([b, l, d], device),
+            long_mask: prefix_mask(&lengths(l), l, device),
+            historical_user: config
+                .use_historical
+                .then(|| normal([b, 3, config.d_hist], device)),
+            historical_item: config
+                .use_historical
+                .then(|| normal([b, 3, config.d_hist], device)),
+            extra: (config.d_extra > 0).then(|| normal([b, config.d_extra], device)),
+        }
+    }
+
+    #[test]
+    fn logit_shape_for_every_branch_combination() {
+        let device = device(51);
+        for (use_historical, d_extra, d_context) in [(true, 0, 2), (false, 0, 0), (true, 7, 2)] {
+            let config = small_config()
+                .with_use_historical(use_historical)
+                .with_d_extra(d_extra)
+                .with_d_context(d_context);
+            let net = config.init(&device);
+            assert_eq!(net.historical_user.is_some(), use_historical);
+            let out = net.forward(random_input(&config, 6, 5, 9, &device));
+            assert_eq!(out.dims(), [6, 1]);
+        }
+    }
+
+    #[test]
+    fn full_long_attention_takes_all_l_behaviours() {
+        let device = device(52);
+        let config = small_config().with_full_long_attention(true);
+        let net = config.init(&device);
+        let out = net.forward(random_input(&config, 3, 5, 200, &device));
+        assert_eq!(out.dims(), [3, 1]);
+    }
+
+    #[test]
+    fn merged_historical_inputs() {
+        let device = device(53);
+        let config = small_config().with_hist_merged(true);
+        let net = config.init(&device);
+        let mut input = random_input(&config, 3, 5, 4, &device);
+        input.historical_user = Some(normal([3, 1, 3], &device));
+        input.historical_item = Some(normal([3, 1, 3], &device));
+        assert_eq!(net.forward(input).dims(), [3, 1]);
+    }
+
+    #[test]
+    #[should_panic(expected = "historical_user")]
+    fn missing_historical_input_is_rejected() {
+        let device = device(54);
+        let config = small_config();
+        let net = config.init(&device);
+        let mut input = random_input(&config, 3, 5, 4, &device);
+        input.historical_user = None;
+        let _ = net.forward(input);
+    }
+
+    #[test]
+    fn frozen_historical_branch_gets_no_gradient() {
+        let device = device(55).autodiff();
+        let config = small_config();
+        let net = config.init(&device).freeze_historical();
+        let grads = net
+            .forward(random_input(&config, 4, 5, 4, &device))
+            .sum()
+            .backward();
+        let grads = GradientsParams::from_grads(grads, &net);
+        let historical = net.historical_user.as_ref().expect("configured");
+        assert!(grads.get::<2>(historical.query.weight.id).is_none());
+        assert!(grads.get::<2>(net.mlp.output.weight.id).is_some());
+    }
+}
