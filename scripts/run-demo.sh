@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ctrflow-target}"
 scripts/bootstrap.sh
-cargo build --locked -p ctrflow-pipeline --bin ctrflow
+# Same target set and features as the test command, so the two share one build.
+cargo build --locked --workspace --all-targets
 ctrflow="$CARGO_TARGET_DIR/debug/ctrflow"
 store="${CTRFLOW_DEMO_STORE:-./ctrflow-demo}"
 "$ctrflow" --config configs/demo.toml generate --store "$store" "$@"

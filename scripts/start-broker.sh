@@ -94,3 +94,4 @@ else
 fi
 
 echo "export CTRFLOW_TEST_BROKERS=$ADDR"
+echo "export CTRFLOW_TEST_TANSU=$BIN"

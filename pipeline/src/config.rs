@@ -107,6 +107,15 @@ impl Default for LogConfig {
     }
 }
 
+/// The Prometheus endpoint of long-running commands (`ctrflow ingest`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct MetricsConfig {
+    /// Address to serve `GET /metrics` (Prometheus text format) and `GET /healthz` on, e.g.
+    /// `0.0.0.0:9464`. Unset (the default): no endpoint.
+    pub listen: Option<String>,
+}
+
 /// Event schema parameters shared by every job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
@@ -200,6 +209,8 @@ pub struct CtrflowConfig {
     pub kafka: KafkaConfig,
     /// `[ingest]`
     pub ingest: IngestConfig,
+    /// `[metrics]`
+    pub metrics: MetricsConfig,
 }
 
 impl CtrflowConfig {
@@ -284,6 +295,14 @@ impl CtrflowConfig {
         }
         if !(1..=4096).contains(&self.schema.content_dim) {
             return invalid("schema.content-dim", "must be in 1..=4096");
+        }
+        if let Some(listen) = &self.metrics.listen
+            && listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            return invalid(
+                "metrics.listen",
+                "must be an address with a port, such as 0.0.0.0:9464",
+            );
         }
         if self.movielens.ad_genres.is_empty() {
             return invalid("movielens.ad-genres", "must list at least one genre");
@@ -503,6 +522,7 @@ mod tests {
             ("CTRFLOW__STORE__URL", "\" \"", "store.url"),
             ("CTRFLOW__GENERATOR__USERS", "0", "generator.users"),
             ("CTRFLOW__GENERATOR__DAYS", "0", "generator.days"),
+            ("CTRFLOW__METRICS__LISTEN", "\"9464\"", "metrics.listen"),
         ];
         for (var, value, field) in cases {
             let err = CtrflowConfig::load(None, env(&[(var, value)])).expect_err(var);

@@ -17,6 +17,7 @@ use ctrflow_storage::Storage;
 use tokio::sync::mpsc;
 
 use crate::config::CtrflowConfig;
+use crate::metrics::IngestMetrics;
 
 /// How long start-up waits for topic metadata from the brokers.
 const METADATA_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -52,6 +53,23 @@ pub async fn run_ingest(
     let (coordination, end) = coordination_channels(Epoch(1), landed, 8);
     let source = KafkaSource::new(&config.kafka, coordination)?;
     let decoder = Decoder::new(config.ingest_decode())?;
+    let metrics_server = match &config.metrics.listen {
+        Some(listen) => {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("metrics.listen: cannot listen on {listen}: {e}"))?;
+            tracing::info!(%listen, "serving Prometheus metrics on /metrics");
+            let metrics = IngestMetrics {
+                source: source.stats(),
+                decode: decoder.stats(),
+            };
+            Some(AbortOnDrop(tokio::spawn(crate::metrics::serve(
+                listener,
+                Arc::new(move || metrics.render()),
+            ))))
+        }
+        None => None,
+    };
     let (ack_tx, ack_rx) = mpsc::channel(16);
     let topic_domains: HashMap<String, Domain> = Domain::ALL
         .iter()
@@ -104,5 +122,15 @@ pub async fn run_ingest(
             stats
         }
     };
+    drop(metrics_server);
     Ok(stats)
+}
+
+/// Stops a background task (the metrics server) when the run ends, however it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

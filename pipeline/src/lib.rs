@@ -8,6 +8,7 @@ mod commands;
 pub mod config;
 pub mod ingest;
 mod logging;
+pub mod metrics;
 mod progress;
 
 pub use cli::run;

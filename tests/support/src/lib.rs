@@ -117,6 +117,72 @@ pub fn brokers() -> String {
     )
 }
 
+/// A broker of the test's own (the tansu binary of `CTRFLOW_TEST_TANSU`, in-memory storage, a
+/// free port on 127.0.0.1), for fault tests that pause or stop it without disturbing tests that
+/// share the suite's broker. Killed on drop.
+pub struct PrivateBroker {
+    child: std::process::Child,
+    /// `127.0.0.1:PORT`
+    pub address: String,
+}
+
+impl PrivateBroker {
+    /// Starts the broker and waits (up to 30 s) until it accepts connections.
+    pub fn start() -> PrivateBroker {
+        let bin = required_env(
+            "CTRFLOW_TEST_TANSU",
+            "eval \"$(scripts/start-broker.sh | grep '^export ')\"",
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("no free port: {e}"));
+        let address = format!("127.0.0.1:{port}");
+        let url = format!("tcp://{address}");
+        let child = std::process::Command::new(&bin)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        let broker = PrivateBroker { child, address };
+        let start = std::time::Instant::now();
+        while TcpStream::connect(&broker.address).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "private broker on {} did not come up",
+                broker.address
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        broker
+    }
+
+    /// Sends `signal` (e.g. `STOP`, `CONT`) to the broker process.
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap_or_else(|e| panic!("kill -{signal}: {e}"));
+        assert!(status.success(), "kill -{signal} failed");
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The directory with MovieLens-100k in RecBole's atomic format.
 pub fn movielens_100k_dir() -> PathBuf {
     PathBuf::from(required_env(

@@ -30,8 +30,13 @@ pub(crate) struct Setup {
 
 impl Setup {
     pub(crate) async fn new(partitions: i32) -> Setup {
+        Setup::on_brokers(brokers(), partitions).await
+    }
+
+    /// As [`Setup::new`], on another broker (e.g. a [`ctrflow_test_support::PrivateBroker`]).
+    pub(crate) async fn on_brokers(brokers: String, partitions: i32) -> Setup {
         let mut kafka = KafkaConfig {
-            brokers: brokers(),
+            brokers,
             group_id: unique_name("group"),
             ..KafkaConfig::default()
         };
@@ -59,7 +64,7 @@ impl Setup {
 
     /// Starts `ctrflow ingest` with short epochs and a validation window wide enough for 2024
     /// data.
-    fn spawn_ingest(&self) -> Child {
+    pub(crate) fn spawn_ingest(&self) -> Child {
         self.spawn_ingest_with(&[])
     }
 
@@ -192,7 +197,7 @@ pub(crate) async fn wait_landed(
     }
 }
 
-fn terminate(child: &mut Child) -> std::process::ExitStatus {
+pub(crate) fn terminate(child: &mut Child) -> std::process::ExitStatus {
     let pid = child.id().to_string();
     let status = Command::new("kill")
         .args(["-TERM", &pid])
@@ -456,4 +461,55 @@ async fn produce_command_replays_an_archive() {
     let a: HashSet<String> = original.into_iter().collect();
     let b: HashSet<String> = ids.into_iter().collect();
     assert_eq!(a, b);
+}
+
+/// Two ingest processes in one consumer group, with rebalances while data flows: B joins after
+/// A landed a third, the second third arrives while both run, A leaves, B lands the rest.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_replicas_with_rebalances_land_everything_exactly_once() {
+    let setup = Setup::new(4).await;
+    let (events, mut messages) = generated(&setup, 9_000, 5);
+    let third = messages.len() / 3;
+    let rest = messages.split_off(third);
+    let (second, last) = {
+        let mut second = rest;
+        let last = second.split_off(third);
+        (second, last)
+    };
+    let storage = setup.storage();
+    setup.produce(messages).await;
+    let mut a = setup.spawn_ingest();
+    let landed = wait_landed(&storage, third, Duration::from_secs(120)).await;
+    assert_eq!(landed.len(), third, "A landed the first third");
+
+    let mut b = setup.spawn_ingest();
+    // Let B join (tansu answers a join after about half the 6 s session timeout) and the group
+    // rebalance, so that the second third is split between the two.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    setup.produce(second).await;
+    let landed = wait_landed(&storage, 2 * third, Duration::from_secs(120)).await;
+    assert_eq!(landed.len(), 2 * third, "A and B landed two thirds");
+    assert!(terminate(&mut a).success(), "A leaves the group cleanly");
+
+    setup.produce(last).await;
+    let ids = wait_landed(&storage, events.len(), Duration::from_secs(180)).await;
+    assert!(terminate(&mut b).success(), "B stops cleanly");
+    let distinct: HashSet<&String> = ids.iter().collect();
+    assert_eq!(distinct.len(), ids.len(), "no duplicates");
+    assert_eq!(ids.len(), events.len(), "every event landed");
+    assert_eq!(role_rows(&storage, FileRole::Late).await, 0, "nothing late");
+    let writers: HashSet<String> = {
+        let mut w = HashSet::new();
+        for obj in storage.list(KeyLayout.epochs_dir()).await.expect("list") {
+            let m: EpochManifest =
+                decode_manifest(&obj.key, &storage.get(&obj.key).await.expect("get"))
+                    .expect("decode");
+            w.insert(m.writer);
+        }
+        w
+    };
+    assert!(
+        writers.len() >= 2,
+        "both replicas wrote epochs: {writers:?}"
+    );
 }

@@ -23,7 +23,7 @@ use object_store::{
 };
 use tokio::sync::oneshot;
 
-use crate::ingest::{Setup, generated, landed_event_ids, wait_landed};
+use crate::ingest::{Setup, generated, landed_event_ids, terminate, wait_landed};
 
 /// Delegates to `inner`; while `failing` is set, every write (put, multipart, copy) fails.
 /// `arm_after_epoch_manifests`: set `failing` by itself once that many epoch manifests were
@@ -269,4 +269,38 @@ fn check_exactly_once(ids: &[String], events: &[ctrflow_schemas::Event]) {
         distinct.len(),
         expected.len()
     );
+}
+
+/// The broker stops answering for 30 s in the middle of the stream (SIGSTOP on a private
+/// broker): ingest keeps running through the outage, then lands the rest; every event exactly
+/// once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broker_outage_of_30_seconds_loses_nothing() {
+    let broker = ctrflow_test_support::PrivateBroker::start();
+    let setup = Setup::on_brokers(broker.address.clone(), 2).await;
+    let (events, mut messages) = generated(&setup, 10_000, 11);
+    let second_half = messages.split_off(messages.len() / 2);
+    setup.produce(messages).await;
+    let storage = setup.storage();
+    let mut child = setup.spawn_ingest();
+    let first = wait_landed(&storage, events.len() / 2, Duration::from_secs(120)).await;
+    assert_eq!(first.len(), events.len() / 2, "the first half landed");
+
+    broker.signal("STOP");
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "ingest exited while the broker was unavailable"
+    );
+    broker.signal("CONT");
+
+    setup.produce(second_half).await;
+    let ids = wait_landed(&storage, events.len(), Duration::from_secs(240)).await;
+    let status = terminate(&mut child);
+    assert!(
+        status.success(),
+        "graceful shutdown after the outage: {status}"
+    );
+    check_exactly_once(&ids, &events);
+    assert_committed_within_landed(&setup, &storage, "after the outage").await;
 }
