@@ -22,12 +22,14 @@
 //!    collected, checked, and applied row-sparsely by the tables' lazy Adam; burn's Adam steps
 //!    the dense parameters.
 
+pub mod checkpoint;
 mod config;
 pub mod features;
 mod net;
 pub mod shuffle;
 mod trainer;
 
+pub use checkpoint::{TrainerCheckpoint, blobs};
 pub use config::TrainConfig;
 pub use features::{CONTEXT_WIDTH, FeatureBatch, FeatureConfig, Sequence};
 pub use net::{HistoricalSpec, NetInputs, NetSpec, SequenceSpec, TrainableNet};

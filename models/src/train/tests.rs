@@ -478,3 +478,79 @@ fn historical_snapshots_feed_the_network() {
     assert!(loss.is_finite());
     assert_eq!(trainer.predict(&batch).expect("predict").len(), 40);
 }
+
+#[test]
+fn resume_from_a_checkpoint_is_identical() {
+    let _rng = test_util::device(106);
+    let evs = events(2_000, 17, 40);
+    let batches = record_batches(&evs, 70);
+    let probe = features(&record_batch(&events(80, 18, 40)));
+    let (n, k) = (10, 4);
+    // Dropout draws from the per-step seed, so it resumes identically too.
+    let net_config = ctr_config().with_dropout(0.1);
+
+    // Drives `trainer` with the shuffled stream from `buffer` until `steps` steps are done.
+    let run = |trainer: &mut CtrTrainer,
+               buffer: &mut ShuffleBuffer,
+               next: &mut usize,
+               steps: usize,
+               losses: &mut Vec<f32>| {
+        while trainer.step() < steps as u64 {
+            if let Some(out) = buffer.pop().expect("pop") {
+                losses.push(trainer.train_step(&features(&out)).expect("step"));
+            } else {
+                buffer.push(batches[*next].clone()).expect("push");
+                *next += 1;
+            }
+        }
+    };
+
+    let mut straight = CtrTrainer::new(train_config(12), net_config.clone()).expect("trainer");
+    let mut buffer = ShuffleBuffer::new(400, 100, 5).expect("buffer");
+    let (mut next, mut losses) = (0, Vec::new());
+    run(&mut straight, &mut buffer, &mut next, n, &mut losses);
+    let expected = straight.predict(&probe).expect("predict");
+    drop((straight, buffer));
+
+    let mut first = CtrTrainer::new(train_config(12), net_config.clone()).expect("trainer");
+    let mut buffer = ShuffleBuffer::new(400, 100, 5).expect("buffer");
+    let (mut next2, mut resumed_losses) = (0, Vec::new());
+    run(&mut first, &mut buffer, &mut next2, k, &mut resumed_losses);
+    let checkpoint = first.checkpoint(Some(&buffer)).expect("checkpoint");
+    drop((first, buffer));
+    for name in [
+        blobs::NET_WEIGHTS,
+        blobs::OPTIMIZER,
+        blobs::ITEM_TABLE,
+        blobs::SHUFFLE,
+    ] {
+        assert!(checkpoint.blobs.contains_key(name), "{name}");
+    }
+
+    let mut resumed = CtrTrainer::resume(&checkpoint).expect("resume");
+    let mut buffer = checkpoint
+        .shuffle_buffer()
+        .expect("shuffle")
+        .expect("stored");
+    assert_eq!(resumed.step(), k as u64);
+    run(
+        &mut resumed,
+        &mut buffer,
+        &mut next2,
+        n,
+        &mut resumed_losses,
+    );
+    assert_eq!(next2, next);
+    assert_eq!(resumed_losses, losses);
+    let got = resumed.predict(&probe).expect("predict");
+    assert_eq!(
+        got.iter().map(|p| p.to_bits()).collect::<Vec<_>>(),
+        expected.iter().map(|p| p.to_bits()).collect::<Vec<_>>()
+    );
+
+    // A missing blob is an error naming it.
+    let mut broken = checkpoint.clone();
+    broken.blobs.remove(blobs::ITEM_TABLE);
+    let err = CtrTrainer::resume(&broken).unwrap_err();
+    assert!(err.to_string().contains(blobs::ITEM_TABLE), "{err}");
+}
