@@ -27,6 +27,7 @@ mod config;
 pub mod features;
 mod net;
 pub mod shuffle;
+mod thread;
 mod trainer;
 
 pub use checkpoint::{TrainerCheckpoint, blobs};
@@ -34,6 +35,7 @@ pub use config::TrainConfig;
 pub use features::{CONTEXT_WIDTH, FeatureBatch, FeatureConfig, Sequence};
 pub use net::{HistoricalSpec, NetInputs, NetSpec, SequenceSpec, TrainableNet};
 pub use shuffle::ShuffleBuffer;
+pub use thread::{Progress, TrainingThread, spawn_training_thread};
 pub use trainer::{CtrTrainer, HistoricalTables, Tables, TpmTrainer, TrainStats, Trainer};
 
 #[cfg(test)]

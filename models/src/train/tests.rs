@@ -554,3 +554,55 @@ fn resume_from_a_checkpoint_is_identical() {
     let err = CtrTrainer::resume(&broken).unwrap_err();
     assert!(err.to_string().contains(blobs::ITEM_TABLE), "{err}");
 }
+
+#[test]
+fn training_thread_trains_and_reports() {
+    let _rng = test_util::device(107);
+    let (progress_tx, progress_rx) = std::sync::mpsc::channel();
+    let thread = spawn_training_thread(
+        || CtrTrainer::new(train_config(13), ctr_config()),
+        None,
+        2,
+        move |p: Progress| {
+            let _ = progress_tx.send(p);
+        },
+    )
+    .expect("spawn");
+    for b in record_batches(&events(1_030, 19, 20), 70) {
+        thread.send(b).expect("send");
+    }
+    let trainer = thread.finish().expect("trained");
+    let reports: Vec<Progress> = progress_rx.iter().collect();
+    // 10 full batches and a last one of 30 rows.
+    assert_eq!(trainer.step(), 11);
+    assert_eq!(trainer.stats().samples, 1_030);
+    assert_eq!(reports.len(), 11);
+    assert_eq!(reports.last().map(|p| p.samples), Some(1_030));
+    assert!(
+        reports
+            .iter()
+            .all(|p| p.loss.is_finite() && p.samples_per_second > 0.0)
+    );
+}
+
+#[test]
+fn training_thread_error_is_returned_on_finish() {
+    let thread = spawn_training_thread(
+        || CtrTrainer::new(train_config(14), ctr_config().with_d_context(3)),
+        None,
+        1,
+        |_| {},
+    )
+    .expect("spawn");
+    let err = thread.finish().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ModelsError::InvalidConfig {
+                field: "d_context",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
