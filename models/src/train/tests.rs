@@ -170,7 +170,7 @@ fn feature_errors_name_the_column() {
     let without = batch
         .project(&[0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12])
         .expect("project");
-    let err = FeatureBatch::from_record_batch(&without, &feature_config()).unwrap_err();
+    let err = FeatureBatch::from_record_batch(&without, &feature_config()).expect_err("must fail");
     assert!(
         matches!(
             err,
@@ -191,7 +191,7 @@ fn feature_errors_name_the_column() {
     let mut arrays = batch.columns().to_vec();
     arrays[index] = Arc::new(UInt64Array::from(vec![0u64, 1, 0]));
     let wrong = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).expect("batch");
-    let err = FeatureBatch::from_record_batch(&wrong, &feature_config()).unwrap_err();
+    let err = FeatureBatch::from_record_batch(&wrong, &feature_config()).expect_err("must fail");
     assert!(err.to_string().contains("column `label`"), "{err}");
 }
 
@@ -396,7 +396,7 @@ fn non_finite_input_is_an_error_naming_the_step() {
     trainer.train_step(&good).expect("step 1");
     let mut bad = good.clone();
     bad.context[3 * CONTEXT_WIDTH + 1] = f32::NAN;
-    let err = trainer.train_step(&bad).unwrap_err();
+    let err = trainer.train_step(&bad).expect_err("must fail");
     assert!(
         matches!(
             err,
@@ -551,7 +551,7 @@ fn resume_from_a_checkpoint_is_identical() {
     // A missing blob is an error naming it.
     let mut broken = checkpoint.clone();
     broken.blobs.remove(blobs::ITEM_TABLE);
-    let err = CtrTrainer::resume(&broken).unwrap_err();
+    let err = CtrTrainer::resume(&broken).expect_err("must fail");
     assert!(err.to_string().contains(blobs::ITEM_TABLE), "{err}");
 }
 
@@ -594,7 +594,7 @@ fn training_thread_error_is_returned_on_finish() {
         |_| {},
     )
     .expect("spawn");
-    let err = thread.finish().unwrap_err();
+    let err = thread.finish().expect_err("must fail");
     assert!(
         matches!(
             err,
@@ -604,5 +604,66 @@ fn training_thread_error_is_returned_on_finish() {
             }
         ),
         "{err}"
+    );
+}
+
+/// Throughput of the default CtrNet at batch 1024 with 1000-long histories. Prints samples/s;
+/// no timing assertion. Run with `--ignored --nocapture`.
+#[test]
+#[ignore = "measurement, not a check"]
+fn measure_step_throughput_at_batch_1024() {
+    let _rng = test_util::device(108);
+    let config = TrainConfig {
+        batch_size: 1024,
+        shuffle_rows: 1024,
+        ..TrainConfig::default()
+    };
+    let net = CtrNetConfig::new()
+        .with_d_context(CONTEXT_WIDTH)
+        .with_use_historical(false);
+    let mut trainer = CtrTrainer::new(config.clone(), net).expect("trainer");
+    let mut rng = SplitMix64::new(21);
+    let mut evs = events(1024, 20, 0);
+    for e in &mut evs {
+        let len = 500 + rng.below(600);
+        e.hist_item_ids = (0..len)
+            .map(|_| ItemId(rng.below(100_000) as u64))
+            .collect();
+        e.hist_category_ids = vec![CategoryId(1); len];
+    }
+    let batch =
+        FeatureBatch::from_record_batch(&record_batch(&evs), &config.features).expect("features");
+    trainer.train_step(&batch).expect("warm-up");
+    let steps = 3;
+    let start = std::time::Instant::now();
+    for _ in 0..steps {
+        trainer.train_step(&batch).expect("step");
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    eprintln!(
+        "batch 1024, S 50, k 50, L <= 1000, d 16: {:.0} samples/s ({:.3} s/step)",
+        (steps * 1024) as f64 / seconds,
+        seconds / steps as f64
+    );
+    // The share of the item table's lookup + gather (ids of candidates and both sequences).
+    use crate::embedding::{EmbeddingTable, EmbeddingTableConfig, Lookup};
+    let mut table = EmbeddingTable::new(EmbeddingTableConfig::new(16)).expect("table");
+    let ids: Vec<u64> = batch
+        .item_ids
+        .iter()
+        .chain(&batch.short.ids)
+        .chain(&batch.long.ids)
+        .copied()
+        .collect();
+    let (mut lookup, mut rows) = (Lookup::new(), Vec::new());
+    table.lookup(&ids, batch.day, true, &mut lookup);
+    let start = std::time::Instant::now();
+    table.lookup(&ids, batch.day, true, &mut lookup);
+    table.gather(&lookup, &mut rows).expect("gather");
+    eprintln!(
+        "item lookup + gather of {} ids ({} unique): {:.3} s",
+        ids.len(),
+        lookup.unique_len(),
+        start.elapsed().as_secs_f64()
     );
 }
