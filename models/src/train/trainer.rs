@@ -222,6 +222,12 @@ impl<N: TrainableNet> Trainer<N> {
         &self.tables
     }
 
+    /// The embedding tables, mutably: for [`EmbeddingTable::expire`] between steps (a
+    /// change of rows never invalidates the trainer, which looks ids up afresh every step).
+    pub fn tables_mut(&mut self) -> &mut Tables {
+        &mut self.tables
+    }
+
     /// The counters.
     pub fn stats(&self) -> TrainStats {
         self.stats
