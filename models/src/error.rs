@@ -94,6 +94,49 @@ pub enum ModelsError {
         /// Version this build reads.
         supported: u32,
     },
+    /// An input column is missing or has an unexpected type or value.
+    #[error("column `{column}`: {reason}")]
+    Column {
+        /// The column name as in the event schema.
+        column: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A training input is NaN or infinite; nothing was updated.
+    #[error(
+        "non-finite input at training step {step}: feature `{feature}`, batch row {row}: {value}"
+    )]
+    NonFiniteInput {
+        /// The step that was refused (the number of steps completed before it).
+        step: u64,
+        /// Which input (`context`, `label`, `historical-user`, ...).
+        feature: &'static str,
+        /// Row of the batch.
+        row: usize,
+        /// The value.
+        value: f32,
+    },
+    /// The loss of a training step is NaN or infinite; nothing was updated.
+    #[error("non-finite loss {value} at training step {step} (batch of {rows} rows)")]
+    NonFiniteLoss {
+        /// The step that was refused (the number of steps completed before it).
+        step: u64,
+        /// Rows in the batch.
+        rows: usize,
+        /// The loss.
+        value: f32,
+    },
+    /// A trainer checkpoint blob is missing or cannot be decoded.
+    #[error("trainer checkpoint blob `{blob}`: {reason}")]
+    TrainerCheckpoint {
+        /// The blob name.
+        blob: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The training thread panicked or went away.
+    #[error("training thread: {0}")]
+    TrainingThread(String),
     /// Metrics could not be computed.
     #[error(transparent)]
     Metrics(#[from] MetricsError),
@@ -108,10 +151,14 @@ impl ModelsError {
             | ModelsError::CheckpointTruncated { .. }
             | ModelsError::CheckpointCorrupt { .. }
             | ModelsError::UnsupportedCheckpointVersion { .. }
+            | ModelsError::Column { .. }
+            | ModelsError::NonFiniteInput { .. }
+            | ModelsError::NonFiniteLoss { .. }
+            | ModelsError::TrainerCheckpoint { .. }
             | ModelsError::Metrics(_) => ErrorClass::User,
-            ModelsError::ShapeMismatch { .. } | ModelsError::StaleLookup { .. } => {
-                ErrorClass::Internal
-            }
+            ModelsError::ShapeMismatch { .. }
+            | ModelsError::StaleLookup { .. }
+            | ModelsError::TrainingThread(_) => ErrorClass::Internal,
         }
     }
 

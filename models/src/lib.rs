@@ -9,6 +9,9 @@
 //! - [`nn`]: the dense burn networks (TPM, CtrNet with DIN and ETA target attention, the TPM
 //!   historical-embedding feature), the loss, CPM -> A-CTR transfer and checkpoint bytes. They
 //!   take embedding tensors as inputs; the id tables live outside autodiff.
+//! - [`train`]: the trainer: Arrow batches to features, a seeded shuffle buffer, the training
+//!   step of CtrNet and TPM with row-sparse table updates, evaluation, checkpoint and resume,
+//!   and a dedicated training thread.
 //!
 //! burn types never leave this crate and the trainer operators. `embedding`, `eta` and `metrics`
 //! are plain Rust: they hold state a trainer copies into and out of tensors.
@@ -19,5 +22,6 @@ pub mod eta;
 pub mod metrics;
 pub mod nn;
 mod rng;
+pub mod train;
 
 pub use error::{ErrorClass, ModelsError, Result};

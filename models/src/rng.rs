@@ -35,6 +35,18 @@ impl SplitMix64 {
         Self::new(mix64(mix64(seed ^ domain.rotate_left(32)) ^ key))
     }
 
+    /// The generator's whole state: `SplitMix64::new(g.state())` continues the stream of `g`.
+    pub(crate) fn state(&self) -> u64 {
+        self.0
+    }
+
+    /// Uniform in `0..n` (`n > 0`) by the multiply-high method (bias below 2^-32 for the
+    /// sizes used here).
+    #[inline]
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
+    }
+
     /// Next 64 random bits.
     #[inline]
     pub(crate) fn next_u64(&mut self) -> u64 {

@@ -1,0 +1,172 @@
+//! [`TrainerCheckpoint`]: a trainer's whole state as named byte blobs (the pipeline stores
+//! each as one object), and resume from it.
+//!
+//! | blob | content |
+//! |---|---|
+//! | `train-config.json` | the [`TrainConfig`](super::TrainConfig) as JSON |
+//! | `config.json` | the network config (burn config JSON, as [`Checkpoint`] writes it) |
+//! | `model.bpk` | the network weights and batch-norm statistics (burnpack) |
+//! | `optimizer.bpk` | burn's Adam state of the dense parameters (burnpack, keyed by parameter id) |
+//! | `table-user.bin`, `table-item.bin`, `table-category.bin` | [`EmbeddingTable::to_bytes`] |
+//! | `state.json` | [`TrainStats`]: the step counter and counters |
+//! | `shuffle.bin` (optional) | [`ShuffleBuffer::to_bytes`]: generator and waiting rows |
+//!
+//! Everything random in a step is a function of `(seed, step)` (the per-step device seed) or
+//! lives in a blob (table rows, the shuffle generator), so training resumed from a checkpoint
+//! takes exactly the steps the uninterrupted run would have: same losses, bitwise-equal
+//! predictions (tested). The historical TPM tables are inputs, not state: set them again.
+
+use std::collections::BTreeMap;
+
+use burn::tensor::{Bytes, Device};
+
+use super::trainer::{Tables, TrainStats, dense_optimizer};
+use super::{ShuffleBuffer, TrainConfig, TrainableNet, Trainer};
+use crate::embedding::EmbeddingTable;
+use crate::error::{ModelsError, Result};
+use crate::nn::Checkpoint;
+
+/// Blob names of a [`TrainerCheckpoint`].
+pub mod blobs {
+    /// The training config, JSON.
+    pub const TRAIN_CONFIG: &str = "train-config.json";
+    /// The network config, JSON.
+    pub const NET_CONFIG: &str = "config.json";
+    /// The network weights, burnpack.
+    pub const NET_WEIGHTS: &str = "model.bpk";
+    /// The dense optimiser state, burnpack.
+    pub const OPTIMIZER: &str = "optimizer.bpk";
+    /// The user table.
+    pub const USER_TABLE: &str = "table-user.bin";
+    /// The item table.
+    pub const ITEM_TABLE: &str = "table-item.bin";
+    /// The category table.
+    pub const CATEGORY_TABLE: &str = "table-category.bin";
+    /// Counters, JSON.
+    pub const STATE: &str = "state.json";
+    /// The shuffle buffer (optional).
+    pub const SHUFFLE: &str = "shuffle.bin";
+}
+
+/// A trainer's state as named byte blobs (see the module docs for the names).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrainerCheckpoint {
+    /// Blob name -> bytes.
+    pub blobs: BTreeMap<String, Vec<u8>>,
+}
+
+fn blob_error(blob: &str, reason: impl ToString) -> ModelsError {
+    ModelsError::TrainerCheckpoint {
+        blob: blob.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+impl TrainerCheckpoint {
+    /// The blob `name`, or an error naming it.
+    pub fn blob(&self, name: &str) -> Result<&[u8]> {
+        self.blobs
+            .get(name)
+            .map(Vec::as_slice)
+            .ok_or_else(|| blob_error(name, "missing"))
+    }
+
+    /// The shuffle buffer stored with the checkpoint, if any.
+    pub fn shuffle_buffer(&self) -> Result<Option<ShuffleBuffer>> {
+        self.blobs
+            .get(blobs::SHUFFLE)
+            .map(|bytes| ShuffleBuffer::from_bytes(bytes))
+            .transpose()
+    }
+
+    /// The step counter and counters.
+    pub fn stats(&self) -> Result<TrainStats> {
+        serde_json::from_slice(self.blob(blobs::STATE)?).map_err(|e| blob_error(blobs::STATE, e))
+    }
+
+    fn table(&self, name: &str) -> Result<EmbeddingTable> {
+        EmbeddingTable::from_bytes(self.blob(name)?).map_err(|e| blob_error(name, e))
+    }
+}
+
+impl<N: TrainableNet> Trainer<N> {
+    /// The trainer's state, with the shuffle buffer that feeds it if there is one.
+    pub fn checkpoint(&self, shuffle: Option<&ShuffleBuffer>) -> Result<TrainerCheckpoint> {
+        let mut blobs = BTreeMap::new();
+        let net = Checkpoint::capture(self.net_config(), self.net())
+            .map_err(|e| blob_error(blobs::NET_WEIGHTS, e))?;
+        blobs.insert(blobs::NET_CONFIG.to_string(), net.config_json.into_bytes());
+        blobs.insert(blobs::NET_WEIGHTS.to_string(), net.weights);
+        let train_config = serde_json::to_vec_pretty(self.config())
+            .map_err(|e| blob_error(blobs::TRAIN_CONFIG, e))?;
+        blobs.insert(blobs::TRAIN_CONFIG.to_string(), train_config);
+        let optimizer = self
+            .optimizer()
+            .into_bytes()
+            .map_err(|e| blob_error(blobs::OPTIMIZER, e))?;
+        blobs.insert(blobs::OPTIMIZER.to_string(), optimizer.to_vec());
+        let tables = self.tables();
+        blobs.insert(blobs::USER_TABLE.to_string(), tables.user.to_bytes());
+        blobs.insert(blobs::ITEM_TABLE.to_string(), tables.item.to_bytes());
+        blobs.insert(
+            blobs::CATEGORY_TABLE.to_string(),
+            tables.category.to_bytes(),
+        );
+        let state = serde_json::to_vec(&self.stats()).map_err(|e| blob_error(blobs::STATE, e))?;
+        blobs.insert(blobs::STATE.to_string(), state);
+        if let Some(shuffle) = shuffle {
+            blobs.insert(blobs::SHUFFLE.to_string(), shuffle.to_bytes()?);
+        }
+        Ok(TrainerCheckpoint { blobs })
+    }
+
+    /// A trainer continuing exactly where `checkpoint` was taken (take the shuffle buffer
+    /// from [`TrainerCheckpoint::shuffle_buffer`]; set historical tables again).
+    pub fn resume(checkpoint: &TrainerCheckpoint) -> Result<Self> {
+        let config: TrainConfig = serde_json::from_slice(checkpoint.blob(blobs::TRAIN_CONFIG)?)
+            .map_err(|e| blob_error(blobs::TRAIN_CONFIG, e))?;
+        config.validate()?;
+        let net_checkpoint = Checkpoint {
+            config_json: String::from_utf8(checkpoint.blob(blobs::NET_CONFIG)?.to_vec())
+                .map_err(|e| blob_error(blobs::NET_CONFIG, e))?,
+            weights: checkpoint.blob(blobs::NET_WEIGHTS)?.to_vec(),
+        };
+        let device = Device::flex().autodiff();
+        device.seed(config.seed);
+        let (net_config, net): (N::Config, N) = net_checkpoint
+            .restore(&device)
+            .map_err(|e| blob_error(blobs::NET_WEIGHTS, e))?;
+        let net = net.train();
+        let spec = N::spec(&net_config)?;
+        let tables = Tables {
+            user: checkpoint.table(blobs::USER_TABLE)?,
+            item: checkpoint.table(blobs::ITEM_TABLE)?,
+            category: checkpoint.table(blobs::CATEGORY_TABLE)?,
+        };
+        for (table, name) in [
+            (&tables.user, blobs::USER_TABLE),
+            (&tables.item, blobs::ITEM_TABLE),
+            (&tables.category, blobs::CATEGORY_TABLE),
+        ] {
+            if table.dim() != spec.d_embed {
+                return Err(blob_error(
+                    name,
+                    format!(
+                        "width {} differs from the network's {}",
+                        table.dim(),
+                        spec.d_embed
+                    ),
+                ));
+            }
+        }
+        let stats = checkpoint.stats()?;
+        let optimizer = dense_optimizer(&config)
+            .from_bytes(Bytes::from_bytes_vec(
+                checkpoint.blob(blobs::OPTIMIZER)?.to_vec(),
+            ))
+            .map_err(|e| blob_error(blobs::OPTIMIZER, e))?;
+        let mut trainer = Self::assemble(config, net_config, spec, device, net, tables, stats)?;
+        trainer.set_optimizer(optimizer);
+        Ok(trainer)
+    }
+}

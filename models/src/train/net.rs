@@ -1,0 +1,149 @@
+//! What a trainer needs to know about a network: [`TrainableNet`], implemented for
+//! [`CtrNet`] and [`Tpm`].
+
+use burn::module::Module;
+use burn::tensor::{Bool, Tensor};
+
+use super::CONTEXT_WIDTH;
+use crate::error::{ModelsError, Result};
+use crate::nn::{CtrNet, CtrNetConfig, CtrNetInput, NetConfig, Tpm, TpmConfig};
+
+/// The inputs a trainer builds for one batch of `B` rows (`d` the embedding width).
+#[derive(Debug, Clone)]
+pub struct NetInputs {
+    /// User embeddings `[B, d]`.
+    pub user: Tensor<2>,
+    /// Candidate item embeddings `[B, d]`.
+    pub item: Tensor<2>,
+    /// Candidate category embeddings `[B, d]`.
+    pub category: Tensor<2>,
+    /// Dense context `[B, CONTEXT_WIDTH]`, when the network takes it.
+    pub context: Option<Tensor<2>>,
+    /// Short sequence `[B, S, d]` and its mask `[B, S]`, when the network takes sequences.
+    pub short: Option<(Tensor<3>, Tensor<2, Bool>)>,
+    /// Long behaviours `[B, k, d]` (ETA top-k) or `[B, L, d]` (full attention) and mask.
+    pub long: Option<(Tensor<3>, Tensor<2, Bool>)>,
+    /// The user's K TPM snapshot vectors `[B, K, d_h]`, when the network takes them.
+    pub historical_user: Option<Tensor<3>>,
+    /// The item's K TPM snapshot vectors `[B, K, d_h]`, when the network takes them.
+    pub historical_item: Option<Tensor<3>>,
+}
+
+/// The sequence branches of a network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SequenceSpec {
+    /// Short-sequence length `S`.
+    pub short_len: usize,
+    /// ETA's top-k.
+    pub eta_top_k: usize,
+    /// Attend over all `L` long behaviours instead of the top-k.
+    pub full_long_attention: bool,
+}
+
+/// The historical-embedding inputs of a network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoricalSpec {
+    /// Width `d_h` of a snapshot vector.
+    pub d_hist: usize,
+    /// Inputs are one merged vector per id (`K = 1`).
+    pub merged: bool,
+}
+
+/// The input shapes of a network, from its config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetSpec {
+    /// Embedding width `d` of all three tables.
+    pub d_embed: usize,
+    /// Whether the network takes the dense context (`[B, CONTEXT_WIDTH]`).
+    pub context: bool,
+    /// Sequence branches, if any.
+    pub sequences: Option<SequenceSpec>,
+    /// Historical-embedding inputs, if any.
+    pub historical: Option<HistoricalSpec>,
+}
+
+/// A network a [`Trainer`](super::Trainer) can train: built from a [`NetConfig`], fed
+/// [`NetInputs`], giving a `[B, 1]` logit.
+pub trait TrainableNet: Module + Sized + 'static {
+    /// The config that builds it.
+    type Config: NetConfig<Net = Self>;
+
+    /// The inputs the network takes; an error names a config field the trainer does not
+    /// support.
+    fn spec(config: &Self::Config) -> Result<NetSpec>;
+
+    /// Click logits `[B, 1]`. The inputs match [`spec`](Self::spec).
+    fn logits(&self, inputs: NetInputs) -> Tensor<2>;
+}
+
+fn context_width(d_context: usize) -> Result<bool> {
+    match d_context {
+        0 => Ok(false),
+        CONTEXT_WIDTH => Ok(true),
+        other => Err(ModelsError::config(
+            "d_context",
+            format!("{other}: the trainer's context has width {CONTEXT_WIDTH} (or use 0)"),
+        )),
+    }
+}
+
+impl TrainableNet for CtrNet {
+    type Config = CtrNetConfig;
+
+    fn spec(config: &CtrNetConfig) -> Result<NetSpec> {
+        if config.d_extra > 0 {
+            return Err(ModelsError::config(
+                "d_extra",
+                "SRP4CTR / PPM extra inputs are not produced by the trainer yet",
+            ));
+        }
+        Ok(NetSpec {
+            d_embed: config.d_embed,
+            context: context_width(config.d_context)?,
+            sequences: Some(SequenceSpec {
+                short_len: config.short_len,
+                eta_top_k: config.eta_top_k,
+                full_long_attention: config.full_long_attention,
+            }),
+            historical: config.use_historical.then_some(HistoricalSpec {
+                d_hist: config.d_hist,
+                merged: config.hist_merged,
+            }),
+        })
+    }
+
+    fn logits(&self, inputs: NetInputs) -> Tensor<2> {
+        let (short_seq, short_mask) = inputs.short.expect("CtrNet takes the short sequence");
+        let (long_seq, long_mask) = inputs.long.expect("CtrNet takes the long sequence");
+        self.forward(CtrNetInput {
+            user: inputs.user,
+            item: inputs.item,
+            category: inputs.category,
+            context: inputs.context,
+            short_seq,
+            short_mask,
+            long_seq,
+            long_mask,
+            historical_user: inputs.historical_user,
+            historical_item: inputs.historical_item,
+            extra: None,
+        })
+    }
+}
+
+impl TrainableNet for Tpm {
+    type Config = TpmConfig;
+
+    fn spec(config: &TpmConfig) -> Result<NetSpec> {
+        Ok(NetSpec {
+            d_embed: config.d_embed,
+            context: context_width(config.d_context)?,
+            sequences: None,
+            historical: None,
+        })
+    }
+
+    fn logits(&self, inputs: NetInputs) -> Tensor<2> {
+        self.forward(inputs.user, inputs.item, inputs.category, inputs.context)
+    }
+}

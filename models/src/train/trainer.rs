@@ -1,0 +1,643 @@
+//! The training step shared by [`CtrTrainer`] and [`TpmTrainer`]: tables outside autodiff,
+//! leaves that require grad, ETA retrieval, forward, loss, backward, row-sparse table updates
+//! and burn's Adam on the dense part.
+
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, decay::WeightDecayConfig};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+
+use super::config::TableRole;
+use super::net::{NetInputs, NetSpec, TrainableNet};
+use super::{CONTEXT_WIDTH, FeatureBatch, TrainConfig};
+use crate::embedding::{EmbeddingTable, Lookup};
+use crate::error::{ModelsError, Result};
+use crate::eta::{SimHash, TopKScratch, top_k_by_hamming_batch};
+use crate::metrics::{self, Evaluation};
+use crate::nn::{CtrNet, NetConfig, Tpm, bce_with_logits};
+use crate::rng::mix64;
+
+/// The trainer of the CPM / A-CTR network.
+pub type CtrTrainer = Trainer<CtrNet>;
+/// The trainer of TPM.
+pub type TpmTrainer = Trainer<Tpm>;
+
+/// The three embedding tables a trainer owns.
+#[derive(Debug)]
+pub struct Tables {
+    /// User ids.
+    pub user: EmbeddingTable,
+    /// Item ids: the candidate and both behaviour sequences.
+    pub item: EmbeddingTable,
+    /// Category ids of the candidate.
+    pub category: EmbeddingTable,
+}
+
+/// The K TPM snapshot tables of users and of items (the same K, the same order, e.g. newest
+/// first), read-only inputs of the historical-embedding feature. An id absent from a
+/// snapshot reads zeros.
+#[derive(Debug, Default)]
+pub struct HistoricalTables {
+    /// User snapshot tables.
+    pub user: Vec<EmbeddingTable>,
+    /// Item snapshot tables.
+    pub item: Vec<EmbeddingTable>,
+}
+
+/// Counters of a trainer since it was created (carried through checkpoints).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TrainStats {
+    /// Training steps completed.
+    pub steps: u64,
+    /// Rows trained on.
+    pub samples: u64,
+    /// Training rows whose history was longer than the long sequence.
+    pub truncated_rows: u64,
+    /// Behaviour ids dropped by that truncation.
+    pub truncated_ids: u64,
+}
+
+/// Reusable per-step buffers.
+#[derive(Debug, Default)]
+struct Scratch {
+    lookups: [Lookup; 3],
+    item_ids: Vec<u64>,
+    rows: Vec<f32>,
+    codes: Vec<u64>,
+    target_codes: Vec<u64>,
+    seq_codes: Vec<u64>,
+    valid_lens: Vec<u32>,
+    top_k: Vec<u32>,
+    top_k_counts: Vec<u32>,
+    topk_scratch: TopKScratch,
+}
+
+/// One batch's leaves (training) and network inputs.
+struct Prepared {
+    leaves: [Tensor<2>; 3],
+    inputs: NetInputs,
+}
+
+/// Trains one network (`CtrNet` or `Tpm`) and its three embedding tables, one batch per
+/// [`train_step`](Self::train_step), on `Device::flex().autodiff()`.
+///
+/// Construction seeds burn's device RNG, which is process-wide: build a trainer on the thread
+/// that trains it and do not draw random tensors concurrently if runs must be reproducible.
+pub struct Trainer<N: TrainableNet> {
+    config: TrainConfig,
+    net_config: N::Config,
+    spec: NetSpec,
+    device: Device,
+    /// Always `Some` between calls (taken while the optimiser steps).
+    net: Option<N>,
+    optim: ModuleOptimizer,
+    tables: Tables,
+    historical: Option<HistoricalTables>,
+    simhash: SimHash,
+    stats: TrainStats,
+    scratch: Scratch,
+}
+
+impl<N: TrainableNet> std::fmt::Debug for Trainer<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer")
+            .field("config", &self.config)
+            .field("spec", &self.spec)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Burn's Adam for the dense parameters of `config`.
+pub(crate) fn dense_optimizer(config: &TrainConfig) -> ModuleOptimizer {
+    let weight_decay =
+        (config.weight_decay > 0.0).then(|| WeightDecayConfig::new(config.weight_decay as f32));
+    AdamConfig::new().with_weight_decay(weight_decay).init()
+}
+
+fn int_tensor(values: Vec<i64>, device: &Device) -> Tensor<1, Int> {
+    let n = values.len();
+    Tensor::from_data(TensorData::new(values, [n]), device)
+}
+
+fn bool_tensor(values: Vec<bool>, shape: [usize; 2], device: &Device) -> Tensor<2, Bool> {
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+fn float_tensor<const D: usize>(values: Vec<f32>, shape: [usize; D], device: &Device) -> Tensor<D> {
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+fn to_vec(tensor: Tensor<2>) -> Vec<f32> {
+    tensor
+        .into_data()
+        .try_to_vec::<f32>()
+        .expect("float tensors hold f32")
+}
+
+impl<N: TrainableNet> Trainer<N> {
+    /// A fresh trainer: network initialised from `config.seed`, empty tables.
+    pub fn new(config: TrainConfig, net_config: N::Config) -> Result<Self> {
+        config.validate()?;
+        let spec = N::spec(&net_config)?;
+        let device = Device::flex().autodiff();
+        device.seed(config.seed);
+        let net = net_config.build(&device);
+        let tables = Tables {
+            user: EmbeddingTable::new(config.table(TableRole::User, spec.d_embed)?)?,
+            item: EmbeddingTable::new(config.table(TableRole::Item, spec.d_embed)?)?,
+            category: EmbeddingTable::new(config.table(TableRole::Category, spec.d_embed)?)?,
+        };
+        Self::assemble(
+            config,
+            net_config,
+            spec,
+            device,
+            net,
+            tables,
+            TrainStats::default(),
+        )
+    }
+
+    pub(crate) fn assemble(
+        config: TrainConfig,
+        net_config: N::Config,
+        spec: NetSpec,
+        device: Device,
+        net: N,
+        tables: Tables,
+        stats: TrainStats,
+    ) -> Result<Self> {
+        if let Some(seq) = spec.sequences
+            && seq.short_len != config.features.short_len
+        {
+            return Err(ModelsError::config(
+                "features.short-len",
+                format!(
+                    "{} differs from the network's short_len {}",
+                    config.features.short_len, seq.short_len
+                ),
+            ));
+        }
+        let simhash = SimHash::new(
+            spec.d_embed,
+            config.simhash_bits,
+            mix64(config.seed ^ 0x4554_4100),
+        )?;
+        let optim = dense_optimizer(&config);
+        Ok(Trainer {
+            config,
+            net_config,
+            spec,
+            device,
+            net: Some(net),
+            optim,
+            tables,
+            historical: None,
+            simhash,
+            stats,
+            scratch: Scratch::default(),
+        })
+    }
+
+    pub(crate) fn set_optimizer(&mut self, optim: ModuleOptimizer) {
+        self.optim = optim;
+    }
+
+    /// The training configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// The network's configuration.
+    pub fn net_config(&self) -> &N::Config {
+        &self.net_config
+    }
+
+    /// The network (on the autodiff device, training mode).
+    pub fn net(&self) -> &N {
+        self.net.as_ref().expect("net present between calls")
+    }
+
+    /// The embedding tables.
+    pub fn tables(&self) -> &Tables {
+        &self.tables
+    }
+
+    /// The embedding tables, mutably: for [`EmbeddingTable::expire`] between steps (a
+    /// change of rows never invalidates the trainer, which looks ids up afresh every step).
+    pub fn tables_mut(&mut self) -> &mut Tables {
+        &mut self.tables
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> TrainStats {
+        self.stats
+    }
+
+    /// Training steps completed.
+    pub fn step(&self) -> u64 {
+        self.stats.steps
+    }
+
+    pub(crate) fn optimizer(&self) -> &ModuleOptimizer {
+        &self.optim
+    }
+
+    /// Sets the K TPM snapshot tables of the historical-embedding feature (required when the
+    /// network uses it; their width must be the network's `d_hist`, and `K = 1` in merged
+    /// mode). They are inputs, not trainer state: checkpoints do not hold them.
+    pub fn set_historical(&mut self, tables: HistoricalTables) -> Result<()> {
+        let Some(spec) = self.spec.historical else {
+            return Err(ModelsError::config(
+                "use_historical",
+                "the network takes no historical embeddings",
+            ));
+        };
+        let k = tables.user.len();
+        if k == 0 || tables.item.len() != k {
+            return Err(ModelsError::config(
+                "historical",
+                format!(
+                    "need the same K >= 1 user and item snapshots, got {} and {}",
+                    tables.user.len(),
+                    tables.item.len()
+                ),
+            ));
+        }
+        if spec.merged && k != 1 {
+            return Err(ModelsError::config("historical", "merged mode takes K = 1"));
+        }
+        if let Some(t) = tables
+            .user
+            .iter()
+            .chain(&tables.item)
+            .find(|t| t.dim() != spec.d_hist)
+        {
+            return Err(ModelsError::config(
+                "historical",
+                format!(
+                    "snapshot width {} differs from d_hist {}",
+                    t.dim(),
+                    spec.d_hist
+                ),
+            ));
+        }
+        self.historical = Some(tables);
+        Ok(())
+    }
+
+    /// One training step on `batch`: returns the batch's mean loss (before the update).
+    ///
+    /// # Errors
+    /// [`ModelsError::NonFiniteInput`] / [`ModelsError::NonFiniteLoss`] naming the step:
+    /// nothing is updated (a training lookup may still have admitted the batch's new ids).
+    /// Config errors when historical tables are required but not set.
+    pub fn train_step(&mut self, batch: &FeatureBatch) -> Result<f32> {
+        let step = self.stats.steps;
+        let rows = batch.rows();
+        // Per-step RNG (dropout): a function of (seed, step), so a resumed run draws the same.
+        self.device.seed(mix64(self.config.seed ^ mix64(step)));
+        let device = self.device.clone();
+        let Prepared { leaves, inputs } = self.prepare(batch, &device, true)?;
+        let net = self.net.take().expect("net present between calls");
+        let labels = float_tensor(batch.labels.clone(), [rows, 1], &device);
+        let loss = bce_with_logits(net.logits(inputs), labels);
+        let value: f32 = loss.clone().into_scalar();
+        if !value.is_finite() {
+            self.net = Some(net);
+            return Err(ModelsError::NonFiniteLoss { step, rows, value });
+        }
+        let mut grads = loss.backward();
+        // Row gradients of the three leaves, taken before the dense gradients are collected.
+        let d = self.spec.d_embed;
+        let mut row_grads: [Vec<f32>; 3] = Default::default();
+        for (out, leaf) in row_grads.iter_mut().zip(&leaves) {
+            let [u, _] = leaf.dims();
+            *out = match leaf.grad_remove(&mut grads) {
+                Some(g) => to_vec(g),
+                None => vec![0.0; u * d],
+            };
+        }
+        // The item leaf has one extra zero row for padding: its gradient is dropped.
+        let item_rows = self.scratch.lookups[1].unique_len();
+        row_grads[1].truncate(item_rows * d);
+        // Check every table's gradients before changing anything.
+        for (g, feature) in
+            row_grads
+                .iter()
+                .zip(["user-gradient", "item-gradient", "category-gradient"])
+        {
+            if let Some(i) = g.iter().position(|v| !v.is_finite()) {
+                self.net = Some(net);
+                return Err(ModelsError::NonFiniteInput {
+                    step,
+                    feature,
+                    row: i / d,
+                    value: g[i],
+                });
+            }
+        }
+        let dense = GradientsParams::from_grads(grads, &net);
+        self.net = Some(self.optim.step(self.config.learning_rate, net, dense));
+        let [user_grads, item_grads, category_grads] = &row_grads;
+        let [user_lookup, item_lookup, category_lookup] = &self.scratch.lookups;
+        self.tables.user.apply_gradients(user_lookup, user_grads)?;
+        self.tables.item.apply_gradients(item_lookup, item_grads)?;
+        self.tables
+            .category
+            .apply_gradients(category_lookup, category_grads)?;
+        self.stats.steps += 1;
+        self.stats.samples += rows as u64;
+        self.stats.truncated_rows += batch.truncated_rows as u64;
+        self.stats.truncated_ids += batch.truncated_ids;
+        Ok(value)
+    }
+
+    /// Click probabilities of `batch`'s rows: evaluation lookups (no admission, no recency
+    /// update) and the network's inference copy (`valid()`: running batch-norm statistics).
+    pub fn predict(&mut self, batch: &FeatureBatch) -> Result<Vec<f32>> {
+        let device = self.device.clone().without_autodiff();
+        let Prepared { inputs, .. } = self.prepare(batch, &device, false)?;
+        let net = self.net().valid();
+        let probabilities = burn::tensor::activation::sigmoid(net.logits(inputs));
+        Ok(to_vec(probabilities))
+    }
+
+    /// AUC, GAUC (by user), logloss and calibration of the predictions over `batches`.
+    pub fn evaluate<'a>(
+        &mut self,
+        batches: impl IntoIterator<Item = &'a FeatureBatch>,
+    ) -> Result<Evaluation> {
+        let (mut predictions, mut labels, mut users) = (Vec::new(), Vec::new(), Vec::new());
+        for batch in batches {
+            predictions.extend(self.predict(batch)?.into_iter().map(f64::from));
+            labels.extend(batch.labels.iter().map(|&l| u8::from(l > 0.5)));
+            users.extend_from_slice(&batch.user_ids);
+        }
+        Ok(metrics::evaluate(&predictions, &labels, &users)?)
+    }
+
+    /// Checks the batch, looks its ids up, gathers the rows into leaves and builds the inputs.
+    fn prepare(&mut self, batch: &FeatureBatch, device: &Device, train: bool) -> Result<Prepared> {
+        let step = self.stats.steps;
+        let rows = batch.rows();
+        let d = self.spec.d_embed;
+        check_shapes(batch)?;
+        if let Some(row) = batch.labels.iter().position(|l| !l.is_finite()) {
+            return Err(ModelsError::NonFiniteInput {
+                step,
+                feature: "label",
+                row,
+                value: batch.labels[row],
+            });
+        }
+        if let Some(i) = batch.context.iter().position(|v| !v.is_finite()) {
+            return Err(ModelsError::NonFiniteInput {
+                step,
+                feature: "context",
+                row: i / CONTEXT_WIDTH,
+                value: batch.context[i],
+            });
+        }
+        let historical = self.historical_inputs(batch, device)?;
+
+        // One lookup per table; the item table resolves candidate + short + long together.
+        let s = &mut self.scratch;
+        let sequences = self.spec.sequences;
+        s.item_ids.clear();
+        s.item_ids.extend_from_slice(&batch.item_ids);
+        if sequences.is_some() {
+            s.item_ids.extend_from_slice(&batch.short.ids);
+            s.item_ids.extend_from_slice(&batch.long.ids);
+        }
+        let day = batch.day;
+        let [user_lookup, item_lookup, category_lookup] = &mut s.lookups;
+        self.tables
+            .user
+            .lookup(&batch.user_ids, day, train, user_lookup);
+        self.tables
+            .item
+            .lookup(&s.item_ids, day, train, item_lookup);
+        self.tables
+            .category
+            .lookup(&batch.category_ids, day, train, category_lookup);
+
+        let leaf = |rows: Vec<f32>, u: usize| {
+            let t = float_tensor(rows, [u, d], device);
+            if train { t.require_grad() } else { t }
+        };
+        let user_u = user_lookup.unique_len();
+        self.tables.user.gather(user_lookup, &mut s.rows)?;
+        let user_leaf = leaf(s.rows.clone(), user_u);
+        let category_u = category_lookup.unique_len();
+        self.tables.category.gather(category_lookup, &mut s.rows)?;
+        let category_leaf = leaf(s.rows.clone(), category_u);
+        let item_u = item_lookup.unique_len();
+        self.tables.item.gather(item_lookup, &mut s.rows)?;
+        // ETA codes of the current item rows (no gradient through the hash).
+        if sequences.is_some_and(|q| !q.full_long_attention) {
+            s.codes.resize(item_u, 0);
+            self.simhash.encode(&s.rows, &mut s.codes)?;
+        }
+        let pad = item_u as i64; // an extra zero row that padding positions read
+        let mut item_rows = s.rows.clone();
+        item_rows.resize((item_u + 1) * d, 0.0);
+        let item_leaf = leaf(item_rows, item_u + 1);
+
+        let positions = item_lookup.positions();
+        let as_index = |p: &[u32]| p.iter().map(|&i| i64::from(i)).collect::<Vec<_>>();
+        let select =
+            |leaf: &Tensor<2>, index: Vec<i64>| leaf.clone().select(0, int_tensor(index, device));
+        let user = select(&user_leaf, as_index(user_lookup.positions()));
+        let category = select(&category_leaf, as_index(category_lookup.positions()));
+        let item = select(&item_leaf, as_index(&positions[..rows]));
+
+        let (short, long) = match sequences {
+            None => (None, None),
+            Some(seq) => {
+                let short_base = rows;
+                let long_base = rows + batch.short.ids.len();
+                // Short: the first S behaviours, padded.
+                let len = seq.short_len;
+                let mut index = Vec::with_capacity(rows * len);
+                for b in 0..rows {
+                    let start = short_base + batch.short.offsets[b] as usize;
+                    let n = batch.short.len_of(b).min(len);
+                    index.extend(positions[start..start + n].iter().map(|&p| i64::from(p)));
+                    index.extend(std::iter::repeat_n(pad, len - n));
+                }
+                let mut mask = Vec::with_capacity(rows * len);
+                for b in 0..rows {
+                    let n = batch.short.len_of(b).min(len);
+                    mask.extend((0..len).map(|j| j < n));
+                }
+                let short_seq = select(&item_leaf, index).reshape([rows, len, d]);
+                let short = (short_seq, bool_tensor(mask, [rows, len], device));
+
+                let (index, mask, len) = if seq.full_long_attention {
+                    let len = batch.long.max_len.max(1);
+                    let mut index = Vec::with_capacity(rows * len);
+                    let mut mask = Vec::with_capacity(rows * len);
+                    for b in 0..rows {
+                        let start = long_base + batch.long.offsets[b] as usize;
+                        let n = batch.long.len_of(b).min(len);
+                        index.extend(positions[start..start + n].iter().map(|&p| i64::from(p)));
+                        index.extend(std::iter::repeat_n(pad, len - n));
+                        mask.extend((0..len).map(|j| j < n));
+                    }
+                    (index, mask, len)
+                } else {
+                    // ETA: Hamming top-k of each row's long behaviours against its candidate.
+                    let k = seq.eta_top_k;
+                    let width = (0..rows)
+                        .map(|b| batch.long.len_of(b))
+                        .max()
+                        .unwrap_or(0)
+                        .max(1);
+                    s.target_codes.clear();
+                    s.target_codes
+                        .extend(positions[..rows].iter().map(|&p| s.codes[p as usize]));
+                    s.seq_codes.clear();
+                    s.seq_codes.resize(rows * width, 0);
+                    s.valid_lens.clear();
+                    for b in 0..rows {
+                        let start = long_base + batch.long.offsets[b] as usize;
+                        let n = batch.long.len_of(b);
+                        for (c, &p) in s.seq_codes[b * width..b * width + n]
+                            .iter_mut()
+                            .zip(&positions[start..start + n])
+                        {
+                            *c = s.codes[p as usize];
+                        }
+                        s.valid_lens.push(n as u32);
+                    }
+                    s.top_k.resize(rows * k, 0);
+                    s.top_k_counts.resize(rows, 0);
+                    top_k_by_hamming_batch(
+                        &s.target_codes,
+                        &s.seq_codes,
+                        &s.valid_lens,
+                        k,
+                        &mut s.topk_scratch,
+                        &mut s.top_k,
+                        &mut s.top_k_counts,
+                    )?;
+                    let mut index = Vec::with_capacity(rows * k);
+                    let mut mask = Vec::with_capacity(rows * k);
+                    for b in 0..rows {
+                        let start = long_base + batch.long.offsets[b] as usize;
+                        let n = s.top_k_counts[b] as usize;
+                        for j in 0..k {
+                            if j < n {
+                                let picked = s.top_k[b * k + j] as usize;
+                                index.push(i64::from(positions[start + picked]));
+                            } else {
+                                index.push(pad);
+                            }
+                            mask.push(j < n);
+                        }
+                    }
+                    (index, mask, k)
+                };
+                let long_seq = select(&item_leaf, index).reshape([rows, len, d]);
+                let long = (long_seq, bool_tensor(mask, [rows, len], device));
+                (Some(short), Some(long))
+            }
+        };
+
+        let context = self
+            .spec
+            .context
+            .then(|| float_tensor(batch.context.clone(), [rows, CONTEXT_WIDTH], device));
+        let (historical_user, historical_item) = match historical {
+            Some((u, i)) => (Some(u), Some(i)),
+            None => (None, None),
+        };
+        Ok(Prepared {
+            leaves: [user_leaf, item_leaf, category_leaf],
+            inputs: NetInputs {
+                user,
+                item,
+                category,
+                context,
+                short,
+                long,
+                historical_user,
+                historical_item,
+            },
+        })
+    }
+
+    /// `[B, K, d_h]` snapshot vectors of the batch's users and items (zeros for absent ids).
+    fn historical_inputs(
+        &self,
+        batch: &FeatureBatch,
+        device: &Device,
+    ) -> Result<Option<(Tensor<3>, Tensor<3>)>> {
+        let Some(spec) = self.spec.historical else {
+            return Ok(None);
+        };
+        let Some(tables) = &self.historical else {
+            return Err(ModelsError::config(
+                "historical",
+                "the network uses historical embeddings: call set_historical first",
+            ));
+        };
+        let rows = batch.rows();
+        let k = tables.user.len();
+        let read = |snapshots: &[EmbeddingTable], ids: &[u64], feature: &'static str| {
+            let mut out = Vec::with_capacity(rows * k * spec.d_hist);
+            for (b, &id) in ids.iter().enumerate() {
+                for table in snapshots {
+                    match table.row(id) {
+                        Some(row) => {
+                            if let Some(v) = row.iter().find(|v| !v.is_finite()) {
+                                return Err(ModelsError::NonFiniteInput {
+                                    step: self.stats.steps,
+                                    feature,
+                                    row: b,
+                                    value: *v,
+                                });
+                            }
+                            out.extend_from_slice(row);
+                        }
+                        None => out.extend(std::iter::repeat_n(0.0, spec.d_hist)),
+                    }
+                }
+            }
+            Ok(float_tensor(out, [rows, k, spec.d_hist], device))
+        };
+        Ok(Some((
+            read(&tables.user, &batch.user_ids, "historical-user")?,
+            read(&tables.item, &batch.item_ids, "historical-item")?,
+        )))
+    }
+}
+
+/// Checks that a (possibly hand-built) batch is internally consistent.
+fn check_shapes(batch: &FeatureBatch) -> Result<()> {
+    let rows = batch.rows();
+    let checks = [
+        ("user ids [B]", rows, batch.user_ids.len()),
+        ("item ids [B]", rows, batch.item_ids.len()),
+        ("category ids [B]", rows, batch.category_ids.len()),
+        (
+            "context [B, CONTEXT_WIDTH]",
+            rows * CONTEXT_WIDTH,
+            batch.context.len(),
+        ),
+        ("short offsets [B + 1]", rows + 1, batch.short.offsets.len()),
+        ("long offsets [B + 1]", rows + 1, batch.long.offsets.len()),
+    ];
+    for (what, expected, found) in checks {
+        if expected != found {
+            return Err(ModelsError::shape(what, expected, found));
+        }
+    }
+    for (what, seq) in [("short ids", &batch.short), ("long ids", &batch.long)] {
+        let last = seq.offsets.last().copied().unwrap_or(0) as usize;
+        if last != seq.ids.len() || seq.offsets.windows(2).any(|w| w[0] > w[1]) {
+            return Err(ModelsError::shape(what, last, seq.ids.len()));
+        }
+    }
+    Ok(())
+}
