@@ -112,12 +112,15 @@ impl Setup {
     }
 }
 
+/// A Kafka message to produce: (topic, key, payload).
+pub(crate) type Message = (String, Vec<u8>, Vec<u8>);
+
 /// Generated events, 2 days, as (topic, key, payload).
 pub(crate) fn generated(
     setup: &Setup,
     events_per_day: u64,
     seed: u64,
-) -> (Vec<Event>, Vec<(String, Vec<u8>, Vec<u8>)>) {
+) -> (Vec<Event>, Vec<Message>) {
     let cfg = GeneratorConfig {
         seed,
         days: 2,
@@ -246,7 +249,7 @@ fn malformed(setup: &Setup, n: usize) -> Vec<(String, Vec<u8>, Vec<u8>)> {
         .map(|i| {
             let payload: Vec<u8> = match i % 8 {
                 0 => (0..32).map(|b| ((i * 31 + b * 7) % 251) as u8).collect(),
-                1 => valid[..valid.len() / 2].as_bytes().to_vec(),
+                1 => valid.as_bytes()[..valid.len() / 2].to_vec(),
                 2 => valid
                     .replace("\"user_id\":1", "\"user_id\":\"one\"")
                     .into_bytes(),
