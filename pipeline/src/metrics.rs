@@ -28,11 +28,15 @@ fn label(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// The `# HELP` and `# TYPE` lines of a metric family.
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// A counter family with one unlabelled sample.
 fn counter(out: &mut String, name: &str, help: &str, value: u64) {
-    let _ = writeln!(
-        out,
-        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-    );
+    header(out, name, "counter", help);
+    let _ = writeln!(out, "{name} {value}");
 }
 
 impl IngestMetrics {
@@ -95,9 +99,11 @@ impl IngestMetrics {
         ] {
             counter(&mut out, name, help, value);
         }
-        out.push_str(
-            "# HELP ctrflow_ingest_dropped_total Messages dropped before decoding, by cause.\n\
-             # TYPE ctrflow_ingest_dropped_total counter\n",
+        header(
+            &mut out,
+            "ctrflow_ingest_dropped_total",
+            "counter",
+            "Messages dropped before decoding, by cause.",
         );
         let _ = writeln!(
             out,
@@ -106,9 +112,11 @@ impl IngestMetrics {
             load(&s.dropped_landed),
             load(&s.dropped_unassigned)
         );
-        out.push_str(
-            "# HELP ctrflow_ingest_rejected_total Messages sent to the dead letters, by reason.\n\
-             # TYPE ctrflow_ingest_rejected_total counter\n",
+        header(
+            &mut out,
+            "ctrflow_ingest_rejected_total",
+            "counter",
+            "Messages sent to the dead letters, by reason.",
         );
         for (reason, n) in self.decode.snapshot() {
             let _ = writeln!(
@@ -117,9 +125,11 @@ impl IngestMetrics {
             );
         }
         let lag = s.partition_lag();
-        out.push_str(
-            "# HELP ctrflow_ingest_partition_lag Messages not yet consumed, per assigned partition.\n\
-             # TYPE ctrflow_ingest_partition_lag gauge\n",
+        header(
+            &mut out,
+            "ctrflow_ingest_partition_lag",
+            "gauge",
+            "Messages not yet consumed, per assigned partition.",
         );
         for l in &lag {
             let _ = writeln!(
@@ -130,9 +140,11 @@ impl IngestMetrics {
                 l.lag
             );
         }
-        out.push_str(
-            "# HELP ctrflow_ingest_partition_uncommitted Messages not yet landed and committed, per assigned partition.\n\
-             # TYPE ctrflow_ingest_partition_uncommitted gauge\n",
+        header(
+            &mut out,
+            "ctrflow_ingest_partition_uncommitted",
+            "gauge",
+            "Messages not yet landed and committed, per assigned partition.",
         );
         for l in &lag {
             if let Some(u) = l.uncommitted {

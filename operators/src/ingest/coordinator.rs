@@ -25,6 +25,7 @@ use ctrflow_storage::{Storage, StorageError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use super::partition_key;
 use super::sink::{ClosedDays, SinkAck};
 use crate::OperatorError;
 use crate::kafka::{AssignedPartition, EpochOffsets};
@@ -259,14 +260,14 @@ impl EpochCoordinator {
     /// group) hold a silent partition would close days that partition still has events for.
     pub fn expect_partitions(&mut self, partitions: &[(String, i32)]) {
         self.expected
-            .extend(partitions.iter().map(|(t, p)| format!("{t}/{p}")));
+            .extend(partitions.iter().map(|(t, p)| partition_key(t, *p)));
     }
 
     /// Records the source's assignment (sent with every epoch's offsets).
     fn set_assignment(&mut self, assigned: &[AssignedPartition]) {
         self.assigned = assigned
             .iter()
-            .map(|a| (format!("{}/{}", a.topic, a.partition), a.caught_up))
+            .map(|a| (partition_key(&a.topic, a.partition), a.caught_up))
             .collect();
     }
 

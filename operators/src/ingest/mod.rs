@@ -15,3 +15,9 @@ pub use coordinator::{
     CoordinatorConfig, CoordinatorStats, EpochCoordinator, ManifestOffsets, landed_offsets,
 };
 pub use sink::{ClosedDays, PartSink, SinkAck, SinkConfig};
+
+/// The key of a partition in epoch manifests' `max_event_time_ms` and in the coordinator's
+/// watermark bookkeeping: `topic/partition`.
+pub(crate) fn partition_key(topic: &str, partition: i32) -> String {
+    format!("{topic}/{partition}")
+}

@@ -252,7 +252,7 @@ impl PartSink {
         if matches!(self.role, Role::Landing { .. }) {
             // Per-partition high-water marks, merged once per group rather than once per row.
             for (group, &time) in groups.iter().zip(&group_max_time) {
-                let key = format!("{}/{}", group.topic, group.partition);
+                let key = super::partition_key(&group.topic, group.partition);
                 let entry = self.max_event_time.entry(key).or_insert(time);
                 *entry = (*entry).max(time);
             }

@@ -25,7 +25,7 @@ pub async fn committed_offsets(
 }
 
 /// Every partition of the domain topics that holds at least one message (its high watermark is
-/// above its low watermark), as `topic/partition`. The epoch coordinator waits for each of them
+/// above its low watermark), as (topic, partition). The epoch coordinator waits for each of them
 /// before it lets the watermark close a day, whichever replica consumes it.
 pub async fn non_empty_partitions(
     config: &KafkaConfig,
@@ -33,26 +33,14 @@ pub async fn non_empty_partitions(
 ) -> Result<Vec<(String, i32)>, OperatorError> {
     let config = config.clone();
     tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = config
-            .consumer_client_config()
-            .create()
-            .map_err(|e| client_creation_error("creating the metadata client", e))?;
+        let consumer = metadata_client(&config)?;
         let mut out = Vec::new();
-        for topic in config.topics.all() {
-            let metadata = consumer
-                .fetch_metadata(Some(topic), timeout)
-                .map_err(|e| kafka_error(format!("reading the metadata of `{topic}`"), &e))?;
-            for t in metadata.topics() {
-                for p in t.partitions() {
-                    let (low, high) = consumer
-                        .fetch_watermarks(t.name(), p.id(), timeout)
-                        .map_err(|e| {
-                            kafka_error(format!("reading the watermarks of `{topic}`"), &e)
-                        })?;
-                    if high > low {
-                        out.push((t.name().to_string(), p.id()));
-                    }
-                }
+        for (topic, partition) in domain_partitions(&consumer, &config, timeout)? {
+            let (low, high) = consumer
+                .fetch_watermarks(&topic, partition, timeout)
+                .map_err(|e| kafka_error(format!("reading the watermarks of `{topic}`"), &e))?;
+            if high > low {
+                out.push((topic, partition));
             }
         }
         Ok(out)
@@ -61,24 +49,44 @@ pub async fn non_empty_partitions(
     .map_err(|e| OperatorError::Internal(format!("partition-metadata task: {e}")))?
 }
 
-fn committed_offsets_blocking(
-    config: &KafkaConfig,
-    timeout: Duration,
-) -> Result<BTreeMap<(String, i32), i64>, OperatorError> {
-    let consumer: BaseConsumer = config
+/// A consumer of the group that never subscribes: it only asks the brokers questions.
+fn metadata_client(config: &KafkaConfig) -> Result<BaseConsumer, OperatorError> {
+    config
         .consumer_client_config()
         .create()
-        .map_err(|e| client_creation_error("creating the offsets client", e))?;
-    let mut partitions = TopicPartitionList::new();
+        .map_err(|e| client_creation_error("creating the kafka metadata client", e))
+}
+
+/// Every (topic, partition) of the domain topics, from the brokers' metadata.
+fn domain_partitions(
+    consumer: &BaseConsumer,
+    config: &KafkaConfig,
+    timeout: Duration,
+) -> Result<Vec<(String, i32)>, OperatorError> {
+    let mut out = Vec::new();
     for topic in config.topics.all() {
         let metadata = consumer
             .fetch_metadata(Some(topic), timeout)
             .map_err(|e| kafka_error(format!("reading the metadata of `{topic}`"), &e))?;
         for t in metadata.topics() {
-            for p in t.partitions() {
-                partitions.add_partition(t.name(), p.id());
-            }
+            out.extend(
+                t.partitions()
+                    .iter()
+                    .map(|p| (t.name().to_string(), p.id())),
+            );
         }
+    }
+    Ok(out)
+}
+
+fn committed_offsets_blocking(
+    config: &KafkaConfig,
+    timeout: Duration,
+) -> Result<BTreeMap<(String, i32), i64>, OperatorError> {
+    let consumer = metadata_client(config)?;
+    let mut partitions = TopicPartitionList::new();
+    for (topic, partition) in domain_partitions(&consumer, config, timeout)? {
+        partitions.add_partition(&topic, partition);
     }
     let committed = consumer
         .committed_offsets(partitions, timeout)
