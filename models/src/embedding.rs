@@ -57,6 +57,7 @@
 mod codec;
 mod config;
 mod lookup;
+mod snapshot;
 mod table;
 
 #[cfg(test)]
@@ -70,6 +71,7 @@ use serde::{Deserialize, Serialize};
 pub use codec::{CHECKPOINT_MAGIC, CHECKPOINT_VERSION};
 pub use config::{EmbeddingTableConfig, MAX_DIM, MAX_ROWS, SparseAdamConfig, TableKind};
 pub use lookup::Lookup;
+pub use snapshot::SnapshotTable;
 pub use table::{EmbeddingStats, EmbeddingTable, RowView};
 
 /// The slot of the shared default row in [`Lookup::unique_slots`].

@@ -18,13 +18,14 @@
 
 use std::collections::BTreeMap;
 
+use burn::module::Module;
 use burn::tensor::{Bytes, Device};
 
 use super::trainer::{Tables, TrainStats, dense_optimizer};
-use super::{ShuffleBuffer, TrainConfig, TrainableNet, Trainer};
+use super::{NetSpec, ShuffleBuffer, TrainConfig, TrainableNet, Trainer};
 use crate::embedding::EmbeddingTable;
 use crate::error::{ModelsError, Result};
-use crate::nn::Checkpoint;
+use crate::nn::{Checkpoint, CtrNet, TransferReport, init_actr_from_cpm};
 
 /// Blob names of a [`TrainerCheckpoint`].
 pub mod blobs {
@@ -126,39 +127,10 @@ impl<N: TrainableNet> Trainer<N> {
         let config: TrainConfig = serde_json::from_slice(checkpoint.blob(blobs::TRAIN_CONFIG)?)
             .map_err(|e| blob_error(blobs::TRAIN_CONFIG, e))?;
         config.validate()?;
-        let net_checkpoint = Checkpoint {
-            config_json: String::from_utf8(checkpoint.blob(blobs::NET_CONFIG)?.to_vec())
-                .map_err(|e| blob_error(blobs::NET_CONFIG, e))?,
-            weights: checkpoint.blob(blobs::NET_WEIGHTS)?.to_vec(),
-        };
         let device = Device::flex().autodiff();
         device.seed(config.seed);
-        let (net_config, net): (N::Config, N) = net_checkpoint
-            .restore(&device)
-            .map_err(|e| blob_error(blobs::NET_WEIGHTS, e))?;
+        let (net_config, net, spec, tables) = restore_parts::<N>(checkpoint, &device)?;
         let net = net.train();
-        let spec = N::spec(&net_config)?;
-        let tables = Tables {
-            user: checkpoint.table(blobs::USER_TABLE)?,
-            item: checkpoint.table(blobs::ITEM_TABLE)?,
-            category: checkpoint.table(blobs::CATEGORY_TABLE)?,
-        };
-        for (table, name) in [
-            (&tables.user, blobs::USER_TABLE),
-            (&tables.item, blobs::ITEM_TABLE),
-            (&tables.category, blobs::CATEGORY_TABLE),
-        ] {
-            if table.dim() != spec.d_embed {
-                return Err(blob_error(
-                    name,
-                    format!(
-                        "width {} differs from the network's {}",
-                        table.dim(),
-                        spec.d_embed
-                    ),
-                ));
-            }
-        }
         let stats = checkpoint.stats()?;
         let optimizer = dense_optimizer(&config)
             .from_bytes(Bytes::from_bytes_vec(
@@ -168,5 +140,75 @@ impl<N: TrainableNet> Trainer<N> {
         let mut trainer = Self::assemble(config, net_config, spec, device, net, tables, stats)?;
         trainer.set_optimizer(optimizer);
         Ok(trainer)
+    }
+}
+
+/// The network (config, weights, spec) and the three tables of `checkpoint`, checked against
+/// each other.
+fn restore_parts<N: TrainableNet>(
+    checkpoint: &TrainerCheckpoint,
+    device: &Device,
+) -> Result<(N::Config, N, NetSpec, Tables)> {
+    let net_checkpoint = Checkpoint {
+        config_json: String::from_utf8(checkpoint.blob(blobs::NET_CONFIG)?.to_vec())
+            .map_err(|e| blob_error(blobs::NET_CONFIG, e))?,
+        weights: checkpoint.blob(blobs::NET_WEIGHTS)?.to_vec(),
+    };
+    let (net_config, net): (N::Config, N) = net_checkpoint
+        .restore(device)
+        .map_err(|e| blob_error(blobs::NET_WEIGHTS, e))?;
+    let spec = N::spec(&net_config)?;
+    let tables = Tables {
+        user: checkpoint.table(blobs::USER_TABLE)?,
+        item: checkpoint.table(blobs::ITEM_TABLE)?,
+        category: checkpoint.table(blobs::CATEGORY_TABLE)?,
+    };
+    for (table, name) in [
+        (&tables.user, blobs::USER_TABLE),
+        (&tables.item, blobs::ITEM_TABLE),
+        (&tables.category, blobs::CATEGORY_TABLE),
+    ] {
+        if table.dim() != spec.d_embed {
+            return Err(blob_error(
+                name,
+                format!(
+                    "width {} differs from the network's {}",
+                    table.dim(),
+                    spec.d_embed
+                ),
+            ));
+        }
+    }
+    Ok((net_config, net, spec, tables))
+}
+
+impl Trainer<CtrNet> {
+    /// An A-CTR trainer initialised from a CPM trainer checkpoint (E-CDCTR): every network
+    /// parameter except batch norm, whose parameters and running statistics are freshly
+    /// initialised from `config.seed`, and the CPM's embedding tables. The dense optimiser
+    /// starts fresh and the counters at zero. The network config is the CPM's (CPM and A-CTR
+    /// are the same network); `config` is the A-CTR's training config.
+    ///
+    /// The report lists every parameter path with what was done to it.
+    pub fn from_cpm(
+        cpm: &TrainerCheckpoint,
+        config: TrainConfig,
+    ) -> Result<(Self, TransferReport)> {
+        config.validate()?;
+        let device = Device::flex().autodiff();
+        device.seed(config.seed);
+        let (net_config, cpm_net, spec, tables) = restore_parts::<CtrNet>(cpm, &device)?;
+        let (net, report) = init_actr_from_cpm(&cpm_net, &net_config, &device)
+            .map_err(|e| blob_error(blobs::NET_WEIGHTS, e))?;
+        let trainer = Self::assemble(
+            config,
+            net_config,
+            spec,
+            device,
+            net.train(),
+            tables,
+            TrainStats::default(),
+        )?;
+        Ok((trainer, report))
     }
 }

@@ -440,7 +440,7 @@ fn tpm_trainer_trains() {
 
 #[test]
 fn historical_snapshots_feed_the_network() {
-    use crate::embedding::{EmbeddingTable, EmbeddingTableConfig};
+    use crate::embedding::{EmbeddingTable, EmbeddingTableConfig, SnapshotTable};
     let _rng = test_util::device(105);
     let config = ctr_config().with_use_historical(true).with_d_hist(4);
     let mut trainer = CtrTrainer::new(train_config(11), config).expect("trainer");
@@ -464,7 +464,7 @@ fn historical_snapshots_feed_the_network() {
             true,
             &mut crate::embedding::Lookup::new(),
         );
-        t
+        SnapshotTable::from_table(&t)
     };
     let tables = HistoricalTables {
         user: vec![
@@ -666,4 +666,37 @@ fn measure_step_throughput_at_batch_1024() {
         lookup.unique_len(),
         start.elapsed().as_secs_f64()
     );
+}
+
+#[test]
+fn actr_from_cpm_copies_all_but_batch_norm_and_starts_counting_afresh() {
+    use crate::nn::ParamAction;
+    let _rng = test_util::device(108);
+    let evs = events(600, 19, 20);
+    let mut cpm = CtrTrainer::new(train_config(13), ctr_config()).expect("trainer");
+    for batch in record_batches(&evs, 100) {
+        cpm.train_step(&features(&batch)).expect("step");
+    }
+    let checkpoint = cpm.checkpoint(None).expect("checkpoint");
+    let (mut actr, report) = CtrTrainer::from_cpm(&checkpoint, train_config(14)).expect("from cpm");
+    assert!(report.count(ParamAction::Reset) > 0, "batch norm reset");
+    assert!(report.count(ParamAction::Copied) > report.count(ParamAction::Reset));
+    assert!(
+        report
+            .paths(ParamAction::Reset)
+            .all(|p| p.contains("bn") || p.contains("norm") || p.contains("running")),
+        "only batch-norm paths are reset: {report}"
+    );
+    assert_eq!(actr.step(), 0);
+    // The CPM's tables come along, row for row.
+    for id in evs.iter().take(50).map(|e| e.user_id.0) {
+        assert_eq!(actr.tables().user.row(id), cpm.tables().user.row(id));
+    }
+    // Batch norm is fresh, so predictions differ from the CPM's; training continues.
+    let probe = features(&record_batch(&events(50, 20, 20)));
+    assert_ne!(
+        actr.predict(&probe).expect("a"),
+        cpm.predict(&probe).expect("c")
+    );
+    assert!(actr.train_step(&probe).expect("step").is_finite());
 }

@@ -8,7 +8,7 @@ use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use super::config::TableRole;
 use super::net::{NetInputs, NetSpec, TrainableNet};
 use super::{CONTEXT_WIDTH, FeatureBatch, TrainConfig};
-use crate::embedding::{EmbeddingTable, Lookup};
+use crate::embedding::{EmbeddingTable, Lookup, SnapshotTable};
 use crate::error::{ModelsError, Result};
 use crate::eta::{SimHash, TopKScratch, top_k_by_hamming_batch};
 use crate::metrics::{self, Evaluation};
@@ -34,12 +34,12 @@ pub struct Tables {
 /// The K TPM snapshot tables of users and of items (the same K, the same order, e.g. newest
 /// first), read-only inputs of the historical-embedding feature. An id absent from a
 /// snapshot reads zeros.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct HistoricalTables {
     /// User snapshot tables.
-    pub user: Vec<EmbeddingTable>,
+    pub user: Vec<SnapshotTable>,
     /// Item snapshot tables.
-    pub item: Vec<EmbeddingTable>,
+    pub item: Vec<SnapshotTable>,
 }
 
 /// Counters of a trainer since it was created (carried through checkpoints).
@@ -584,7 +584,7 @@ impl<N: TrainableNet> Trainer<N> {
         };
         let rows = batch.rows();
         let k = tables.user.len();
-        let read = |snapshots: &[EmbeddingTable], ids: &[u64], feature: &'static str| {
+        let read = |snapshots: &[SnapshotTable], ids: &[u64], feature: &'static str| {
             let mut out = Vec::with_capacity(rows * k * spec.d_hist);
             for (b, &id) in ids.iter().enumerate() {
                 for table in snapshots {
