@@ -11,6 +11,19 @@
 //!   so hash-map behaviour is reproducible.
 
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Mutex, MutexGuard};
+
+/// burn's device RNG is process-wide: seeding it and drawing from it (network initialisation,
+/// dropout) must not interleave with another trainer doing the same, or runs stop being
+/// reproducible. Trainers hold this lock from `seed` to the last draw.
+static BURN_RNG: Mutex<()> = Mutex::new(());
+
+/// Takes the process-wide lock of burn's RNG (a poisoned lock guards no data: recovered).
+pub(crate) fn burn_rng_lock() -> MutexGuard<'static, ()> {
+    BURN_RNG
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// SplitMix64 finaliser: a fast bijective mixer with good avalanche.
 #[inline]

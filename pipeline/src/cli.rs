@@ -78,9 +78,145 @@ pub enum Command {
     ///
     /// Example: ctrflow ingest --brokers kafka:9092 --store s3://ml/ctrflow --group ctrflow-ingest
     Ingest(IngestArgs),
+    /// Run the E-CDCTR schedule for one date: train whichever of TPM, CPM and A-CTR are due,
+    /// evaluate each on the date's data, gate A-CTR against the live model, publish.
+    ///
+    /// Models published for DATE are trained on closed days up to DATE-1 and evaluated on
+    /// DATE (next-day evaluation), so run it once DATE is closed (its _SUCCESS exists). Already
+    /// published versions are skipped (use --force to redo them), so reruns are safe. Prints the
+    /// plan and a summary; --dry-run only prints the plan.
+    ///
+    /// Example: ctrflow daily --store s3://ml/ctrflow --date 2024-03-08
+    Daily(DailyArgs),
+    /// Run the daily job for every date from --from to --to, in order, with a progress bar.
+    ///
+    /// Idempotent and resumable: published versions are skipped, so after a crash rerun the
+    /// same command and it continues where it stopped.
+    ///
+    /// Example: ctrflow backfill --store ./ctrflow-data --from 2024-01-02 --to 2024-01-14
+    Backfill(BackfillArgs),
+    /// List, inspect and roll back published models.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+    /// The whole system on embedded defaults: an in-process Kafka (librdkafka's mock
+    /// cluster), a local object store under --dir, generated logs for --days days, produce ->
+    /// ingest -> day close -> the daily schedule on every day -> publish, then a summary.
+    ///
+    /// Example: ctrflow demo            (writes ./ctrflow-demo)
+    /// Example: ctrflow demo --brokers 127.0.0.1:9092 --store s3://demo/ctrflow
+    Demo(DemoArgs),
     /// Inspect configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+/// `ctrflow daily`
+#[derive(Debug, Args)]
+pub struct DailyArgs {
+    /// Object-store root (overrides `store.url`).
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// The schedule date, YYYY-MM-DD (models are evaluated on it, trained up to the day before).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub date: String,
+    /// Retrain and republish versions of DATE that are already published.
+    #[arg(long)]
+    pub force: bool,
+    /// Let CPM and A-CTR use a parent that is due on DATE (trained first) instead of only
+    /// parents published before DATE.
+    #[arg(long)]
+    pub wait: bool,
+    /// Print the plan only.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ctrflow backfill`
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// Object-store root (overrides `store.url`).
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// First date, YYYY-MM-DD.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub from: String,
+    /// Last date, YYYY-MM-DD (inclusive).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub to: String,
+    /// Retrain and republish versions that are already published.
+    #[arg(long)]
+    pub force: bool,
+    /// Parents due on a date are trained first and used the same day.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+/// `ctrflow models ...`
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Every published version: date, window, parents, metrics, gate verdict; `*` marks LATEST.
+    ///
+    /// Example: ctrflow models list --store ./ctrflow-demo/store --model actr
+    List {
+        /// Object-store root (overrides `store.url`).
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
+        /// Only this model: tpm, cpm or actr.
+        #[arg(long)]
+        model: Option<String>,
+    },
+    /// The full manifest of one version (default: the LATEST one) as JSON.
+    ///
+    /// Example: ctrflow models show actr d20240108 --store ./ctrflow-demo/store
+    Show {
+        /// tpm, cpm or actr.
+        model: String,
+        /// The version (default: LATEST).
+        version: Option<String>,
+        /// Object-store root (overrides `store.url`).
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
+    },
+    /// Point LATEST of a model back at an earlier published version (a conditional swap).
+    /// Rejected versions cannot be made live.
+    ///
+    /// Example: ctrflow models rollback actr --to d20240106 --store s3://ml/ctrflow
+    Rollback {
+        /// tpm, cpm or actr.
+        model: String,
+        /// The version to make live.
+        #[arg(long, value_name = "VERSION")]
+        to: String,
+        /// Object-store root (overrides `store.url`).
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
+    },
+}
+
+/// `ctrflow demo`
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Working directory: the object store goes under DIR/store (ignored with --store).
+    #[arg(long, value_name = "DIR", default_value = "ctrflow-demo")]
+    pub dir: PathBuf,
+    /// Use this Kafka instead of the in-process mock cluster.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub brokers: Option<String>,
+    /// Use this object store instead of DIR/store.
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// Days of generated logs (at least 3; the daily job runs on every closed day after the first).
+    #[arg(long, default_value_t = 8)]
+    pub days: u32,
+    /// Events per day over both domains.
+    #[arg(long, default_value_t = 12_000)]
+    pub events_per_day: u64,
+    /// Users of the generated world.
+    #[arg(long, default_value_t = 3_000)]
+    pub users: u64,
 }
 
 /// `ctrflow produce`

@@ -211,6 +211,8 @@ pub struct CtrflowConfig {
     pub ingest: IngestConfig,
     /// `[metrics]`
     pub metrics: MetricsConfig,
+    /// `[daily]`: the daily job, backfill and the demo's training.
+    pub daily: crate::daily::config::DailyConfig,
 }
 
 impl CtrflowConfig {
@@ -322,6 +324,7 @@ impl CtrflowConfig {
             }
         };
         self.generator.validate().map_err(section("generator"))?;
+        self.daily.validate()?;
         self.kafka.validate().map_err(section("kafka"))?;
         self.ingest_decode()
             .validate()

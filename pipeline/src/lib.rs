@@ -6,6 +6,8 @@
 pub mod cli;
 mod commands;
 pub mod config;
+pub mod daily;
+pub mod demo;
 pub mod ingest;
 mod logging;
 pub mod metrics;

@@ -192,7 +192,7 @@ pub struct DataWindow {
 }
 
 /// The exact parent versions a model was built from.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Parents {
     /// TPM embedding snapshots used as historical embeddings, newest first.
     pub tpm: Vec<ModelVersion>,
@@ -207,8 +207,9 @@ pub struct Parents {
 pub struct ModelMetrics {
     /// Area under the ROC curve.
     pub auc: f64,
-    /// Impression-weighted per-user AUC.
-    pub gauc: f64,
+    /// Impression-weighted per-user AUC; `None` when no user has both a click and a non-click
+    /// in the evaluation data (GAUC is then undefined).
+    pub gauc: Option<f64>,
     /// Mean binary cross-entropy.
     pub logloss: f64,
     /// Mean prediction / mean label.

@@ -26,6 +26,7 @@ use super::{NetSpec, ShuffleBuffer, TrainConfig, TrainableNet, Trainer};
 use crate::embedding::EmbeddingTable;
 use crate::error::{ModelsError, Result};
 use crate::nn::{Checkpoint, CtrNet, TransferReport, init_actr_from_cpm};
+use crate::rng::burn_rng_lock;
 
 /// Blob names of a [`TrainerCheckpoint`].
 pub mod blobs {
@@ -128,8 +129,10 @@ impl<N: TrainableNet> Trainer<N> {
             .map_err(|e| blob_error(blobs::TRAIN_CONFIG, e))?;
         config.validate()?;
         let device = Device::flex().autodiff();
+        let rng = burn_rng_lock();
         device.seed(config.seed);
         let (net_config, net, spec, tables) = restore_parts::<N>(checkpoint, &device)?;
+        drop(rng);
         let net = net.train();
         let stats = checkpoint.stats()?;
         let optimizer = dense_optimizer(&config)
@@ -196,10 +199,12 @@ impl Trainer<CtrNet> {
     ) -> Result<(Self, TransferReport)> {
         config.validate()?;
         let device = Device::flex().autodiff();
+        let rng = burn_rng_lock();
         device.seed(config.seed);
         let (net_config, cpm_net, spec, tables) = restore_parts::<CtrNet>(cpm, &device)?;
         let (net, report) = init_actr_from_cpm(&cpm_net, &net_config, &device)
             .map_err(|e| blob_error(blobs::NET_WEIGHTS, e))?;
+        drop(rng);
         let trainer = Self::assemble(
             config,
             net_config,

@@ -13,7 +13,7 @@ use crate::error::{ModelsError, Result};
 use crate::eta::{SimHash, TopKScratch, top_k_by_hamming_batch};
 use crate::metrics::{self, Evaluation};
 use crate::nn::{CtrNet, NetConfig, Tpm, bce_with_logits};
-use crate::rng::mix64;
+use crate::rng::{burn_rng_lock, mix64};
 
 /// The trainer of the CPM / A-CTR network.
 pub type CtrTrainer = Trainer<CtrNet>;
@@ -139,8 +139,10 @@ impl<N: TrainableNet> Trainer<N> {
         config.validate()?;
         let spec = N::spec(&net_config)?;
         let device = Device::flex().autodiff();
+        let rng = burn_rng_lock();
         device.seed(config.seed);
         let net = net_config.build(&device);
+        drop(rng);
         let tables = Tables {
             user: EmbeddingTable::new(config.table(TableRole::User, spec.d_embed)?)?,
             item: EmbeddingTable::new(config.table(TableRole::Item, spec.d_embed)?)?,
@@ -295,12 +297,15 @@ impl<N: TrainableNet> Trainer<N> {
         let step = self.stats.steps;
         let rows = batch.rows();
         // Per-step RNG (dropout): a function of (seed, step), so a resumed run draws the same.
+        // The lock keeps other trainers of the process from reseeding before the forward pass.
+        let rng = burn_rng_lock();
         self.device.seed(mix64(self.config.seed ^ mix64(step)));
         let device = self.device.clone();
         let Prepared { leaves, inputs } = self.prepare(batch, &device, true)?;
         let net = self.net.take().expect("net present between calls");
         let labels = float_tensor(batch.labels.clone(), [rows, 1], &device);
         let loss = bce_with_logits(net.logits(inputs), labels);
+        drop(rng);
         let value: f32 = loss.clone().into_scalar();
         if !value.is_finite() {
             self.net = Some(net);

@@ -2,9 +2,12 @@
 //! are validated again) and drives the operators.
 
 mod config_cmd;
+mod daily;
+mod demo;
 mod generate;
 mod import;
 mod ingest;
+mod models;
 mod produce;
 mod sql;
 
@@ -21,6 +24,10 @@ pub async fn dispatch(command: Command, config: CtrflowConfig) -> anyhow::Result
         Command::Sql(args) => sql::run(args, config).await,
         Command::Produce(args) => produce::run(args, config).await,
         Command::Ingest(args) => ingest::run(args, config).await,
+        Command::Daily(args) => daily::run_daily(args, config).await,
+        Command::Backfill(args) => daily::run_backfill(args, config).await,
+        Command::Models(cmd) => models::run(cmd, config).await,
+        Command::Demo(args) => demo::run(args, config).await,
         Command::Config(cmd) => config_cmd::run(cmd, &config),
     }
 }

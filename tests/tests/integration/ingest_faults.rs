@@ -4,119 +4,20 @@
 //! listed in a durable epoch manifest, and a run after the fault lands every event exactly once.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use ctrflow_operators::ingest::landed_offsets;
 use ctrflow_operators::kafka::committed_offsets;
 use ctrflow_pipeline::config::CtrflowConfig;
 use ctrflow_pipeline::ingest::run_ingest;
 use ctrflow_storage::Storage;
-use futures::stream::BoxStream;
-use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult,
-};
+use object_store::ObjectStore;
 use tokio::sync::oneshot;
 
+use crate::faults::FailingWrites;
 use crate::ingest::{Setup, generated, landed_event_ids, terminate, wait_landed};
-
-/// Delegates to `inner`; while `failing` is set, every write (put, multipart, copy) fails.
-/// `arm_after_epoch_manifests`: set `failing` by itself once that many epoch manifests were
-/// written through it (so the fault lands between two epochs, deterministically).
-#[derive(Debug)]
-struct FailingWrites {
-    inner: Arc<dyn ObjectStore>,
-    failing: Arc<AtomicBool>,
-    failed: Arc<AtomicU64>,
-    arm_after_epoch_manifests: u64,
-    epoch_manifests: AtomicU64,
-}
-
-impl fmt::Display for FailingWrites {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "FailingWrites({})", self.inner)
-    }
-}
-
-impl FailingWrites {
-    fn check(&self, location: &Path) -> object_store::Result<()> {
-        if self.failing.load(Ordering::SeqCst) {
-            self.failed.fetch_add(1, Ordering::SeqCst);
-            return Err(object_store::Error::Generic {
-                store: "FailingWrites",
-                source: format!("injected write failure on {location}").into(),
-            });
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl ObjectStore for FailingWrites {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> object_store::Result<PutResult> {
-        self.check(location)?;
-        let result = self.inner.put_opts(location, payload, opts).await?;
-        if location.as_ref().contains("landing/_epochs/")
-            && self.epoch_manifests.fetch_add(1, Ordering::SeqCst) + 1
-                == self.arm_after_epoch_manifests
-        {
-            self.failing.store(true, Ordering::SeqCst);
-        }
-        Ok(result)
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.check(location)?;
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(
-        &self,
-        location: &Path,
-        options: GetOptions,
-    ) -> object_store::Result<GetResult> {
-        self.inner.get_opts(location, options).await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<Path>>,
-    ) -> BoxStream<'static, object_store::Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(
-        &self,
-        from: &Path,
-        to: &Path,
-        options: CopyOptions,
-    ) -> object_store::Result<()> {
-        self.check(to)?;
-        self.inner.copy_opts(from, to, options).await
-    }
-}
 
 fn ingest_config(setup: &Setup) -> CtrflowConfig {
     let mut config = CtrflowConfig::default();
@@ -165,13 +66,7 @@ async fn a_failing_store_never_lets_offsets_pass_unlanded_data() {
     let layer = {
         let (failing, failed) = (failing.clone(), failed.clone());
         move |inner: Arc<dyn ObjectStore>| -> Arc<dyn ObjectStore> {
-            Arc::new(FailingWrites {
-                inner,
-                failing,
-                failed,
-                arm_after_epoch_manifests: 3,
-                epoch_manifests: AtomicU64::new(0),
-            })
+            Arc::new(FailingWrites::new(inner, failing, failed).arm_after("landing/_epochs/", 3))
         }
     };
     let plain = setup.storage();

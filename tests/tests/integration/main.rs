@@ -4,6 +4,8 @@
 
 mod archive;
 mod cli;
+mod daily;
+mod faults;
 mod generate;
 mod ingest;
 mod ingest_faults;

@@ -1,0 +1,268 @@
+//! `[daily]`: what the daily job and backfill do: the tri-level schedule, the networks, the
+//! training settings of each model and the publish gate. Every field has a default.
+
+use ctrflow_models::nn::{CtrNetConfig, TpmConfig};
+use ctrflow_models::train::{CONTEXT_WIDTH, TrainConfig};
+use ctrflow_schedule::ScheduleConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigError;
+
+/// `[daily]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct DailyConfig {
+    /// `[daily.schedule]`: horizons, cadences, K snapshots, missing-day policy.
+    pub schedule: ScheduleConfig,
+    /// `[daily.network]`: the CPM / A-CTR network (one network, so A-CTR can start from CPM).
+    pub network: NetworkConfig,
+    /// `[daily.tpm-network]`: the tiny pre-training model.
+    pub tpm_network: TpmNetworkConfig,
+    /// `[daily.tpm]`: how TPM trains.
+    pub tpm: ModelTraining,
+    /// `[daily.cpm]`: how CPM trains.
+    pub cpm: ModelTraining,
+    /// `[daily.actr]`: how A-CTR trains.
+    pub actr: ModelTraining,
+    /// `[daily.gate]`: when a new A-CTR may replace the live one.
+    pub gate: GateConfig,
+    /// `[daily.read]`: how training data is read.
+    pub read: ReadConfig,
+}
+
+/// How one model trains.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct ModelTraining {
+    /// Passes over the model's data window per run (default 1: streaming, each row once).
+    pub epochs: u32,
+    /// `[daily.<model>.train]`: the trainer's settings (learning rate, batch size, shuffle
+    /// buffer, seed, feature lengths, embedding tables).
+    pub train: TrainConfig,
+}
+
+impl Default for ModelTraining {
+    fn default() -> Self {
+        ModelTraining {
+            epochs: 1,
+            train: TrainConfig {
+                batch_size: 512,
+                shuffle_rows: 16_384,
+                learning_rate: 2e-3,
+                ..TrainConfig::default()
+            },
+        }
+    }
+}
+
+/// The CPM / A-CTR network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct NetworkConfig {
+    /// Width of the user, item and category embeddings.
+    pub d_embed: usize,
+    /// Long-term behaviours ETA retrieves per candidate (SimHash top-k).
+    pub eta_top_k: usize,
+    /// Attend over the whole long sequence instead of ETA's top-k (a baseline; slow).
+    pub full_long_attention: bool,
+    /// Hidden widths of DIN's activation unit.
+    pub din_hidden: Vec<usize>,
+    /// Heads of the long-sequence target attention (must divide `d-embed`).
+    pub long_heads: usize,
+    /// Hidden widths of the top MLP.
+    pub mlp_hidden: Vec<usize>,
+    /// Batch norm in the top MLP (reset when A-CTR starts from a CPM).
+    pub batch_norm: bool,
+    /// Dropout in the top MLP.
+    pub dropout: f64,
+    /// Use the TPM historical embeddings as a feature.
+    pub use_historical: bool,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            d_embed: 16,
+            eta_top_k: 32,
+            full_long_attention: false,
+            din_hidden: vec![64, 32],
+            long_heads: 2,
+            mlp_hidden: vec![128, 64],
+            batch_norm: true,
+            dropout: 0.0,
+            use_historical: true,
+        }
+    }
+}
+
+/// The TPM network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct TpmNetworkConfig {
+    /// Width of TPM's embeddings: the width of a historical-embedding snapshot.
+    pub d_embed: usize,
+    /// Hidden widths of its MLP.
+    pub hidden: Vec<usize>,
+    /// Batch norm in its MLP.
+    pub batch_norm: bool,
+}
+
+impl Default for TpmNetworkConfig {
+    fn default() -> Self {
+        TpmNetworkConfig {
+            d_embed: 8,
+            hidden: vec![32, 16],
+            batch_norm: true,
+        }
+    }
+}
+
+/// The publish gate of A-CTR: the new model and the live one are scored on the same
+/// evaluation day; the new one is published only if it is not worse by more than these.
+/// Negative values demand an improvement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct GateConfig {
+    /// Largest tolerated AUC drop against the live model.
+    pub max_auc_drop: f64,
+    /// Largest tolerated GAUC drop against the live model.
+    pub max_gauc_drop: f64,
+    /// Fewest evaluation rows for a verdict; with fewer the new model is rejected.
+    pub min_eval_rows: u64,
+}
+
+impl Default for GateConfig {
+    fn default() -> Self {
+        GateConfig {
+            max_auc_drop: 0.002,
+            max_gauc_drop: 0.005,
+            min_eval_rows: 100,
+        }
+    }
+}
+
+/// How training data is read from the landing tables.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct ReadConfig {
+    /// Rows per Arrow batch read from Parquet.
+    pub batch_rows: usize,
+    /// Batches in flight between the reader and the trainer (the backpressure bound).
+    pub channel_batches: usize,
+}
+
+impl Default for ReadConfig {
+    fn default() -> Self {
+        ReadConfig {
+            batch_rows: 8192,
+            channel_batches: 4,
+        }
+    }
+}
+
+impl DailyConfig {
+    /// The CPM / A-CTR network config.
+    pub fn ctr_net(&self) -> CtrNetConfig {
+        let n = &self.network;
+        CtrNetConfig::new()
+            .with_d_embed(n.d_embed)
+            .with_d_context(CONTEXT_WIDTH)
+            .with_short_len(self.cpm.train.features.short_len)
+            .with_eta_top_k(n.eta_top_k)
+            .with_full_long_attention(n.full_long_attention)
+            .with_din_hidden(n.din_hidden.clone())
+            .with_long_heads(n.long_heads)
+            .with_use_historical(n.use_historical)
+            .with_d_hist(self.tpm_network.d_embed)
+            .with_mlp_hidden(n.mlp_hidden.clone())
+            .with_batch_norm(n.batch_norm)
+            .with_dropout(n.dropout)
+    }
+
+    /// The TPM network config.
+    pub fn tpm_net(&self) -> TpmConfig {
+        let t = &self.tpm_network;
+        TpmConfig::new()
+            .with_d_embed(t.d_embed)
+            .with_d_context(CONTEXT_WIDTH)
+            .with_hidden(t.hidden.clone())
+            .with_batch_norm(t.batch_norm)
+    }
+
+    /// Checks every field; errors name the field (`daily.cpm.train.learning-rate`, ...).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field: &str, reason: String| ConfigError::Invalid {
+            field: field.to_string(),
+            reason,
+        };
+        self.schedule.validate().map_err(|e| match e {
+            ctrflow_schedule::ScheduleError::Config { field, reason } => {
+                invalid(&format!("daily.{field}"), reason)
+            }
+            other => invalid("daily.schedule", other.to_string()),
+        })?;
+        for (name, m) in [("tpm", &self.tpm), ("cpm", &self.cpm), ("actr", &self.actr)] {
+            if m.epochs == 0 {
+                return Err(invalid(
+                    &format!("daily.{name}.epochs"),
+                    "must be at least 1".into(),
+                ));
+            }
+            m.train.validate().map_err(|e| match e {
+                ctrflow_models::ModelsError::InvalidConfig { field, reason } => {
+                    invalid(&format!("daily.{name}.train.{field}"), reason)
+                }
+                other => invalid(&format!("daily.{name}.train"), other.to_string()),
+            })?;
+        }
+        if self.actr.train.features != self.cpm.train.features {
+            return Err(invalid(
+                "daily.actr.train.features",
+                "must equal daily.cpm.train.features: A-CTR starts from the CPM's network".into(),
+            ));
+        }
+        let n = &self.network;
+        if n.d_embed == 0 || n.long_heads == 0 || !n.d_embed.is_multiple_of(n.long_heads) {
+            return Err(invalid(
+                "daily.network.long-heads",
+                format!("must be >= 1 and divide d-embed ({})", n.d_embed),
+            ));
+        }
+        if n.eta_top_k == 0 {
+            return Err(invalid(
+                "daily.network.eta-top-k",
+                "must be at least 1".into(),
+            ));
+        }
+        if !(0.0..1.0).contains(&n.dropout) {
+            return Err(invalid("daily.network.dropout", "must be in [0, 1)".into()));
+        }
+        if self.tpm_network.d_embed == 0 {
+            return Err(invalid(
+                "daily.tpm-network.d-embed",
+                "must be at least 1".into(),
+            ));
+        }
+        for (field, v) in [
+            ("daily.gate.max-auc-drop", self.gate.max_auc_drop),
+            ("daily.gate.max-gauc-drop", self.gate.max_gauc_drop),
+        ] {
+            if !(v.is_finite() && (-1.0..=1.0).contains(&v)) {
+                return Err(invalid(field, "must be a number in -1..=1".into()));
+            }
+        }
+        if self.read.batch_rows == 0 {
+            return Err(invalid(
+                "daily.read.batch-rows",
+                "must be at least 1".into(),
+            ));
+        }
+        if self.read.channel_batches == 0 {
+            return Err(invalid(
+                "daily.read.channel-batches",
+                "must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,214 @@
+//! One planned job: build the trainer the plan names (fresh, continued from the previous
+//! version, or an A-CTR initialised from a CPM), stream the window's days through a training
+//! thread, then score the evaluation day.
+//!
+//! The reader (async, DataFusion) and the training thread overlap: batches go through a
+//! bounded channel of `daily.read.channel-batches`, so memory stays bounded however long the
+//! window is, and the trainer only waits when reading is slower than training. The time the
+//! trainer spent waiting is measured (wall time minus the time inside training steps).
+
+use std::sync::mpsc::sync_channel;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use arrow::array::RecordBatch;
+use ctrflow_models::metrics;
+use ctrflow_models::train::{
+    FeatureBatch, ShuffleBuffer, TrainableNet, Trainer, spawn_training_thread,
+};
+use ctrflow_schemas::{Domain, EventDate, ModelMetrics};
+use serde::Serialize;
+
+use super::data::TrainingReader;
+use super::error::{DailyError, Result};
+
+/// Where a job's time went (seconds).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct JobTimings {
+    /// Wall time of the training phase (reading overlapped with training).
+    pub train_wall: f64,
+    /// Time inside training steps (feature extraction + step).
+    pub train_busy: f64,
+    /// Training-phase time the trainer waited for data: `train_wall - train_busy`.
+    pub read_wait: f64,
+    /// Evaluation.
+    pub evaluate: f64,
+    /// Writing the artifacts, manifest and pointer.
+    pub publish: f64,
+}
+
+/// Trains `build()`'s trainer on `days` of `domain`, `epochs` times over, through `shuffle`.
+#[allow(clippy::too_many_arguments)]
+pub async fn train_window<N, B>(
+    reader: &TrainingReader,
+    domain: Domain,
+    days: &[EventDate],
+    epochs: u32,
+    shuffle: ShuffleBuffer,
+    channel_batches: usize,
+    date: EventDate,
+    build: B,
+) -> Result<(Trainer<N>, u64, JobTimings)>
+where
+    N: TrainableNet,
+    Trainer<N>: Send,
+    B: FnOnce() -> ctrflow_models::Result<Trainer<N>> + Send + 'static,
+{
+    let start = Instant::now();
+    let busy = Arc::new(Mutex::new(0.0f64));
+    let busy_in = Arc::clone(&busy);
+    let mut samples_before = 0u64;
+    let thread = spawn_training_thread(build, Some(shuffle), channel_batches, move |p| {
+        // Seconds inside this step: its rows over its rows per second.
+        let rows = p.samples.saturating_sub(samples_before) as f64;
+        samples_before = p.samples;
+        if let Ok(mut b) = busy_in.lock() {
+            *b += rows / p.samples_per_second.max(1e-9);
+        }
+    })?;
+    let sender = thread.sender().clone();
+    let mut rows = 0u64;
+    let mut send_failed = false;
+    for _ in 0..epochs {
+        let result = reader
+            .for_each_batch(domain, days, |batch| {
+                let sender = sender.clone();
+                async move {
+                    tokio::task::spawn_blocking(move || sender.send(batch))
+                        .await
+                        .map_err(|e| DailyError::Worker {
+                            what: "training feeder",
+                            date,
+                            reason: e.to_string(),
+                        })?
+                        .map_err(|_| DailyError::Worker {
+                            what: "training thread",
+                            date,
+                            reason: "stopped".into(),
+                        })
+                }
+            })
+            .await;
+        match result {
+            Ok(n) => rows += n,
+            Err(DailyError::Worker {
+                what: "training thread",
+                ..
+            }) => {
+                send_failed = true;
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    drop(sender);
+    let trainer = tokio::task::spawn_blocking(move || thread.finish())
+        .await
+        .map_err(|e| DailyError::Worker {
+            what: "training thread",
+            date,
+            reason: e.to_string(),
+        })??;
+    if send_failed {
+        return Err(DailyError::Worker {
+            what: "training thread",
+            date,
+            reason: "stopped without an error".into(),
+        });
+    }
+    let train_wall = start.elapsed().as_secs_f64();
+    let train_busy = busy.lock().map(|b| *b).unwrap_or(0.0).min(train_wall);
+    Ok((
+        trainer,
+        rows,
+        JobTimings {
+            train_wall,
+            train_busy,
+            read_wait: train_wall - train_busy,
+            ..JobTimings::default()
+        },
+    ))
+}
+
+/// Scores every trainer in `trainers` on `day` of `domain` in one pass over the data (the
+/// new model and the live one see exactly the same rows). Returns the trainers and, per
+/// trainer, its metrics (`None` when they are undefined, e.g. a day with one label only).
+pub async fn evaluate_day<N>(
+    reader: &TrainingReader,
+    domain: Domain,
+    day: EventDate,
+    trainers: Vec<Trainer<N>>,
+    channel_batches: usize,
+) -> Result<(Vec<Trainer<N>>, Vec<Option<ModelMetrics>>)>
+where
+    N: TrainableNet,
+    Trainer<N>: Send + 'static,
+{
+    let (sender, receiver) = sync_channel::<RecordBatch>(channel_batches);
+    let worker = std::thread::Builder::new()
+        .name("ctrflow-evaluator".into())
+        .spawn(move || -> ctrflow_models::Result<_> {
+            let mut trainers = trainers;
+            let mut predictions: Vec<Vec<f64>> = vec![Vec::new(); trainers.len()];
+            let (mut labels, mut users) = (Vec::new(), Vec::new());
+            let mut features = FeatureBatch::new();
+            for batch in receiver {
+                for (trainer, out) in trainers.iter_mut().zip(&mut predictions) {
+                    features.fill_from_record_batch(&batch, &trainer.config().features)?;
+                    out.extend(trainer.predict(&features)?.into_iter().map(f64::from));
+                }
+                labels.extend(features.labels.iter().map(|&l| u8::from(l > 0.5)));
+                users.extend_from_slice(&features.user_ids);
+            }
+            let mut results = Vec::with_capacity(predictions.len());
+            for p in &predictions {
+                results.push(match metrics::evaluate(p, &labels, &users) {
+                    Ok(e)
+                        if [e.auc, e.logloss, e.calibration]
+                            .iter()
+                            .all(|v| v.is_finite()) =>
+                    {
+                        Some(ModelMetrics {
+                            auc: e.auc,
+                            gauc: e.gauc.is_finite().then_some(e.gauc),
+                            logloss: e.logloss,
+                            calibration: e.calibration,
+                            samples: e.samples as u64,
+                        })
+                    }
+                    _ => None,
+                });
+            }
+            Ok((trainers, results))
+        })
+        .map_err(|e| DailyError::Worker {
+            what: "evaluator",
+            date: day,
+            reason: e.to_string(),
+        })?;
+    let fed = reader
+        .for_each_batch(domain, &[day], |batch| {
+            let sender = sender.clone();
+            async move {
+                // A closed channel means the evaluator failed: its result says why.
+                let _ = tokio::task::spawn_blocking(move || sender.send(batch)).await;
+                Ok(())
+            }
+        })
+        .await;
+    drop(sender);
+    let joined = tokio::task::spawn_blocking(move || worker.join())
+        .await
+        .map_err(|e| DailyError::Worker {
+            what: "evaluator",
+            date: day,
+            reason: e.to_string(),
+        })?
+        .map_err(|_| DailyError::Worker {
+            what: "evaluator",
+            date: day,
+            reason: "panicked".into(),
+        })?;
+    fed?;
+    Ok(joined?)
+}

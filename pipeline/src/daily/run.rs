@@ -1,0 +1,614 @@
+//! One schedule date end to end: load the published state, plan, run the due jobs in
+//! schedule order (TPM, CPM, A-CTR), publish, and write the day's report.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use bytes::Bytes;
+use chrono::Utc;
+use ctrflow_models::embedding::SnapshotTable;
+use ctrflow_models::train::{
+    CtrTrainer, HistoricalTables, ShuffleBuffer, TpmTrainer, TrainConfig, TrainerCheckpoint,
+};
+use ctrflow_schedule::{JobAction, PlanOptions, PlannedJob, Start, plan};
+use ctrflow_schemas::{
+    DataWindow, EventDate, GateVerdict, KeyLayout, ModelKind, ModelManifest, ModelMetrics,
+    ModelVersion, Parents, fingerprint,
+};
+use ctrflow_storage::Storage;
+use serde::Serialize;
+
+use super::config::DailyConfig;
+use super::data::TrainingReader;
+use super::error::{DailyError, Result};
+use super::gate;
+use super::job::{JobTimings, evaluate_day, train_window};
+use super::publish;
+use super::state::Published;
+use crate::config::CtrflowConfig;
+
+/// How `run_daily` behaves beyond the config.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DailyOptions {
+    /// Retrain and republish versions that are already published.
+    pub force: bool,
+    /// Let CPM and A-CTR use parents that are due today (run first) instead of only those
+    /// published before the date.
+    pub wait_for_parents: bool,
+    /// Only plan: print what would run.
+    pub dry_run: bool,
+}
+
+/// What happened to one model on one date.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobReport {
+    /// The model.
+    pub model: ModelKind,
+    /// The version of this date.
+    pub version: ModelVersion,
+    /// `run`, `not-due`, `already-published` or `skip`.
+    pub action: String,
+    /// Why it did not run, or what it started from.
+    pub detail: String,
+    /// Training window.
+    pub window: Option<(EventDate, EventDate)>,
+    /// Days of the window without `_SUCCESS` (and the evaluation day, if not closed).
+    pub missing_days: Vec<EventDate>,
+    /// Parent versions used.
+    pub parents: Parents,
+    /// Rows trained on.
+    pub rows: u64,
+    /// Metrics on the evaluation day.
+    pub metrics: Option<ModelMetrics>,
+    /// The live model it was compared with (A-CTR) and its metrics on the same day.
+    pub live: Option<(ModelVersion, Option<ModelMetrics>)>,
+    /// The gate's verdict.
+    pub gate: Option<GateVerdict>,
+    /// Where the time went.
+    pub timings: JobTimings,
+    /// The manifest written or found.
+    pub manifest: Option<String>,
+}
+
+/// The outcome of one date.
+#[derive(Debug, Clone, Serialize)]
+pub struct DailyReport {
+    /// The schedule date.
+    pub date: EventDate,
+    /// TPM, CPM, A-CTR.
+    pub jobs: Vec<JobReport>,
+    /// The plan, as a table.
+    pub plan: String,
+}
+
+/// Runs the schedule for `date` against `storage`.
+pub async fn run_daily(
+    storage: &Storage,
+    config: &CtrflowConfig,
+    date: EventDate,
+    options: DailyOptions,
+) -> Result<DailyReport> {
+    let published = Published::load(storage).await?;
+    let plan = plan(
+        date,
+        &config.daily.schedule,
+        &published.schedule_state(),
+        PlanOptions {
+            force: options.force,
+            wait_for_parents: options.wait_for_parents,
+        },
+    )?;
+    let plan_text = plan.to_string();
+    tracing::info!(%date, "plan\n{plan_text}");
+    let mut runner = Runner {
+        storage,
+        daily: &config.daily,
+        schema_hash: config.schema.event_schema().fingerprint(),
+        reader: TrainingReader::new(storage, config.daily.read.batch_rows),
+        published,
+        snapshots: HashMap::new(),
+        date,
+    };
+    let mut jobs = Vec::new();
+    for job in &plan.jobs {
+        let report = match (&job.action, options.dry_run) {
+            (JobAction::Run, false) => {
+                let started = Instant::now();
+                let report = match job.model {
+                    ModelKind::Tpm => runner.run_tpm(job).await?,
+                    ModelKind::Cpm | ModelKind::Actr => runner.run_ctr(job).await?,
+                };
+                tracing::info!(
+                    model = %job.model,
+                    version = %job.version,
+                    rows = report.rows,
+                    auc = report.metrics.as_ref().map(|m| m.auc),
+                    gauc = report.metrics.as_ref().map(|m| m.gauc),
+                    gate = ?report.gate,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "published"
+                );
+                report
+            }
+            (JobAction::AlreadyPublished, false) => runner.finish_interrupted(job).await?,
+            _ => JobReport::not_run(job),
+        };
+        jobs.push(report);
+    }
+    let report = DailyReport {
+        date,
+        jobs,
+        plan: plan_text,
+    };
+    if !options.dry_run {
+        let json = serde_json::to_vec_pretty(&report).map_err(|e| DailyError::Worker {
+            what: "report",
+            date,
+            reason: e.to_string(),
+        })?;
+        storage
+            .put(&KeyLayout.report_metrics(date), Bytes::from(json))
+            .await?;
+    }
+    Ok(report)
+}
+
+/// Runs [`run_daily`] for every date from `from` to `to`, in order, calling `on_date` after
+/// each. Published versions are skipped (unless `force`), so a rerun after a crash continues
+/// where the last one stopped.
+pub async fn backfill(
+    storage: &Storage,
+    config: &CtrflowConfig,
+    from: EventDate,
+    to: EventDate,
+    options: DailyOptions,
+    mut on_date: impl FnMut(&DailyReport),
+) -> Result<Vec<DailyReport>> {
+    if to < from {
+        return Err(DailyError::Invalid(format!(
+            "--to {to} is before --from {from}"
+        )));
+    }
+    let mut reports = Vec::new();
+    for date in from.range_inclusive(to) {
+        let report = run_daily(storage, config, date, options).await?;
+        on_date(&report);
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+impl JobReport {
+    fn not_run(job: &PlannedJob) -> JobReport {
+        let (action, detail) = match &job.action {
+            JobAction::Run => ("run", "planned (dry run)".to_string()),
+            JobAction::NotDue { next_due } => ("not-due", format!("next due {next_due}")),
+            JobAction::AlreadyPublished => ("already-published", String::new()),
+            JobAction::Skip { reason } => ("skip", reason.clone()),
+        };
+        JobReport {
+            model: job.model,
+            version: job.version.clone(),
+            action: action.into(),
+            detail,
+            window: job.window,
+            missing_days: job.missing_days.clone(),
+            parents: job.parents.clone(),
+            rows: 0,
+            metrics: None,
+            live: None,
+            gate: None,
+            timings: JobTimings::default(),
+            manifest: None,
+        }
+    }
+}
+
+fn start_text(start: &Start) -> String {
+    match start {
+        Start::Fresh => "fresh".into(),
+        Start::Continue(v) => format!("continues {v}"),
+        Start::FromCpm(v) => format!("initialised from cpm {v} (batch norm reset)"),
+    }
+}
+
+/// A per-date seed for the shuffle buffer.
+fn date_seed(seed: u64, date: EventDate) -> u64 {
+    let mut z = seed ^ (date.start_ms() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+struct Runner<'a> {
+    storage: &'a Storage,
+    daily: &'a DailyConfig,
+    schema_hash: String,
+    reader: TrainingReader,
+    published: Published,
+    snapshots: HashMap<ModelVersion, (SnapshotTable, SnapshotTable)>,
+    date: EventDate,
+}
+
+impl Runner<'_> {
+    fn training(&self, kind: ModelKind) -> &super::config::ModelTraining {
+        match kind {
+            ModelKind::Tpm => &self.daily.tpm,
+            ModelKind::Cpm => &self.daily.cpm,
+            ModelKind::Actr => &self.daily.actr,
+        }
+    }
+
+    fn shuffle(&self, train: &TrainConfig) -> Result<ShuffleBuffer> {
+        Ok(ShuffleBuffer::new(
+            train.shuffle_rows,
+            train.batch_size,
+            date_seed(train.seed, self.date),
+        )?)
+    }
+
+    async fn checkpoint(
+        &self,
+        kind: ModelKind,
+        version: &ModelVersion,
+    ) -> Result<TrainerCheckpoint> {
+        let manifest =
+            self.published
+                .manifest(kind, version)
+                .ok_or_else(|| DailyError::NotPublished {
+                    model: kind,
+                    version: version.clone(),
+                })?;
+        publish::get_checkpoint(self.storage, manifest).await
+    }
+
+    /// The historical tables of the TPM snapshots `versions` (one empty snapshot when there
+    /// are none yet: the feature then reads zeros).
+    async fn historical(&mut self, versions: &[ModelVersion]) -> Result<HistoricalTables> {
+        let mut tables = HistoricalTables::default();
+        for v in versions {
+            if !self.snapshots.contains_key(v) {
+                let loaded = publish::get_snapshot(self.storage, v).await?;
+                self.snapshots.insert(v.clone(), loaded);
+            }
+            let (users, items) = &self.snapshots[v];
+            tables.user.push(users.clone());
+            tables.item.push(items.clone());
+        }
+        if tables.user.is_empty() {
+            let d = self.daily.tpm_network.d_embed;
+            tables.user.push(SnapshotTable::empty(d));
+            tables.item.push(SnapshotTable::empty(d));
+        }
+        Ok(tables)
+    }
+
+    fn config_hash(&self, kind: ModelKind) -> String {
+        let net = match kind {
+            ModelKind::Tpm => serde_json::to_string(&self.daily.tpm_network),
+            _ => serde_json::to_string(&self.daily.network),
+        }
+        .unwrap_or_default();
+        let train = serde_json::to_string(self.training(kind)).unwrap_or_default();
+        fingerprint(format!("{net}\n{train}").as_bytes())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn write_manifest(
+        &mut self,
+        job: &PlannedJob,
+        rows: u64,
+        metrics: Option<ModelMetrics>,
+        gate: GateVerdict,
+        files: Vec<String>,
+    ) -> Result<String> {
+        let (from, to) = job.window.ok_or_else(|| {
+            DailyError::Invalid(format!("{} planned to run without a window", job.model))
+        })?;
+        let manifest = ModelManifest {
+            model: job.model,
+            version: job.version.clone(),
+            date: self.date,
+            data_window: DataWindow {
+                from,
+                to,
+                rows: BTreeMap::from([(job.domain, rows)]),
+            },
+            parents: job.parents.clone(),
+            config_hash: self.config_hash(job.model),
+            schema_hash: self.schema_hash.clone(),
+            metrics,
+            gate: gate.clone(),
+            code_version: env!("CARGO_PKG_VERSION").to_string(),
+            files,
+            created_at: Utc::now(),
+        };
+        let key = publish::put_manifest(self.storage, &manifest).await?;
+        if !matches!(gate, GateVerdict::Rejected { .. }) {
+            publish::swap_latest(self.storage, job.model, &job.version).await?;
+        }
+        self.published
+            .manifests
+            .insert((job.model, job.version.clone()), manifest);
+        Ok(key)
+    }
+
+    fn report(&self, job: &PlannedJob, rows: u64, timings: JobTimings) -> JobReport {
+        JobReport {
+            model: job.model,
+            version: job.version.clone(),
+            action: "run".into(),
+            detail: start_text(&job.start),
+            window: job.window,
+            missing_days: job.missing_days.clone(),
+            parents: job.parents.clone(),
+            rows,
+            metrics: None,
+            live: None,
+            gate: None,
+            timings,
+            manifest: None,
+        }
+    }
+
+    async fn run_tpm(&mut self, job: &PlannedJob) -> Result<JobReport> {
+        let train = self.daily.tpm.train.clone();
+        let net = self.daily.tpm_net();
+        let build: Box<dyn FnOnce() -> ctrflow_models::Result<TpmTrainer> + Send> = match &job.start
+        {
+            Start::Continue(v) => {
+                let checkpoint = self.checkpoint(ModelKind::Tpm, v).await?;
+                Box::new(move || TpmTrainer::resume(&checkpoint))
+            }
+            _ => Box::new(move || TpmTrainer::new(train, net)),
+        };
+        let shuffle = self.shuffle(&self.daily.tpm.train)?;
+        let (trainer, rows, mut timings) = train_window(
+            &self.reader,
+            job.domain,
+            &job.train_days,
+            self.daily.tpm.epochs,
+            shuffle,
+            self.daily.read.channel_batches,
+            self.date,
+            build,
+        )
+        .await?;
+        let (trainer, metrics) = self.evaluate(job, trainer, &mut timings).await?;
+        let publish_start = Instant::now();
+        let checkpoint = trainer.checkpoint(None)?;
+        let mut files =
+            publish::put_checkpoint(self.storage, ModelKind::Tpm, &job.version, &checkpoint)
+                .await?;
+        let users = SnapshotTable::from_table(&trainer.tables().user);
+        let items = SnapshotTable::from_table(&trainer.tables().item);
+        let watermark = job
+            .window
+            .map_or(self.date.start_ms(), |(_, to)| to.end_ms() - 1);
+        let (_, snapshot_keys) =
+            publish::put_snapshot(self.storage, &job.version, &users, &items, watermark).await?;
+        files.extend(snapshot_keys);
+        self.snapshots.insert(job.version.clone(), (users, items));
+        let key = self
+            .write_manifest(job, rows, metrics.clone(), GateVerdict::NotGated, files)
+            .await?;
+        timings.publish = publish_start.elapsed().as_secs_f64();
+        let mut report = self.report(job, rows, timings);
+        report.metrics = metrics;
+        report.gate = Some(GateVerdict::NotGated);
+        report.manifest = Some(key);
+        Ok(report)
+    }
+
+    async fn evaluate<N>(
+        &self,
+        job: &PlannedJob,
+        trainer: ctrflow_models::train::Trainer<N>,
+        timings: &mut JobTimings,
+    ) -> Result<(ctrflow_models::train::Trainer<N>, Option<ModelMetrics>)>
+    where
+        N: ctrflow_models::train::TrainableNet,
+        ctrflow_models::train::Trainer<N>: Send + 'static,
+    {
+        let Some(day) = job.eval_day else {
+            return Ok((trainer, None));
+        };
+        let start = Instant::now();
+        let (mut trainers, mut metrics) = evaluate_day(
+            &self.reader,
+            job.domain,
+            day,
+            vec![trainer],
+            self.daily.read.channel_batches,
+        )
+        .await?;
+        timings.evaluate = start.elapsed().as_secs_f64();
+        let trainer = trainers
+            .pop()
+            .ok_or_else(|| DailyError::Invalid("evaluator lost the model".into()))?;
+        Ok((trainer, metrics.pop().flatten()))
+    }
+
+    /// The A-CTR a new one is compared with: the live one if it predates the date, else the
+    /// newest accepted one before the date (the same rule the schedule continues from).
+    fn baseline(&self) -> Option<ModelManifest> {
+        if let Some(live) = self.published.live(ModelKind::Actr)
+            && live.date < self.date
+        {
+            return Some(live.clone());
+        }
+        self.published
+            .versions(ModelKind::Actr)
+            .filter(|m| m.date < self.date && !matches!(m.gate, GateVerdict::Rejected { .. }))
+            .max_by_key(|m| m.date)
+            .cloned()
+    }
+
+    async fn run_ctr(&mut self, job: &PlannedJob) -> Result<JobReport> {
+        let kind = job.model;
+        let training = self.training(kind).clone();
+        let net = self.daily.ctr_net();
+        let use_historical = self.daily.network.use_historical;
+        let historical = if use_historical {
+            Some(self.historical(&job.parents.tpm).await?)
+        } else {
+            None
+        };
+        let with_historical = move |mut t: CtrTrainer| -> ctrflow_models::Result<CtrTrainer> {
+            if let Some(h) = historical {
+                t.set_historical(h)?;
+            }
+            Ok(t)
+        };
+        let train = training.train.clone();
+        let build: Box<dyn FnOnce() -> ctrflow_models::Result<CtrTrainer> + Send> = match &job.start
+        {
+            Start::Fresh => Box::new(move || with_historical(CtrTrainer::new(train, net)?)),
+            Start::Continue(v) => {
+                let checkpoint = self.checkpoint(kind, v).await?;
+                Box::new(move || with_historical(CtrTrainer::resume(&checkpoint)?))
+            }
+            Start::FromCpm(v) => {
+                let checkpoint = self.checkpoint(ModelKind::Cpm, v).await?;
+                Box::new(move || {
+                    let (trainer, report) = CtrTrainer::from_cpm(&checkpoint, train)?;
+                    tracing::debug!(%report, "A-CTR initialised from CPM");
+                    with_historical(trainer)
+                })
+            }
+        };
+        let shuffle = self.shuffle(&training.train)?;
+        let (trainer, rows, mut timings) = train_window(
+            &self.reader,
+            job.domain,
+            &job.train_days,
+            training.epochs,
+            shuffle,
+            self.daily.read.channel_batches,
+            self.date,
+            build,
+        )
+        .await?;
+
+        // Evaluate; A-CTR is scored next to its baseline on the same rows, then gated.
+        let baseline = if kind == ModelKind::Actr {
+            self.baseline()
+        } else {
+            None
+        };
+        let (trainer, metrics, live) = match (job.eval_day, &baseline) {
+            (Some(day), Some(base)) => {
+                let checkpoint = self.checkpoint(ModelKind::Actr, &base.version).await?;
+                let live_historical = if use_historical {
+                    Some(self.historical(&base.parents.tpm).await?)
+                } else {
+                    None
+                };
+                let live_trainer = tokio::task::spawn_blocking(move || {
+                    let mut t = CtrTrainer::resume(&checkpoint)?;
+                    if let Some(h) = live_historical {
+                        t.set_historical(h)?;
+                    }
+                    Ok::<_, ctrflow_models::ModelsError>(t)
+                })
+                .await
+                .map_err(|e| DailyError::Worker {
+                    what: "loading the live model",
+                    date: self.date,
+                    reason: e.to_string(),
+                })??;
+                let start = Instant::now();
+                let (mut trainers, mut scores) = evaluate_day(
+                    &self.reader,
+                    job.domain,
+                    day,
+                    vec![trainer, live_trainer],
+                    self.daily.read.channel_batches,
+                )
+                .await?;
+                timings.evaluate = start.elapsed().as_secs_f64();
+                let live_metrics = scores.pop().flatten();
+                let new_metrics = scores.pop().flatten();
+                trainers.truncate(1);
+                let trainer = trainers
+                    .pop()
+                    .ok_or_else(|| DailyError::Invalid("evaluator lost the model".into()))?;
+                (
+                    trainer,
+                    new_metrics,
+                    Some((base.version.clone(), live_metrics)),
+                )
+            }
+            (_, Some(base)) => {
+                let (t, m) = self.evaluate(job, trainer, &mut timings).await?;
+                (t, m, Some((base.version.clone(), None)))
+            }
+            (_, None) => {
+                let (t, m) = self.evaluate(job, trainer, &mut timings).await?;
+                (t, m, None)
+            }
+        };
+        let verdict = if kind == ModelKind::Actr {
+            gate::decide(
+                &self.daily.gate,
+                metrics.as_ref(),
+                live.as_ref().map(|(v, m)| (v.as_str(), m.as_ref())),
+            )
+        } else {
+            GateVerdict::NotGated
+        };
+        let publish_start = Instant::now();
+        let checkpoint = trainer.checkpoint(None)?;
+        let files = publish::put_checkpoint(self.storage, kind, &job.version, &checkpoint).await?;
+        let key = self
+            .write_manifest(job, rows, metrics.clone(), verdict.clone(), files)
+            .await?;
+        timings.publish = publish_start.elapsed().as_secs_f64();
+        if let GateVerdict::Rejected { reason } = &verdict {
+            tracing::warn!(model = %kind, version = %job.version, %reason, "gate rejected; the live model stays");
+        }
+        let mut report = self.report(job, rows, timings);
+        report.metrics = metrics;
+        report.live = live;
+        report.gate = Some(verdict);
+        report.manifest = Some(key);
+        Ok(report)
+    }
+
+    /// A version already published for this date: if a crash came between its manifest and
+    /// its `LATEST` swap (the pointer is older than the manifest and points at an older
+    /// date), finish the swap. A later operator rollback (a pointer newer than the manifest)
+    /// is left alone.
+    async fn finish_interrupted(&mut self, job: &PlannedJob) -> Result<JobReport> {
+        let mut report = JobReport::not_run(job);
+        let Some(manifest) = self.published.manifest(job.model, &job.version).cloned() else {
+            return Ok(report);
+        };
+        report.metrics = manifest.metrics.clone();
+        report.gate = Some(manifest.gate.clone());
+        report.parents = manifest.parents.clone();
+        report.window = Some((manifest.data_window.from, manifest.data_window.to));
+        report.rows = manifest.data_window.rows.values().sum();
+        report.manifest = Some(KeyLayout.model_manifest(job.model, &job.version));
+        if matches!(manifest.gate, GateVerdict::Rejected { .. }) {
+            return Ok(report);
+        }
+        let needs_swap = match self.published.latest.get(&job.model) {
+            None => true,
+            Some(latest) => {
+                let pointed_date = self
+                    .published
+                    .manifest(job.model, &latest.pointer.version)
+                    .map(|m| m.date);
+                pointed_date.is_none_or(|d| d < manifest.date)
+                    && latest.pointer.updated_at < manifest.created_at
+            }
+        };
+        if needs_swap {
+            tracing::info!(model = %job.model, version = %job.version, "finishing an interrupted publish: swapping LATEST");
+            publish::swap_latest(self.storage, job.model, &job.version).await?;
+            report.detail = "LATEST swapped (the earlier run stopped before it)".into();
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,455 @@
+//! The daily job and backfill end to end on generated Parquet archives: the tri-level
+//! schedule's lineage, idempotent reruns, publish atomicity and kill-and-rerun equivalence
+//! under injected object-store failures, the gate keeping the old model, `models` commands,
+//! and `ctrflow demo` on a reduced size.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use ctrflow_operators::generate::{GeneratorConfig, generate_archive};
+use ctrflow_pipeline::config::CtrflowConfig;
+use ctrflow_pipeline::daily::state::Published;
+use ctrflow_pipeline::daily::{DailyOptions, backfill};
+use ctrflow_pipeline::demo::demo_schedule;
+use ctrflow_schemas::{
+    EmbeddingManifest, EventDate, GateVerdict, KeyLayout, LatestPointer, ModelKind, ModelVersion,
+    decode_manifest,
+};
+use ctrflow_storage::Storage;
+use object_store::ObjectStore;
+
+use crate::faults::FailingWrites;
+
+fn date(s: &str) -> EventDate {
+    s.parse().expect("date")
+}
+
+fn v(s: &str) -> ModelVersion {
+    ModelVersion::for_date(date(s))
+}
+
+/// A small generated archive of `days` days from 2024-03-01 in a fresh directory.
+async fn archive(days: u32) -> (tempfile::TempDir, Storage) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = Storage::open(&dir.path().display().to_string()).expect("store");
+    let cfg = GeneratorConfig {
+        seed: 5,
+        start_date: date("2024-03-01"),
+        days,
+        users: 300,
+        items: 600,
+        ads: 60,
+        events_per_day: 3_000,
+        max_seq_len: 60,
+        ..GeneratorConfig::default()
+    };
+    generate_archive(&storage, &cfg, |_| {})
+        .await
+        .expect("generate");
+    (dir, storage)
+}
+
+/// The demo schedule, small fast trainers, a gate that accepts anything not much worse.
+fn config() -> CtrflowConfig {
+    let mut c = CtrflowConfig::default();
+    c.daily.schedule = demo_schedule();
+    for m in [&mut c.daily.tpm, &mut c.daily.cpm, &mut c.daily.actr] {
+        m.train.batch_size = 256;
+        m.train.shuffle_rows = 2_048;
+        m.train.features.long_len = 60;
+        m.train.features.short_len = 20;
+    }
+    c.daily.network.mlp_hidden = vec![32, 16];
+    c.daily.network.din_hidden = vec![16];
+    c.daily.network.eta_top_k = 8;
+    c.daily.gate.max_auc_drop = 1.0;
+    c.daily.gate.max_gauc_drop = 1.0;
+    c.daily.gate.min_eval_rows = 1;
+    c.validate().expect("valid config");
+    c
+}
+
+/// Every manifest object's bytes, by key (what a reader can see as published).
+async fn manifests(storage: &Storage) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for prefix in ["models/", "embeddings/"] {
+        for obj in storage.list(prefix).await.expect("list") {
+            if obj.key.ends_with("/manifest.json") || obj.key.ends_with("/LATEST") {
+                out.insert(
+                    obj.key.clone(),
+                    storage.get(&obj.key).await.expect("get").to_vec(),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Invariants a reader relies on at any moment: every file a manifest lists exists, every
+/// LATEST points to a published, non-rejected manifest.
+async fn assert_consistent(storage: &Storage, when: &str) {
+    let published = Published::load(storage).await.expect("load");
+    for ((kind, version), m) in &published.manifests {
+        for key in &m.files {
+            assert!(
+                storage.exists(key).await.expect("exists"),
+                "{when}: {kind} {version} lists {key}, which does not exist"
+            );
+        }
+    }
+    for (kind, latest) in &published.latest {
+        let m = published
+            .manifest(*kind, &latest.pointer.version)
+            .unwrap_or_else(|| panic!("{when}: {kind} LATEST points to an unpublished version"));
+        assert!(
+            !matches!(m.gate, GateVerdict::Rejected { .. }),
+            "{when}: LATEST of {kind} is rejected"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backfill_follows_the_tri_level_schedule_and_reruns_are_no_ops() {
+    let (_dir, storage) = archive(6).await;
+    let config = config();
+    let reports = backfill(
+        &storage,
+        &config,
+        date("2024-03-02"),
+        date("2024-03-06"),
+        DailyOptions::default(),
+        |_| {},
+    )
+    .await
+    .expect("backfill");
+    assert_eq!(reports.len(), 5);
+    let published = Published::load(&storage).await.expect("load");
+    let versions = |kind| {
+        published
+            .versions(kind)
+            .map(|m| m.version.to_string())
+            .collect::<Vec<_>>()
+    };
+    // TPM every 4 days, CPM every 2, A-CTR daily.
+    assert_eq!(versions(ModelKind::Tpm), ["d20240302", "d20240306"]);
+    assert_eq!(
+        versions(ModelKind::Cpm),
+        ["d20240302", "d20240304", "d20240306"]
+    );
+    assert_eq!(versions(ModelKind::Actr).len(), 5);
+    let m = |kind, s: &str| published.manifest(kind, &v(s)).expect("manifest").clone();
+
+    // Asynchronous: the first A-CTR does not wait for the CPM trained the same day ...
+    let actr2 = m(ModelKind::Actr, "2024-03-02");
+    assert_eq!(actr2.parents.cpm, None);
+    assert_eq!(actr2.parents.previous, None);
+    // ... the next one starts from it (batch norm reset), with the TPM snapshot as feature ...
+    let actr3 = m(ModelKind::Actr, "2024-03-03");
+    assert_eq!(actr3.parents.cpm, Some(v("2024-03-02")));
+    assert_eq!(actr3.parents.previous, None);
+    assert_eq!(actr3.parents.tpm, vec![v("2024-03-02")]);
+    // ... continues incrementally while no newer CPM is published ...
+    let actr4 = m(ModelKind::Actr, "2024-03-04");
+    assert_eq!(actr4.parents.previous, Some(v("2024-03-03")));
+    assert_eq!(actr4.parents.cpm, Some(v("2024-03-02")));
+    assert_eq!(
+        (actr4.data_window.from, actr4.data_window.to),
+        (date("2024-03-03"), date("2024-03-03"))
+    );
+    // ... and re-initialises from the newer CPM once it is published.
+    let actr5 = m(ModelKind::Actr, "2024-03-05");
+    assert_eq!(actr5.parents.cpm, Some(v("2024-03-04")));
+    assert_eq!(actr5.parents.previous, None);
+    // TPM continues incrementally over the days after its previous window.
+    let tpm6 = m(ModelKind::Tpm, "2024-03-06");
+    assert_eq!(tpm6.parents.previous, Some(v("2024-03-02")));
+    assert_eq!(
+        (tpm6.data_window.from, tpm6.data_window.to),
+        (date("2024-03-02"), date("2024-03-05"))
+    );
+    // The CPM of day 6 uses the snapshot published before day 6 only.
+    assert_eq!(
+        m(ModelKind::Cpm, "2024-03-06").parents.tpm,
+        vec![v("2024-03-02")]
+    );
+
+    // Every model was evaluated on its date, trained on rows, and LATEST is the newest.
+    for mf in published.manifests.values() {
+        let metrics = mf
+            .metrics
+            .as_ref()
+            .unwrap_or_else(|| panic!("{} {} has no metrics", mf.model, mf.version));
+        assert!(
+            metrics.auc > 0.0 && metrics.auc < 1.0 && metrics.samples > 0,
+            "{metrics:?}"
+        );
+        assert!(mf.data_window.rows.values().sum::<u64>() > 0);
+        assert_eq!(mf.schema_hash.len(), 64);
+    }
+    for (kind, newest) in [
+        (ModelKind::Tpm, "2024-03-06"),
+        (ModelKind::Cpm, "2024-03-06"),
+        (ModelKind::Actr, "2024-03-06"),
+    ] {
+        assert_eq!(published.latest[&kind].pointer.version, v(newest), "{kind}");
+    }
+
+    // The snapshot tables are Parquet with the documented columns and the manifest's counts.
+    let key = KeyLayout.embeddings_manifest(&v("2024-03-06"));
+    let snapshot: EmbeddingManifest =
+        decode_manifest(&key, &storage.get(&key).await.expect("get")).expect("manifest");
+    for (file, rows) in [&snapshot.users, &snapshot.items] {
+        let batches = storage.read_parquet(file).await.expect("read snapshot");
+        let n: usize = batches.iter().map(|b| b.num_rows()).sum();
+        assert_eq!(n as u64, *rows);
+        assert!(n > 0);
+        let names: Vec<String> = batches[0]
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "id",
+                "vector",
+                "frequency",
+                "last_seen",
+                "version",
+                "watermark"
+            ]
+        );
+    }
+    assert_consistent(&storage, "after backfill").await;
+
+    // A rerun publishes nothing new and changes nothing.
+    let before = manifests(&storage).await;
+    let again = backfill(
+        &storage,
+        &config,
+        date("2024-03-02"),
+        date("2024-03-06"),
+        DailyOptions::default(),
+        |_| {},
+    )
+    .await
+    .expect("rerun");
+    assert!(
+        again
+            .iter()
+            .flat_map(|r| &r.jobs)
+            .all(|j| j.action != "run")
+    );
+    assert_eq!(manifests(&storage).await, before);
+}
+
+/// The published state minus timestamps: versions, their files (content-addressed), parents,
+/// windows, metrics, verdicts, and the LATEST versions.
+///
+/// Checkpoint files are compared by name: burn numbers parameters per process, so the bytes of
+/// a checkpoint trained twice differ in those ids; the weights are compared through the
+/// metrics instead (bit-equal predictions on the evaluation day). Embedding snapshots are
+/// pure data and compared by content hash.
+async fn published_result(storage: &Storage) -> (Vec<String>, BTreeMap<ModelKind, ModelVersion>) {
+    let published = Published::load(storage).await.expect("load");
+    let models = published
+        .manifests
+        .values()
+        .map(|m| {
+            let files: Vec<String> = m
+                .files
+                .iter()
+                .map(|f| match f.strip_prefix("models/") {
+                    Some(rest) => {
+                        let parts: Vec<&str> = rest.split('/').collect();
+                        format!(
+                            "models/{}/{}/*/{}",
+                            parts[0],
+                            parts[1],
+                            parts[parts.len() - 1]
+                        )
+                    }
+                    None => f.clone(),
+                })
+                .collect();
+            format!(
+                "{} {} {:?} {:?} {:?} {:?} {:?}",
+                m.model, m.version, files, m.parents, m.data_window, m.metrics, m.gate
+            )
+        })
+        .collect();
+    let latest = published
+        .latest
+        .iter()
+        .map(|(k, l)| (*k, l.pointer.version.clone()))
+        .collect();
+    (models, latest)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_at_any_write_then_a_rerun_publishes_what_an_uninterrupted_run_does() {
+    let config = config();
+    let (from, to) = (date("2024-03-02"), date("2024-03-04"));
+    let (_ref_dir, reference) = archive(4).await;
+    backfill(
+        &reference,
+        &config,
+        from,
+        to,
+        DailyOptions::default(),
+        |_| {},
+    )
+    .await
+    .expect("reference backfill");
+    let expected = published_result(&reference).await;
+
+    // Stop the job at several points: inside the first publish, between artifacts and
+    // manifests, and late in the range.
+    for cut in [1u64, 6, 13, 22, 31] {
+        let (_dir, plain) = archive(4).await;
+        let failing = Arc::new(AtomicBool::new(false));
+        let failed = Arc::new(AtomicU64::new(0));
+        let layer = {
+            let (failing, failed) = (failing.clone(), failed.clone());
+            move |inner: Arc<dyn ObjectStore>| -> Arc<dyn ObjectStore> {
+                Arc::new(FailingWrites::new(inner, failing, failed).arm_after("", cut))
+            }
+        };
+        let faulty = plain.clone().with_layer(layer);
+        let crashed = backfill(&faulty, &config, from, to, DailyOptions::default(), |_| {}).await;
+        assert!(
+            crashed.is_err(),
+            "cut {cut}: the injected failure must stop the job"
+        );
+        assert!(failed.load(Ordering::SeqCst) > 0);
+        assert_consistent(&plain, &format!("after a crash at write {cut}")).await;
+
+        backfill(&plain, &config, from, to, DailyOptions::default(), |_| {})
+            .await
+            .unwrap_or_else(|e| panic!("cut {cut}: rerun failed: {e}"));
+        assert_eq!(published_result(&plain).await, expected, "cut {cut}");
+        assert_consistent(&plain, &format!("after the rerun of cut {cut}")).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rejected_model_never_goes_live_and_is_never_continued_from() {
+    let (dir, storage) = archive(4).await;
+    let mut config = config();
+    // Demand an impossible AUC gain: every A-CTR after the first is rejected.
+    config.daily.gate.max_auc_drop = -1.0;
+    backfill(
+        &storage,
+        &config,
+        date("2024-03-02"),
+        date("2024-03-04"),
+        DailyOptions::default(),
+        |_| {},
+    )
+    .await
+    .expect("backfill");
+    let published = Published::load(&storage).await.expect("load");
+    let first = v("2024-03-02");
+    assert_eq!(published.latest[&ModelKind::Actr].pointer.version, first);
+    for day in ["2024-03-03", "2024-03-04"] {
+        let m = published
+            .manifest(ModelKind::Actr, &v(day))
+            .expect("published as rejected");
+        match &m.gate {
+            GateVerdict::Rejected { reason } => assert!(reason.contains("AUC"), "{reason}"),
+            other => panic!("{day}: expected a rejection, got {other:?}"),
+        }
+        assert!(m.metrics.is_some());
+        assert_ne!(
+            m.parents.previous,
+            Some(v("2024-03-03")),
+            "continued from a rejected model"
+        );
+    }
+    let pointer_key = KeyLayout.model_latest(ModelKind::Actr);
+    let pointer: LatestPointer =
+        decode_manifest(&pointer_key, &storage.get(&pointer_key).await.expect("get")).expect("ptr");
+    assert_eq!(pointer.version, first);
+
+    // Operators cannot make a rejected version live; they can roll back to an accepted one.
+    let store = dir.path().display().to_string();
+    let run = |args: Vec<String>| tokio::task::spawn_blocking(move || ctrflow_pipeline::run(args));
+    let args = |rest: &[&str]| {
+        let mut a = vec!["ctrflow".to_string()];
+        a.extend(rest.iter().map(|s| s.to_string()));
+        a.extend(["--store".to_string(), store.clone()]);
+        a
+    };
+    let status = run(args(&["models", "rollback", "actr", "--to", "d20240303"]))
+        .await
+        .expect("join");
+    assert_eq!(
+        format!("{status:?}"),
+        format!("{:?}", std::process::ExitCode::from(2))
+    );
+    let status = run(args(&["models", "rollback", "cpm", "--to", "d20240302"]))
+        .await
+        .expect("join");
+    assert_eq!(
+        format!("{status:?}"),
+        format!("{:?}", std::process::ExitCode::SUCCESS)
+    );
+    let published = Published::load(&storage).await.expect("load");
+    assert_eq!(
+        published.latest[&ModelKind::Cpm].pointer.version,
+        v("2024-03-02")
+    );
+    // A rerun of the day does not undo the operator's rollback.
+    backfill(
+        &storage,
+        &config,
+        date("2024-03-04"),
+        date("2024-03-04"),
+        DailyOptions::default(),
+        |_| {},
+    )
+    .await
+    .expect("rerun");
+    let published = Published::load(&storage).await.expect("load");
+    assert_eq!(
+        published.latest[&ModelKind::Cpm].pointer.version,
+        v("2024-03-02")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_runs_end_to_end_on_the_mock_cluster() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let demo_dir = dir.path().join("demo");
+    let d = demo_dir.display().to_string();
+    let status = tokio::task::spawn_blocking(move || {
+        ctrflow_pipeline::run([
+            "ctrflow",
+            "demo",
+            "--dir",
+            &d,
+            "--days",
+            "3",
+            "--events-per-day",
+            "2500",
+            "--users",
+            "300",
+        ])
+    })
+    .await
+    .expect("join");
+    assert_eq!(
+        format!("{status:?}"),
+        format!("{:?}", std::process::ExitCode::SUCCESS)
+    );
+    let storage = Storage::open(&demo_dir.join("store").display().to_string()).expect("store");
+    let published = Published::load(&storage).await.expect("load");
+    for kind in ModelKind::ALL {
+        assert!(published.latest.contains_key(&kind), "{kind} has no LATEST");
+    }
+    assert_eq!(published.versions(ModelKind::Actr).count(), 2);
+    assert!(published.closed[&ctrflow_schemas::Domain::Ad].len() >= 3);
+    assert_consistent(&storage, "after the demo").await;
+}
