@@ -3,14 +3,15 @@
 //! 1. A broker: librdkafka's in-process mock cluster (or `--brokers`), both domain topics.
 //! 2. An object store: the local directory `DIR/store` (or `--store`).
 //! 3. `days + 1` days of generated two-domain logs are produced to Kafka while
-//!    `ingest` runs: produce is paced a day ahead of the closed days, so the mock cluster's
-//!    small per-partition log never drops unread messages. The extra day only moves the
-//!    watermark past the last demo day, which closes it.
+//!    `ingest` runs. On the mock cluster production stays at most [`MOCK_MAX_LAG`] messages
+//!    ahead of what epoch manifests cover, so its small per-partition log never drops unread
+//!    messages. The extra day only moves the watermark past the last demo day, closing it.
 //! 4. Once every demo day is closed, ingest stops and the daily job runs on every day from
 //!    the second to the last (each date evaluates on itself and trains on the days before),
 //!    on the tri-level schedule: TPM and CPM on their cadences, A-CTR daily.
 //! 5. The caller prints the per-day summary and the published paths.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -27,7 +28,16 @@ use crate::config::CtrflowConfig;
 use crate::daily::{self, DailyOptions, DailyReport};
 
 /// Partitions of each demo topic.
-const DEMO_PARTITIONS: i32 = 4;
+const DEMO_PARTITIONS: i32 = 16;
+
+/// Messages the demo lets production run ahead of what ingest has landed on the mock cluster.
+/// Its partitions keep about 5 MiB of log each (measured: ~700 messages with 1,000-long
+/// behaviour histories before the log start moves on). With histories capped at
+/// [`DEMO_MAX_HISTORY`] a message is ~1.5 KB, and 6,000 over 16 partitions is ~0.6 MiB each.
+const MOCK_MAX_LAG: u64 = 6_000;
+
+/// Longest behaviour history the demo generates (keeps mock-cluster messages small).
+const DEMO_MAX_HISTORY: u32 = 200;
 
 /// What the demo runs on and how much data it generates.
 #[derive(Debug, Clone)]
@@ -114,6 +124,9 @@ pub async fn run_demo(
     }
     let g = &mut config.generator;
     g.days = options.days + 1;
+    if options.brokers.is_none() {
+        g.max_seq_len = g.max_seq_len.min(DEMO_MAX_HISTORY);
+    }
     g.events_per_day = options.events_per_day;
     g.users = options.users;
     config.kafka.group_id = format!("ctrflow-demo-{}", std::process::id());
@@ -172,11 +185,19 @@ pub async fn run_demo(
     let first = config.generator.start_date;
     let last_demo_day = first.offset(i64::from(options.days) - 1);
     let mut produced = 0u64;
-    while let Some(chunk) = generator.next_chunk(20_000) {
-        // Stay at most one day ahead of ingest: day i+1 is produced once day i-1 is closed.
-        if chunk.index >= 2 {
-            let wait_for = chunk.date.offset(-2);
-            wait_closed(&storage, wait_for, &mut ingest).await?;
+    let mut sent: BTreeMap<(Domain, EventDate), u64> = BTreeMap::new();
+    let paced = options.brokers.is_none();
+    while let Some(chunk) = generator.next_chunk(2_000) {
+        if paced {
+            wait_landed(&storage, produced.saturating_sub(MOCK_MAX_LAG), &mut ingest).await?;
+        }
+        for e in &chunk.events {
+            *sent
+                .entry((
+                    e.domain,
+                    EventDate::from_timestamp_ms(e.event_time.0).unwrap_or(chunk.date),
+                ))
+                .or_insert(0u64) += 1;
         }
         let messages: Vec<_> = chunk.events.iter().map(to_message).collect();
         produced += producer.send_all(messages, None, |_| {}).await?;
@@ -186,6 +207,20 @@ pub async fn run_demo(
     let stats = ingest.await.context("ingest task")??;
     tracing::info!(?stats, produced, "ingest finished");
     let ingest_seconds = ingest_started.elapsed().as_secs_f64();
+    // Every produced event of a closed demo day must have landed, exactly once.
+    for date in first.range_inclusive(last_demo_day) {
+        for domain in Domain::ALL {
+            let key = KeyLayout.day_success(domain, date);
+            let day: ctrflow_schemas::DayManifest =
+                ctrflow_schemas::decode_manifest(&key, &storage.get(&key).await?)?;
+            let expected = sent.get(&(domain, date)).copied().unwrap_or(0);
+            anyhow::ensure!(
+                day.rows == expected,
+                "{domain} {date}: produced {expected} events but {} landed",
+                day.rows
+            );
+        }
+    }
 
     // The daily schedule on every closed day after the first.
     let daily_started = Instant::now();
@@ -219,6 +254,46 @@ pub async fn run_demo(
     })
 }
 
+type IngestTask =
+    tokio::task::JoinHandle<anyhow::Result<ctrflow_operators::ingest::CoordinatorStats>>;
+
+/// The error of an ingest task that stopped early.
+async fn stopped(ingest: &mut IngestTask, waiting_for: String) -> anyhow::Error {
+    match ingest.await {
+        Err(e) => anyhow::Error::new(e).context(format!("ingest stopped before {waiting_for}")),
+        Ok(Err(e)) => e.context(format!("ingest stopped before {waiting_for}")),
+        Ok(Ok(stats)) => anyhow::anyhow!("ingest stopped before {waiting_for}: {stats:?}"),
+    }
+}
+
+/// Waits until the epoch manifests cover at least `messages` messages of the (fresh) mock
+/// cluster's topics, whose offsets start at 0.
+async fn wait_landed(
+    storage: &Storage,
+    messages: u64,
+    ingest: &mut IngestTask,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let landed: u64 = ctrflow_operators::ingest::landed_offsets(storage)
+            .await?
+            .values()
+            .map(|last| u64::try_from(last + 1).unwrap_or(0))
+            .sum();
+        if landed >= messages {
+            return Ok(());
+        }
+        if ingest.is_finished() {
+            return Err(stopped(ingest, format!("{messages} messages were landed")).await);
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "ingest landed only {landed} of {messages} messages within 2 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Waits until both domains' `_SUCCESS` of `date` exist (ingest closed the day), failing if
 /// ingest stops or two minutes pass.
 async fn wait_closed(
@@ -238,11 +313,7 @@ async fn wait_closed(
             return Ok(());
         }
         if ingest.is_finished() {
-            let outcome = ingest.await.context("ingest task")?;
-            return Err(match outcome {
-                Err(e) => e.context(format!("ingest stopped before {date} was closed")),
-                Ok(stats) => anyhow::anyhow!("ingest stopped before {date} was closed: {stats:?}"),
-            });
+            return Err(stopped(ingest, format!("{date} was closed")).await);
         }
         anyhow::ensure!(
             Instant::now() < deadline,
