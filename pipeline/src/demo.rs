@@ -36,6 +36,9 @@ const DEMO_PARTITIONS: i32 = 16;
 /// [`DEMO_MAX_HISTORY`] a message is ~1.5 KB, and 6,000 over 16 partitions is ~0.6 MiB each.
 const MOCK_MAX_LAG: u64 = 6_000;
 
+/// The file that marks a directory as the demo's own (its `store/` is replaced on a rerun).
+const DEMO_MARKER: &str = ".ctrflow-demo";
+
 /// Longest behaviour history the demo generates (keeps mock-cluster messages small).
 const DEMO_MAX_HISTORY: u32 = 200;
 
@@ -106,10 +109,36 @@ pub async fn run_demo(
     anyhow::ensure!(options.days >= 3, "--days must be at least 3");
     let store_url = match &options.store {
         Some(url) => url.clone(),
-        None => format!("file://{}", absolute(&options.dir.join("store"))?.display()),
+        None => {
+            let dir = absolute(&options.dir)?;
+            let (store, marker) = (dir.join("store"), dir.join(DEMO_MARKER));
+            // A previous demo's store is replaced; anything else is never deleted.
+            if store.exists() {
+                anyhow::ensure!(
+                    marker.exists(),
+                    "{} exists and was not written by `ctrflow demo`; choose another --dir",
+                    store.display()
+                );
+                std::fs::remove_dir_all(&store).with_context(|| {
+                    format!("removing the previous demo in {}", store.display())
+                })?;
+            }
+            std::fs::write(
+                &marker,
+                "written by `ctrflow demo`; the demo replaces ./store on its next run\n",
+            )
+            .with_context(|| format!("writing {}", marker.display()))?;
+            format!("file://{}", absolute(&store)?.display())
+        }
     };
     config.store.url = store_url.clone();
     let storage = Storage::open(&store_url).with_context(|| format!("opening {store_url}"))?;
+    // Ingest resumes after the offsets its epoch manifests list: a fresh broker's offsets
+    // restart at 0, so the demo needs a store without them.
+    anyhow::ensure!(
+        storage.list(KeyLayout.epochs_dir()).await?.is_empty(),
+        "{store_url} already holds ingest epochs; run the demo against an empty store"
+    );
     if config.daily.schedule == ScheduleConfig::default() {
         config.daily.schedule = demo_schedule();
     }
@@ -137,6 +166,12 @@ pub async fn run_demo(
     let _mock: Option<MockCluster<'static, DefaultProducerContext>> = match &options.brokers {
         Some(brokers) => {
             config.kafka.brokers = brokers.clone();
+            // On a shared broker the demo uses topics of its own, unless the config names some.
+            if config.kafka.topics == ctrflow_operators::kafka::KafkaTopics::default() {
+                let run = chrono::Utc::now().format("%Y%m%d%H%M%S");
+                config.kafka.topics.natural = format!("ctrflow-demo-{run}.natural");
+                config.kafka.topics.ad = format!("ctrflow-demo-{run}.ad");
+            }
             let topics = config.kafka.topics.clone();
             create_topics(
                 &config.kafka,
