@@ -43,14 +43,11 @@ pub struct ModelTraining {
 
 impl Default for ModelTraining {
     fn default() -> Self {
+        // The trainer's own defaults, so that a partial `[daily.<model>.train]` table and no
+        // table at all mean the same thing.
         ModelTraining {
             epochs: 1,
-            train: TrainConfig {
-                batch_size: 512,
-                shuffle_rows: 16_384,
-                learning_rate: 2e-3,
-                ..TrainConfig::default()
-            },
+            train: TrainConfig::default(),
         }
     }
 }

@@ -50,24 +50,54 @@ async fn archive(days: u32) -> (tempfile::TempDir, Storage) {
     (dir, storage)
 }
 
-/// The demo schedule, small fast trainers, a gate that accepts anything not much worse.
+/// The demo schedule, small fast trainers, a gate that accepts anything not much worse: as a
+/// config file, so the CLI and in-process runs use exactly the same settings.
+const CONFIG_TOML: &str = r#"
+[daily.schedule]
+tpm = { horizon-days = 30, cadence-days = 4 }
+cpm = { horizon-days = 7, cadence-days = 2 }
+actr = { horizon-days = 1, cadence-days = 1 }
+tpm-snapshots = 2
+
+[daily.network]
+mlp-hidden = [32, 16]
+din-hidden = [16]
+eta-top-k = 8
+
+[daily.gate]
+max-auc-drop = 1.0
+max-gauc-drop = 1.0
+min-eval-rows = 1
+
+[daily.tpm.train]
+batch-size = 256
+shuffle-rows = 2048
+features = { long-len = 60, short-len = 20 }
+
+[daily.cpm.train]
+batch-size = 256
+shuffle-rows = 2048
+features = { long-len = 60, short-len = 20 }
+
+[daily.actr.train]
+batch-size = 256
+shuffle-rows = 2048
+features = { long-len = 60, short-len = 20 }
+"#;
+
+/// [`CONFIG_TOML`] written to `dir`, and its path.
+fn config_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("ctrflow.toml");
+    std::fs::write(&path, CONFIG_TOML).expect("write config");
+    path
+}
+
 fn config() -> CtrflowConfig {
-    let mut c = CtrflowConfig::default();
-    c.daily.schedule = demo_schedule();
-    for m in [&mut c.daily.tpm, &mut c.daily.cpm, &mut c.daily.actr] {
-        m.train.batch_size = 256;
-        m.train.shuffle_rows = 2_048;
-        m.train.features.long_len = 60;
-        m.train.features.short_len = 20;
-    }
-    c.daily.network.mlp_hidden = vec![32, 16];
-    c.daily.network.din_hidden = vec![16];
-    c.daily.network.eta_top_k = 8;
-    c.daily.gate.max_auc_drop = 1.0;
-    c.daily.gate.max_gauc_drop = 1.0;
-    c.daily.gate.min_eval_rows = 1;
-    c.validate().expect("valid config");
-    c
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config =
+        CtrflowConfig::load(Some(&config_file(dir.path())), Vec::new()).expect("valid config");
+    assert_eq!(config.daily.schedule, demo_schedule());
+    config
 }
 
 /// Every manifest object's bytes, by key (what a reader can see as published).
@@ -332,6 +362,56 @@ async fn a_crash_at_any_write_then_a_rerun_publishes_what_an_uninterrupted_run_d
         assert_eq!(published_result(&plain).await, expected, "cut {cut}");
         assert_consistent(&plain, &format!("after the rerun of cut {cut}")).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_during_backfill_then_a_rerun_publishes_what_an_uninterrupted_run_does() {
+    let config = config();
+    let (from, to) = (date("2024-03-02"), date("2024-03-04"));
+    let (_ref_dir, reference) = archive(4).await;
+    backfill(
+        &reference,
+        &config,
+        from,
+        to,
+        DailyOptions::default(),
+        |_| {},
+    )
+    .await
+    .expect("reference backfill");
+    let expected = published_result(&reference).await;
+
+    let (dir, storage) = archive(4).await;
+    let config_path = config_file(dir.path());
+    let backfill_cli = || {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_ctrflow-under-test"));
+        c.args(["-q", "--config"])
+            .arg(&config_path)
+            .args(["backfill", "--store"])
+            .arg(dir.path())
+            .args(["--from", "2024-03-02", "--to", "2024-03-04"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        c
+    };
+    // SIGKILL at growing delays: inside training, publishing, and between dates.
+    let mut killed = 0;
+    for delay_ms in [400u64, 900, 1_500, 2_200] {
+        let mut child = backfill_cli().spawn().expect("spawn backfill");
+        tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+        if child.try_wait().expect("poll").is_none() {
+            child.kill().await.expect("kill -9");
+            killed += 1;
+        }
+        assert_consistent(&storage, &format!("after kill -9 at {delay_ms} ms")).await;
+    }
+    assert!(
+        killed > 0,
+        "the backfill finished before any kill: nothing was tested"
+    );
+    let status = backfill_cli().status().await.expect("rerun");
+    assert!(status.success(), "the rerun after kill -9 failed: {status}");
+    assert_eq!(published_result(&storage).await, expected);
 }
 
 #[tokio::test(flavor = "multi_thread")]
