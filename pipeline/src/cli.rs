@@ -105,9 +105,31 @@ pub enum Command {
     /// Example: ctrflow demo            (writes ./ctrflow-demo)
     /// Example: ctrflow demo --brokers 127.0.0.1:9092 --store s3://demo/ctrflow
     Demo(DemoArgs),
+    /// Remove orphans: data and model files that no manifest lists (left by crashed ingest
+    /// epochs, interrupted publishes or --force republishes). Readers already ignore them.
+    ///
+    /// Only objects older than --older-than are removed, so files of writers still running are
+    /// safe; manifests, _SUCCESS, LATEST and epoch manifests are never touched.
+    ///
+    /// Example: ctrflow gc --store s3://ml/ctrflow --older-than 24h --dry-run
+    Gc(GcArgs),
     /// Inspect configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+/// `ctrflow gc`
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Object-store root (overrides `store.url`).
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// Grace period: only orphans last modified longer ago than this are removed.
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub older_than: std::time::Duration,
+    /// List what would be removed; remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `ctrflow daily`

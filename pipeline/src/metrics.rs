@@ -112,6 +112,13 @@ impl IngestMetrics {
             load(&s.dropped_landed),
             load(&s.dropped_unassigned)
         );
+        counter(
+            &mut out,
+            "ctrflow_ingest_skipped_offsets_total",
+            "Offsets never delivered between delivered ones: retention deleted messages before \
+             ingest read them (data loss), log compaction, or transaction markers. Alert on increase.",
+            load(&s.skipped_offsets),
+        );
         header(
             &mut out,
             "ctrflow_ingest_rejected_total",
@@ -233,6 +240,7 @@ mod tests {
         };
         metrics.source.messages.store(42, Ordering::Relaxed);
         metrics.source.dropped_landed.store(7, Ordering::Relaxed);
+        metrics.source.skipped_offsets.store(3, Ordering::Relaxed);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let m = metrics.clone();
@@ -247,6 +255,7 @@ mod tests {
         );
         assert!(response.contains("ctrflow_ingest_dropped_total{cause=\"already-landed\"} 7\n"));
         assert!(response.contains("ctrflow_ingest_rejected_total{reason=\"bad-json\"} 0\n"));
+        assert!(response.contains("\nctrflow_ingest_skipped_offsets_total 3\n"));
         assert!(response.contains("# TYPE ctrflow_ingest_messages_total counter\n"));
         // Content-Length matches the body.
         let (head, body) = response.split_once("\r\n\r\n").expect("head and body");

@@ -128,6 +128,23 @@ pub(super) struct EpochTracker {
     outstanding: VecDeque<Outstanding>,
     /// Confirmed next offsets (`last + 1`) per partition still owned: what a commit sends.
     committable: BTreeMap<(String, i32), i64>,
+    /// The last gap in offsets [`admit`](Self::admit) saw, until taken.
+    gap: Option<OffsetGap>,
+}
+
+/// Offsets a partition skipped: `first..=last` were never delivered although the offsets
+/// around them were. Retention deleting unconsumed messages (librdkafka then resets to the
+/// log start: data loss), log compaction, or transaction markers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetGap {
+    /// Topic.
+    pub topic: Arc<str>,
+    /// Partition.
+    pub partition: i32,
+    /// First skipped offset.
+    pub first: i64,
+    /// Last skipped offset.
+    pub last: i64,
 }
 
 impl EpochTracker {
@@ -140,7 +157,14 @@ impl EpochTracker {
             floors: HashMap::new(),
             outstanding: VecDeque::new(),
             committable: BTreeMap::new(),
+            gap: None,
         }
+    }
+
+    /// The offsets skipped before the last admitted record, if there were any (see
+    /// [`OffsetGap`]); only counted once the partition has a known position.
+    pub fn take_gap(&mut self) -> Option<OffsetGap> {
+        self.gap.take()
     }
 
     /// Rows admitted in the open epoch.
@@ -160,6 +184,14 @@ impl EpochTracker {
         let floor = self.floors.get_mut(&*r.topic)?.get_mut(&r.partition)?;
         if r.offset <= *floor {
             return Some(false);
+        }
+        if *floor >= 0 && r.offset > *floor + 1 {
+            self.gap = Some(OffsetGap {
+                topic: r.topic.clone(),
+                partition: r.partition,
+                first: *floor + 1,
+                last: r.offset - 1,
+            });
         }
         *floor = r.offset;
         let range = self

@@ -294,7 +294,21 @@ impl Driver {
     ) -> Result<(), OperatorError> {
         for r in records {
             match self.tracker.admit(&r) {
-                Some(true) => {}
+                Some(true) => {
+                    if let Some(gap) = self.tracker.take_gap() {
+                        let skipped = (gap.last - gap.first + 1) as u64;
+                        KafkaSourceStats::add(&self.stats.skipped_offsets, skipped);
+                        tracing::warn!(
+                            topic = %gap.topic,
+                            partition = gap.partition,
+                            first = gap.first,
+                            last = gap.last,
+                            skipped,
+                            "kafka offsets skipped: messages deleted by retention before ingest \
+                             read them (data loss), log compaction, or transaction markers"
+                        );
+                    }
+                }
                 Some(false) => {
                     KafkaSourceStats::add(&self.stats.dropped_landed, 1);
                     continue;

@@ -20,6 +20,9 @@ pub struct KafkaSourceStats {
     /// Messages dropped because their partition is no longer assigned (fetched before a
     /// revocation, delivered after it).
     pub dropped_unassigned: AtomicU64,
+    /// Offsets never delivered between delivered ones (retention deleting unconsumed messages,
+    /// compaction, transaction markers): see `OffsetGap`.
+    pub skipped_offsets: AtomicU64,
     /// Batches emitted.
     pub batches: AtomicU64,
     /// Epoch barriers emitted.

@@ -4,6 +4,7 @@
 mod config_cmd;
 mod daily;
 mod demo;
+mod gc;
 mod generate;
 mod import;
 mod ingest;
@@ -28,6 +29,7 @@ pub async fn dispatch(command: Command, config: CtrflowConfig) -> anyhow::Result
         Command::Backfill(args) => daily::run_backfill(args, config).await,
         Command::Models(cmd) => models::run(cmd, config).await,
         Command::Demo(args) => demo::run(args, config).await,
+        Command::Gc(args) => gc::run(args, config).await,
         Command::Config(cmd) => config_cmd::run(cmd, &config),
     }
 }

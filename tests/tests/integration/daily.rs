@@ -356,6 +356,30 @@ async fn a_crash_at_any_write_then_a_rerun_publishes_what_an_uninterrupted_run_d
         assert!(failed.load(Ordering::SeqCst) > 0);
         assert_consistent(&plain, &format!("after a crash at write {cut}")).await;
 
+        // gc removes what the crash left and nothing a manifest lists.
+        let before = manifests(&plain).await;
+        let gc = ctrflow_pipeline::gc::collect_garbage(&plain, std::time::Duration::ZERO, false)
+            .await
+            .expect("gc");
+        assert_eq!(
+            manifests(&plain).await,
+            before,
+            "cut {cut}: gc changed a manifest"
+        );
+        assert_consistent(&plain, &format!("after gc of cut {cut}")).await;
+        for key in &gc.orphans {
+            assert!(
+                !plain.exists(key).await.expect("exists"),
+                "{key} still exists"
+            );
+        }
+        let generated = Published::load(&plain).await.expect("load").closed;
+        assert_eq!(
+            generated[&ctrflow_schemas::Domain::Ad].len(),
+            4,
+            "gc removed landing data"
+        );
+
         backfill(&plain, &config, from, to, DailyOptions::default(), |_| {})
             .await
             .unwrap_or_else(|e| panic!("cut {cut}: rerun failed: {e}"));
@@ -412,6 +436,25 @@ async fn kill_9_during_backfill_then_a_rerun_publishes_what_an_uninterrupted_run
     let status = backfill_cli().status().await.expect("rerun");
     assert!(status.success(), "the rerun after kill -9 failed: {status}");
     assert_eq!(published_result(&storage).await, expected);
+
+    // After the kills some artifact files may be orphans; gc finds exactly the files no
+    // manifest lists, and running it twice finds nothing more.
+    let gc = ctrflow_pipeline::gc::collect_garbage(&storage, std::time::Duration::ZERO, false)
+        .await
+        .expect("gc");
+    assert!(
+        gc.orphans
+            .iter()
+            .all(|k| k.starts_with("models/") || k.starts_with("embeddings/")),
+        "{:?}",
+        gc.orphans
+    );
+    assert_consistent(&storage, "after gc").await;
+    assert_eq!(published_result(&storage).await, expected);
+    let again = ctrflow_pipeline::gc::collect_garbage(&storage, std::time::Duration::ZERO, false)
+        .await
+        .expect("gc");
+    assert!(again.orphans.is_empty(), "{:?}", again.orphans);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -585,4 +628,52 @@ async fn the_demo_runs_against_a_real_broker_and_s3() {
         );
     }
     assert_consistent(&storage, "after the demo on S3").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gc_removes_only_old_unlisted_files() {
+    let (_dir, storage) = archive(2).await;
+    let orphan = "landing/ad/date=2024-03-01/part-crashed-00000.parquet";
+    storage
+        .put(orphan, bytes::Bytes::from_static(b"not listed anywhere"))
+        .await
+        .expect("put orphan");
+    let listed_before: Vec<String> = storage
+        .list("landing/")
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|o| o.key)
+        .filter(|k| k != orphan)
+        .collect();
+    // Younger than the grace period: left alone.
+    let young = ctrflow_pipeline::gc::collect_garbage(
+        &storage,
+        std::time::Duration::from_secs(3600),
+        false,
+    )
+    .await
+    .expect("gc");
+    assert!(young.orphans.is_empty());
+    assert_eq!(young.too_young, 1);
+    // A dry run lists it and removes nothing.
+    let dry = ctrflow_pipeline::gc::collect_garbage(&storage, std::time::Duration::ZERO, true)
+        .await
+        .expect("gc");
+    assert_eq!(dry.orphans, vec![orphan.to_string()]);
+    assert!(storage.exists(orphan).await.expect("exists"));
+    // For real: the orphan goes, every listed file and manifest stays.
+    let done = ctrflow_pipeline::gc::collect_garbage(&storage, std::time::Duration::ZERO, false)
+        .await
+        .expect("gc");
+    assert_eq!(done.orphans, vec![orphan.to_string()]);
+    assert!(!storage.exists(orphan).await.expect("exists"));
+    let listed_after: Vec<String> = storage
+        .list("landing/")
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(listed_after, listed_before);
 }

@@ -120,3 +120,27 @@ fn tracker_commits_only_the_confirmed_prefix_in_order() {
     );
     assert!(t.committable().contains_key(&key("a", 0)));
 }
+
+#[test]
+fn tracker_reports_skipped_offsets_once_the_position_is_known() {
+    let mut t = EpochTracker::new(Epoch(0));
+    let landed: HashMap<(String, i32), i64> = [(key("a", 0), 9)].into_iter().collect();
+    t.assign(&[key("a", 0), key("a", 1)], &landed);
+    // A partition with nothing landed starts wherever the log starts: no gap.
+    assert_eq!(t.admit(&rec("a", 1, 500)), Some(true));
+    assert_eq!(t.take_gap(), None);
+    // Contiguous after the landed floor: no gap.
+    assert_eq!(t.admit(&rec("a", 0, 10)), Some(true));
+    assert_eq!(t.take_gap(), None);
+    // 11..=14 never delivered (e.g. deleted by retention before they were read).
+    assert_eq!(t.admit(&rec("a", 0, 15)), Some(true));
+    let gap = t.take_gap().expect("gap");
+    assert_eq!(
+        (&*gap.topic, gap.partition, gap.first, gap.last),
+        ("a", 0, 11, 14)
+    );
+    assert_eq!(t.take_gap(), None, "taken once");
+    // A re-delivery below the floor is a duplicate, not a gap.
+    assert_eq!(t.admit(&rec("a", 0, 12)), Some(false));
+    assert_eq!(t.take_gap(), None);
+}
