@@ -26,6 +26,7 @@ use futures::TryStreamExt;
 use std::sync::Arc;
 
 use super::error::{DailyError, Result};
+use super::state::Latest;
 
 /// Name of the directory of a set of files: the first 16 hex digits of their content hash.
 fn content_dir(parts: &[(&str, &[u8])]) -> String {
@@ -283,8 +284,12 @@ pub async fn put_manifest(storage: &Storage, manifest: &ModelManifest) -> Result
 }
 
 /// Points `models/{kind}/LATEST` at `version` with a conditional swap; retried when another
-/// writer moved it in between (re-read, then swap again).
-pub async fn swap_latest(storage: &Storage, kind: ModelKind, version: &ModelVersion) -> Result<()> {
+/// writer moved it in between (re-read, then swap again). Returns the pointer as it now is.
+pub async fn swap_latest(
+    storage: &Storage,
+    kind: ModelKind,
+    version: &ModelVersion,
+) -> Result<Latest> {
     let key = KeyLayout.model_latest(kind);
     const ATTEMPTS: u32 = 5;
     for _ in 0..ATTEMPTS {
@@ -292,7 +297,10 @@ pub async fn swap_latest(storage: &Storage, kind: ModelKind, version: &ModelVers
         if let Some(p) = &current {
             let pointer: LatestPointer = decode_manifest(&key, &p.bytes)?;
             if &pointer.version == version {
-                return Ok(());
+                return Ok(Latest {
+                    pointer,
+                    token: p.version.clone(),
+                });
             }
         }
         let pointer = LatestPointer {
@@ -306,7 +314,7 @@ pub async fn swap_latest(storage: &Storage, kind: ModelKind, version: &ModelVers
             .swap_pointer(&key, bytes, current.as_ref().map(|p| &p.version))
             .await
         {
-            Ok(_) => return Ok(()),
+            Ok(token) => return Ok(Latest { pointer, token }),
             Err(e) if e.is_conflict() => continue,
             Err(e) => return Err(e.into()),
         }

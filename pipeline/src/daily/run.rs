@@ -88,7 +88,19 @@ pub async fn run_daily(
     date: EventDate,
     options: DailyOptions,
 ) -> Result<DailyReport> {
-    let published = Published::load(storage).await?;
+    let mut published = Published::load(storage).await?;
+    run_date(storage, config, date, options, &mut published).await
+}
+
+/// [`run_daily`] on an already loaded published state, which it keeps up to date with what it
+/// publishes (so a backfill reads the store's manifests once, not once per date).
+async fn run_date(
+    storage: &Storage,
+    config: &CtrflowConfig,
+    date: EventDate,
+    options: DailyOptions,
+    published: &mut Published,
+) -> Result<DailyReport> {
     let plan = plan(
         date,
         &config.daily.schedule,
@@ -169,9 +181,11 @@ pub async fn backfill(
             "--to {to} is before --from {from}"
         )));
     }
+    // Loaded once: every date's publishes are added to it as they happen.
+    let mut published = Published::load(storage).await?;
     let mut reports = Vec::new();
     for date in from.range_inclusive(to) {
-        let report = run_daily(storage, config, date, options).await?;
+        let report = run_date(storage, config, date, options, &mut published).await?;
         on_date(&report);
         reports.push(report);
     }
@@ -225,7 +239,7 @@ struct Runner<'a> {
     daily: &'a DailyConfig,
     schema_hash: String,
     reader: TrainingReader,
-    published: Published,
+    published: &'a mut Published,
     snapshots: HashMap<ModelVersion, (SnapshotTable, SnapshotTable)>,
     date: EventDate,
 }
@@ -325,7 +339,8 @@ impl Runner<'_> {
         };
         let key = publish::put_manifest(self.storage, &manifest).await?;
         if !matches!(gate, GateVerdict::Rejected { .. }) {
-            publish::swap_latest(self.storage, job.model, &job.version).await?;
+            let latest = publish::swap_latest(self.storage, job.model, &job.version).await?;
+            self.published.latest.insert(job.model, latest);
         }
         self.published
             .manifests
@@ -606,7 +621,8 @@ impl Runner<'_> {
         };
         if needs_swap {
             tracing::info!(model = %job.model, version = %job.version, "finishing an interrupted publish: swapping LATEST");
-            publish::swap_latest(self.storage, job.model, &job.version).await?;
+            let latest = publish::swap_latest(self.storage, job.model, &job.version).await?;
+            self.published.latest.insert(job.model, latest);
             report.detail = "LATEST swapped (the earlier run stopped before it)".into();
         }
         Ok(report)
