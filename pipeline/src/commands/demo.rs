@@ -24,6 +24,12 @@ pub async fn run(args: DemoArgs, config: CtrflowConfig) -> anyhow::Result<()> {
     for key in &outcome.published {
         println!("  {key}");
     }
+    if let Some(last) = outcome.reports.last() {
+        println!(
+            "  reports/{}/report.html   (AUC of every version over the demo, as a chart)",
+            last.date
+        );
+    }
     println!(
         "\ninspect: ctrflow models list --store {}\n         ctrflow sql --store {} \"SELECT count(*) FROM ad\"",
         outcome.store_url, outcome.store_url

@@ -16,6 +16,7 @@ mod error;
 pub mod gate;
 mod job;
 pub mod publish;
+pub mod report;
 mod run;
 pub mod state;
 pub mod summary;

@@ -161,6 +161,15 @@ async fn run_date(
         storage
             .put(&KeyLayout.report_metrics(date), Bytes::from(json))
             .await?;
+        let history: Vec<&ModelManifest> = published
+            .manifests
+            .values()
+            .filter(|m| m.date <= date)
+            .collect();
+        let html = super::report::render(&report, &history);
+        storage
+            .put(&KeyLayout.report(date), Bytes::from(html))
+            .await?;
     }
     Ok(report)
 }

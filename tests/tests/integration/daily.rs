@@ -253,6 +253,22 @@ async fn backfill_follows_the_tri_level_schedule_and_reruns_are_no_ops() {
         );
     }
     assert_consistent(&storage, "after backfill").await;
+    // Each date has its report: metrics.json and an HTML page with the AUC history chart.
+    let html = storage
+        .get(&KeyLayout.report(date("2024-03-06")))
+        .await
+        .expect("report.html");
+    let html = String::from_utf8(html.to_vec()).expect("utf-8");
+    assert!(
+        html.contains("<svg") && html.contains("actr d20240306 AUC"),
+        "{html}"
+    );
+    assert!(
+        storage
+            .exists(&KeyLayout.report_metrics(date("2024-03-02")))
+            .await
+            .expect("exists")
+    );
 
     // A rerun publishes nothing new and changes nothing.
     let before = manifests(&storage).await;
