@@ -25,6 +25,18 @@ pub enum MissingDays {
     Fail,
 }
 
+/// Where models are evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EvaluateOn {
+    /// On the date itself, the day after the training window (it must be closed).
+    #[default]
+    NextDay,
+    /// On a hashed holdout of the window's rows (`daily.holdout-percent`), kept out of
+    /// training; the date itself is not needed.
+    Holdout,
+}
+
 /// `[daily.schedule]`: the tri-level schedule. Defaults follow the E-CDCTR paper: TPM over
 /// 180 days every 30, CPM over 30 days every 7, A-CTR daily on yesterday, K = 3 snapshots.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +52,8 @@ pub struct ScheduleConfig {
     pub tpm_snapshots: usize,
     /// Days without `_SUCCESS` in a window: `skip` or `fail`.
     pub missing_days: MissingDays,
+    /// `next-day` (default) or `holdout`.
+    pub evaluate_on: EvaluateOn,
 }
 
 impl Default for ScheduleConfig {
@@ -59,6 +73,7 @@ impl Default for ScheduleConfig {
             },
             tpm_snapshots: 3,
             missing_days: MissingDays::Skip,
+            evaluate_on: EvaluateOn::NextDay,
         }
     }
 }

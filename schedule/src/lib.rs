@@ -11,8 +11,8 @@
 //! 3. **Window**: `[D - horizon, D - 1]`. TPM and A-CTR are incremental: continuing from a
 //!    previous version, they start the day after its window (clipped to the horizon). The
 //!    evaluation day is `D` itself: models are scored on the day after their window.
-//! 4. **Days**: closed days of the window are trained on; the others (and `D`, if not closed)
-//!    are reported missing. `missing-days = "fail"` turns missing days into an error;
+//! 4. **Days**: closed days of the window are trained on; the others (and `D`, if not closed
+//!    and models are evaluated on the next day) are reported missing. `missing-days = "fail"` turns missing days into an error;
 //!    `"skip"` trains on the rest, or skips the job when nothing is left.
 //! 5. **Start**: TPM continues its newest version; CPM always starts fresh; A-CTR continues
 //!    the live one (`LATEST`, if older than `D`) or the newest accepted one - a gate-rejected
@@ -30,5 +30,5 @@ mod render;
 #[cfg(test)]
 mod tests;
 
-pub use config::{MissingDays, ModelSchedule, ScheduleConfig, ScheduleError};
+pub use config::{EvaluateOn, MissingDays, ModelSchedule, ScheduleConfig, ScheduleError};
 pub use plan::{JobAction, Plan, PlanOptions, PlannedJob, PublishedModel, Start, StoreState, plan};

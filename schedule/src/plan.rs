@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use ctrflow_schemas::{Domain, EventDate, ModelKind, ModelVersion, Parents};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{MissingDays, ScheduleConfig, ScheduleError};
+use crate::config::{EvaluateOn, MissingDays, ScheduleConfig, ScheduleError};
 
 /// One published model version, as the planner needs it (built from its manifest).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,7 +93,8 @@ pub struct PlannedJob {
     pub train_days: Vec<EventDate>,
     /// Days of the window, and the evaluation day, without `_SUCCESS`.
     pub missing_days: Vec<EventDate>,
-    /// The evaluation day (the date), when it is closed.
+    /// The evaluation day (the date), when it is closed and models are evaluated on the next
+    /// day (always `None` with `evaluate-on = "holdout"`).
     pub eval_day: Option<EventDate>,
     /// Where training starts.
     pub start: Start,
@@ -209,10 +210,17 @@ impl<'a> Planner<'a> {
         let closed = self.state.closed.get(&domain).unwrap_or(&empty);
         let (train_days, mut missing): (Vec<EventDate>, Vec<EventDate>) =
             from.range_inclusive(to).partition(|d| closed.contains(d));
-        let eval_day = closed.contains(&self.date).then_some(self.date);
-        if eval_day.is_none() {
-            missing.push(self.date);
-        }
+        let eval_day = match self.config.evaluate_on {
+            EvaluateOn::NextDay => {
+                let day = closed.contains(&self.date).then_some(self.date);
+                if day.is_none() {
+                    missing.push(self.date);
+                }
+                day
+            }
+            // Evaluated on a holdout of the window: the date itself is not needed.
+            EvaluateOn::Holdout => None,
+        };
         if !missing.is_empty() && self.config.missing_days == MissingDays::Fail {
             return Err(ScheduleError::MissingDays {
                 model: kind,

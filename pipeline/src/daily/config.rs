@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::ConfigError;
 
 /// `[daily]`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct DailyConfig {
     /// `[daily.schedule]`: horizons, cadences, K snapshots, missing-day policy.
@@ -28,6 +28,25 @@ pub struct DailyConfig {
     pub gate: GateConfig,
     /// `[daily.read]`: how training data is read.
     pub read: ReadConfig,
+    /// With `schedule.evaluate-on = "holdout"`: the share of each window's rows (by a hash of
+    /// the event id) kept out of training and used for evaluation, 1..=50 (default 5).
+    pub holdout_percent: u32,
+}
+
+impl Default for DailyConfig {
+    fn default() -> Self {
+        DailyConfig {
+            schedule: ScheduleConfig::default(),
+            network: NetworkConfig::default(),
+            tpm_network: TpmNetworkConfig::default(),
+            tpm: ModelTraining::default(),
+            cpm: ModelTraining::default(),
+            actr: ModelTraining::default(),
+            gate: GateConfig::default(),
+            read: ReadConfig::default(),
+            holdout_percent: 5,
+        }
+    }
 }
 
 /// How one model trains.
@@ -247,6 +266,9 @@ impl DailyConfig {
             if !(v.is_finite() && (-1.0..=1.0).contains(&v)) {
                 return Err(invalid(field, "must be a number in -1..=1".into()));
             }
+        }
+        if !(1..=50).contains(&self.holdout_percent) {
+            return Err(invalid("daily.holdout-percent", "must be in 1..=50".into()));
         }
         if self.read.batch_rows == 0 {
             return Err(invalid(

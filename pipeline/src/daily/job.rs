@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use super::data::TrainingReader;
 use super::error::{DailyError, Result};
+use super::holdout::Holdout;
 
 /// Where a job's time went (seconds).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
@@ -47,6 +48,7 @@ pub async fn train_window<N, B>(
     shuffle: ShuffleBuffer,
     channel_batches: usize,
     date: EventDate,
+    holdout: Option<Holdout>,
     build: B,
 ) -> Result<(Trainer<N>, u64, JobTimings)>
 where
@@ -73,7 +75,19 @@ where
         let result = reader
             .for_each_batch(domain, days, |batch| {
                 let sender = sender.clone();
+                // Rows of the holdout (if any) never reach the trainer.
+                let batch = match holdout {
+                    Some(h) => h.apply(&batch),
+                    None => Ok(batch),
+                };
+                if let Ok(b) = &batch {
+                    rows += b.num_rows() as u64;
+                }
                 async move {
+                    let batch = batch?;
+                    if batch.num_rows() == 0 {
+                        return Ok(());
+                    }
                     tokio::task::spawn_blocking(move || sender.send(batch))
                         .await
                         .map_err(|e| DailyError::Worker {
@@ -90,7 +104,7 @@ where
             })
             .await;
         match result {
-            Ok(n) => rows += n,
+            Ok(_) => {}
             Err(DailyError::Worker {
                 what: "training thread",
                 ..
@@ -130,13 +144,22 @@ where
     ))
 }
 
-/// Scores every trainer in `trainers` on `day` of `domain` in one pass over the data (the
+/// Where a model is evaluated: days of a domain, optionally only their holdout rows.
+#[derive(Debug, Clone)]
+pub struct EvalSet {
+    /// The days read.
+    pub days: Vec<EventDate>,
+    /// Keep only the holdout rows (`evaluate-on = "holdout"`).
+    pub holdout: Option<Holdout>,
+}
+
+/// Scores every trainer in `trainers` on `set` of `domain` in one pass over the data (the
 /// new model and the live one see exactly the same rows). Returns the trainers and, per
 /// trainer, its metrics (`None` when they are undefined, e.g. a day with one label only).
 pub async fn evaluate_day<N>(
     reader: &TrainingReader,
     domain: Domain,
-    day: EventDate,
+    set: &EvalSet,
     trainers: Vec<Trainer<N>>,
     channel_batches: usize,
 ) -> Result<(Vec<Trainer<N>>, Vec<Option<ModelMetrics>>)>
@@ -144,6 +167,12 @@ where
     N: TrainableNet,
     Trainer<N>: Send + 'static,
 {
+    // The day errors name: the last day read.
+    let day = set
+        .days
+        .last()
+        .copied()
+        .ok_or_else(|| DailyError::Invalid("evaluation set without days".into()))?;
     let (sender, receiver) = sync_channel::<RecordBatch>(channel_batches);
     let worker = std::thread::Builder::new()
         .name("ctrflow-evaluator".into())
@@ -186,10 +215,19 @@ where
             date: day,
             reason: e.to_string(),
         })?;
+    let holdout = set.holdout;
     let fed = reader
-        .for_each_batch(domain, &[day], |batch| {
+        .for_each_batch(domain, &set.days, |batch| {
             let sender = sender.clone();
+            let batch = match holdout {
+                Some(h) => h.apply(&batch),
+                None => Ok(batch),
+            };
             async move {
+                let batch = batch?;
+                if batch.num_rows() == 0 {
+                    return Ok(());
+                }
                 // A closed channel means the evaluator failed: its result says why.
                 let _ = tokio::task::spawn_blocking(move || sender.send(batch)).await;
                 Ok(())

@@ -14,6 +14,7 @@ pub mod config;
 mod data;
 mod error;
 pub mod gate;
+pub mod holdout;
 mod job;
 pub mod publish;
 pub mod report;

@@ -10,7 +10,7 @@ use ctrflow_models::embedding::SnapshotTable;
 use ctrflow_models::train::{
     CtrTrainer, HistoricalTables, ShuffleBuffer, TpmTrainer, TrainConfig, TrainerCheckpoint,
 };
-use ctrflow_schedule::{JobAction, PlanOptions, PlannedJob, Start, plan};
+use ctrflow_schedule::{EvaluateOn, JobAction, PlanOptions, PlannedJob, Start, plan};
 use ctrflow_schemas::{
     DataWindow, EventDate, GateVerdict, KeyLayout, ModelKind, ModelManifest, ModelMetrics,
     ModelVersion, Parents, fingerprint,
@@ -22,7 +22,8 @@ use super::config::DailyConfig;
 use super::data::TrainingReader;
 use super::error::{DailyError, Result};
 use super::gate;
-use super::job::{JobTimings, evaluate_day, train_window};
+use super::holdout::{Holdout, Side};
+use super::job::{EvalSet, JobTimings, evaluate_day, train_window};
 use super::publish;
 use super::state::Published;
 use crate::config::CtrflowConfig;
@@ -395,6 +396,7 @@ impl Runner<'_> {
             shuffle,
             self.daily.read.channel_batches,
             self.date,
+            self.train_split(),
             build,
         )
         .await?;
@@ -434,14 +436,14 @@ impl Runner<'_> {
         N: ctrflow_models::train::TrainableNet,
         ctrflow_models::train::Trainer<N>: Send + 'static,
     {
-        let Some(day) = job.eval_day else {
+        let Some(set) = self.eval_set(job) else {
             return Ok((trainer, None));
         };
         let start = Instant::now();
         let (mut trainers, mut metrics) = evaluate_day(
             &self.reader,
             job.domain,
-            day,
+            &set,
             vec![trainer],
             self.daily.read.channel_batches,
         )
@@ -451,6 +453,31 @@ impl Runner<'_> {
             .pop()
             .ok_or_else(|| DailyError::Invalid("evaluator lost the model".into()))?;
         Ok((trainer, metrics.pop().flatten()))
+    }
+
+    /// Where `job`'s model is evaluated: the date (next-day) or the holdout of its window.
+    fn eval_set(&self, job: &PlannedJob) -> Option<EvalSet> {
+        match self.daily.schedule.evaluate_on {
+            EvaluateOn::NextDay => job.eval_day.map(|day| EvalSet {
+                days: vec![day],
+                holdout: None,
+            }),
+            EvaluateOn::Holdout => (!job.train_days.is_empty()).then(|| EvalSet {
+                days: job.train_days.clone(),
+                holdout: Some(Holdout {
+                    percent: self.daily.holdout_percent,
+                    side: Side::Eval,
+                }),
+            }),
+        }
+    }
+
+    /// The training side of the holdout split, when models are evaluated on a holdout.
+    fn train_split(&self) -> Option<Holdout> {
+        (self.daily.schedule.evaluate_on == EvaluateOn::Holdout).then_some(Holdout {
+            percent: self.daily.holdout_percent,
+            side: Side::Train,
+        })
     }
 
     /// The A-CTR a new one is compared with: the live one if it predates the date, else the
@@ -510,6 +537,7 @@ impl Runner<'_> {
             shuffle,
             self.daily.read.channel_batches,
             self.date,
+            self.train_split(),
             build,
         )
         .await?;
@@ -520,8 +548,8 @@ impl Runner<'_> {
         } else {
             None
         };
-        let (trainer, metrics, live) = match (job.eval_day, &baseline) {
-            (Some(day), Some(base)) => {
+        let (trainer, metrics, live) = match (self.eval_set(job), &baseline) {
+            (Some(set), Some(base)) => {
                 let checkpoint = self.checkpoint(ModelKind::Actr, &base.version).await?;
                 let live_historical = if use_historical {
                     Some(self.historical(&base.parents.tpm).await?)
@@ -545,7 +573,7 @@ impl Runner<'_> {
                 let (mut trainers, mut scores) = evaluate_day(
                     &self.reader,
                     job.domain,
-                    day,
+                    &set,
                     vec![trainer, live_trainer],
                     self.daily.read.channel_batches,
                 )

@@ -31,6 +31,11 @@ fn v(s: &str) -> ModelVersion {
 
 /// A small generated archive of `days` days from 2024-03-01 in a fresh directory.
 async fn archive(days: u32) -> (tempfile::TempDir, Storage) {
+    archive_of(days, 3_000).await
+}
+
+/// As [`archive`], with `events_per_day` events per day.
+async fn archive_of(days: u32, events_per_day: u64) -> (tempfile::TempDir, Storage) {
     let dir = tempfile::tempdir().expect("tempdir");
     let storage = Storage::open(&dir.path().display().to_string()).expect("store");
     let cfg = GeneratorConfig {
@@ -40,7 +45,7 @@ async fn archive(days: u32) -> (tempfile::TempDir, Storage) {
         users: 300,
         items: 600,
         ads: 60,
-        events_per_day: 3_000,
+        events_per_day,
         max_seq_len: 60,
         ..GeneratorConfig::default()
     };
@@ -692,4 +697,49 @@ async fn gc_removes_only_old_unlisted_files() {
         .map(|o| o.key)
         .collect();
     assert_eq!(listed_after, listed_before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn holdout_evaluation_splits_each_window_and_needs_no_next_day() {
+    // Enough ad rows per day (~570) that a 20% holdout has clicks to compute an AUC on.
+    let (dir, storage) = archive_of(4, 12_000).await;
+    let path = dir.path().join("holdout.toml");
+    let toml = CONFIG_TOML.replace(
+        "tpm-snapshots = 2",
+        "tpm-snapshots = 2\nevaluate-on = \"holdout\"",
+    ) + "\n[daily]\nholdout-percent = 20\n";
+    std::fs::write(&path, toml).expect("write config");
+    let config = CtrflowConfig::load(Some(&path), Vec::new()).expect("valid config");
+    // 2024-03-05 is not closed: with next-day evaluation its models could not be evaluated.
+    backfill(
+        &storage,
+        &config,
+        date("2024-03-02"),
+        date("2024-03-05"),
+        DailyOptions::default(),
+        |_| {},
+    )
+    .await
+    .expect("backfill");
+    let published = Published::load(&storage).await.expect("load");
+    for day in ["2024-03-03", "2024-03-05"] {
+        let m = published
+            .manifest(ModelKind::Actr, &v(day))
+            .expect("published");
+        let metrics = m
+            .metrics
+            .as_ref()
+            .unwrap_or_else(|| panic!("{day}: not evaluated"));
+        // Trained rows and holdout rows partition the window's rows.
+        let window_rows: u64 = {
+            let key = KeyLayout.day_success(ctrflow_schemas::Domain::Ad, m.data_window.to);
+            let day_manifest: ctrflow_schemas::DayManifest =
+                decode_manifest(&key, &storage.get(&key).await.expect("get")).expect("day");
+            day_manifest.rows
+        };
+        let trained: u64 = m.data_window.rows.values().sum();
+        assert_eq!(trained + metrics.samples, window_rows, "{day}");
+        let share = metrics.samples as f64 / window_rows as f64;
+        assert!((0.1..0.3).contains(&share), "{day}: holdout share {share}");
+    }
 }
