@@ -144,6 +144,53 @@ where
     ))
 }
 
+/// The scored rows of an evaluation: per row its user, item and label, and per trainer its
+/// predicted click probabilities (in the order the trainers were given).
+#[derive(Debug, Clone, Default)]
+pub struct Scored {
+    /// User of each row.
+    pub user_ids: Vec<u64>,
+    /// Candidate item of each row.
+    pub item_ids: Vec<u64>,
+    /// Click label of each row.
+    pub labels: Vec<u8>,
+    /// Per trainer, one probability per row.
+    pub predictions: Vec<Vec<f64>>,
+}
+
+impl Scored {
+    /// The rows as a record batch: `user_id`, `item_id`, `label`, `prediction` (the first
+    /// trainer's) and `live_prediction` (the second trainer's, null when there was none).
+    pub fn to_record_batch(&self) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
+        use arrow::array::{ArrayRef, Float64Array, UInt8Array, UInt64Array};
+        use arrow::datatypes::{DataType, Field, Schema};
+        let n = self.labels.len();
+        let column = |i: usize| -> ArrayRef {
+            match self.predictions.get(i) {
+                Some(p) => std::sync::Arc::new(Float64Array::from(p.clone())),
+                None => std::sync::Arc::new(Float64Array::from(vec![None::<f64>; n])),
+            }
+        };
+        let schema = Schema::new(vec![
+            Field::new("user_id", DataType::UInt64, false),
+            Field::new("item_id", DataType::UInt64, false),
+            Field::new("label", DataType::UInt8, false),
+            Field::new("prediction", DataType::Float64, true),
+            Field::new("live_prediction", DataType::Float64, true),
+        ]);
+        RecordBatch::try_new(
+            std::sync::Arc::new(schema),
+            vec![
+                std::sync::Arc::new(UInt64Array::from(self.user_ids.clone())),
+                std::sync::Arc::new(UInt64Array::from(self.item_ids.clone())),
+                std::sync::Arc::new(UInt8Array::from(self.labels.clone())),
+                column(0),
+                column(1),
+            ],
+        )
+    }
+}
+
 /// Where a model is evaluated: days of a domain, optionally only their holdout rows.
 #[derive(Debug, Clone)]
 pub struct EvalSet {
@@ -162,7 +209,7 @@ pub async fn evaluate_day<N>(
     set: &EvalSet,
     trainers: Vec<Trainer<N>>,
     channel_batches: usize,
-) -> Result<(Vec<Trainer<N>>, Vec<Option<ModelMetrics>>)>
+) -> Result<(Vec<Trainer<N>>, Vec<Option<ModelMetrics>>, Scored)>
 where
     N: TrainableNet,
     Trainer<N>: Send + 'static,
@@ -179,7 +226,7 @@ where
         .spawn(move || -> ctrflow_models::Result<_> {
             let mut trainers = trainers;
             let mut predictions: Vec<Vec<f64>> = vec![Vec::new(); trainers.len()];
-            let (mut labels, mut users) = (Vec::new(), Vec::new());
+            let (mut labels, mut users, mut items) = (Vec::new(), Vec::new(), Vec::new());
             let mut features = FeatureBatch::new();
             for batch in receiver {
                 for (trainer, out) in trainers.iter_mut().zip(&mut predictions) {
@@ -188,6 +235,7 @@ where
                 }
                 labels.extend(features.labels.iter().map(|&l| u8::from(l > 0.5)));
                 users.extend_from_slice(&features.user_ids);
+                items.extend_from_slice(&features.item_ids);
             }
             let mut results = Vec::with_capacity(predictions.len());
             for p in &predictions {
@@ -208,7 +256,13 @@ where
                     _ => None,
                 });
             }
-            Ok((trainers, results))
+            let scored = Scored {
+                user_ids: users,
+                item_ids: items,
+                labels,
+                predictions,
+            };
+            Ok((trainers, results, scored))
         })
         .map_err(|e| DailyError::Worker {
             what: "evaluator",

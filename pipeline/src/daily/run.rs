@@ -23,7 +23,7 @@ use super::data::TrainingReader;
 use super::error::{DailyError, Result};
 use super::gate;
 use super::holdout::{Holdout, Side};
-use super::job::{EvalSet, JobTimings, evaluate_day, train_window};
+use super::job::{EvalSet, JobTimings, Scored, evaluate_day, train_window};
 use super::publish;
 use super::state::Published;
 use crate::config::CtrflowConfig;
@@ -440,7 +440,7 @@ impl Runner<'_> {
             return Ok((trainer, None));
         };
         let start = Instant::now();
-        let (mut trainers, mut metrics) = evaluate_day(
+        let (mut trainers, mut metrics, scored) = evaluate_day(
             &self.reader,
             job.domain,
             &set,
@@ -448,11 +448,34 @@ impl Runner<'_> {
             self.daily.read.channel_batches,
         )
         .await?;
+        self.write_predictions(job.model, &scored).await?;
         timings.evaluate = start.elapsed().as_secs_f64();
         let trainer = trainers
             .pop()
             .ok_or_else(|| DailyError::Invalid("evaluator lost the model".into()))?;
         Ok((trainer, metrics.pop().flatten()))
+    }
+
+    /// `reports/{date}/predictions/{model}.parquet`: every evaluated row with the new model's
+    /// prediction (and the live model's, for A-CTR), for pooled metrics over many dates and for
+    /// error analysis.
+    async fn write_predictions(&self, kind: ModelKind, scored: &Scored) -> Result<()> {
+        let batch = scored.to_record_batch().map_err(|e| DailyError::Worker {
+            what: "predictions",
+            date: self.date,
+            reason: e.to_string(),
+        })?;
+        let bytes = ctrflow_storage::encode_parquet(
+            &batch.schema(),
+            &[batch],
+            &ctrflow_storage::ParquetWriteOptions::default(),
+        )?;
+        let key = format!(
+            "{}/predictions/{kind}.parquet",
+            KeyLayout.report(self.date).trim_end_matches("/report.html")
+        );
+        self.storage.put(&key, bytes).await?;
+        Ok(())
     }
 
     /// Where `job`'s model is evaluated: the date (next-day) or the holdout of its window.
@@ -570,7 +593,7 @@ impl Runner<'_> {
                     reason: e.to_string(),
                 })??;
                 let start = Instant::now();
-                let (mut trainers, mut scores) = evaluate_day(
+                let (mut trainers, mut scores, scored) = evaluate_day(
                     &self.reader,
                     job.domain,
                     &set,
@@ -578,6 +601,7 @@ impl Runner<'_> {
                     self.daily.read.channel_batches,
                 )
                 .await?;
+                self.write_predictions(job.model, &scored).await?;
                 timings.evaluate = start.elapsed().as_secs_f64();
                 let live_metrics = scores.pop().flatten();
                 let new_metrics = scores.pop().flatten();
