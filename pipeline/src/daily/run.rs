@@ -8,7 +8,8 @@ use bytes::Bytes;
 use chrono::Utc;
 use ctrflow_models::embedding::SnapshotTable;
 use ctrflow_models::train::{
-    CtrTrainer, HistoricalTables, ShuffleBuffer, TpmTrainer, TrainConfig, TrainerCheckpoint,
+    CtrTrainer, HistoricalTables, ShuffleBuffer, TpmTrainer, TrainConfig, TrainableNet, Trainer,
+    TrainerCheckpoint,
 };
 use ctrflow_schedule::{EvaluateOn, JobAction, PlanOptions, PlannedJob, Start, plan};
 use ctrflow_schemas::{
@@ -18,7 +19,7 @@ use ctrflow_schemas::{
 use ctrflow_storage::Storage;
 use serde::Serialize;
 
-use super::config::DailyConfig;
+use super::config::{DailyConfig, ModelTraining};
 use super::data::TrainingReader;
 use super::error::{DailyError, Result};
 use super::gate;
@@ -387,20 +388,9 @@ impl Runner<'_> {
             }
             _ => Box::new(move || TpmTrainer::new(train, net)),
         };
-        let shuffle = self.shuffle(&self.daily.tpm.train)?;
-        let (trainer, rows, mut timings) = train_window(
-            &self.reader,
-            job.domain,
-            &job.train_days,
-            self.daily.tpm.epochs,
-            shuffle,
-            self.daily.read.channel_batches,
-            self.date,
-            self.train_split(),
-            build,
-        )
-        .await?;
-        let (trainer, metrics) = self.evaluate(job, trainer, &mut timings).await?;
+        let (trainer, rows, mut timings) = self.train(job, &self.daily.tpm, build).await?;
+        let (trainer, mut metrics) = self.evaluate(job, vec![trainer], &mut timings).await?;
+        let metrics = metrics.swap_remove(0);
         let publish_start = Instant::now();
         let checkpoint = trainer.checkpoint(None)?;
         let mut files =
@@ -426,40 +416,75 @@ impl Runner<'_> {
         Ok(report)
     }
 
+    /// Scores `trainers` (the new model first, then the live one if any) on `job`'s evaluation
+    /// set in one pass and keeps the scored rows. Without an evaluation set nothing is scored.
     async fn evaluate<N>(
         &self,
         job: &PlannedJob,
-        trainer: ctrflow_models::train::Trainer<N>,
+        trainers: Vec<Trainer<N>>,
         timings: &mut JobTimings,
-    ) -> Result<(ctrflow_models::train::Trainer<N>, Option<ModelMetrics>)>
+    ) -> Result<(Trainer<N>, Vec<Option<ModelMetrics>>)>
     where
-        N: ctrflow_models::train::TrainableNet,
-        ctrflow_models::train::Trainer<N>: Send + 'static,
+        N: TrainableNet,
+        Trainer<N>: Send + 'static,
     {
-        let Some(set) = self.eval_set(job) else {
-            return Ok((trainer, None));
+        let (mut trainers, metrics) = match self.eval_set(job) {
+            None => {
+                let n = trainers.len();
+                (trainers, vec![None; n])
+            }
+            Some(set) => {
+                let start = Instant::now();
+                let (trainers, metrics, scored) = evaluate_day(
+                    &self.reader,
+                    job.domain,
+                    &set,
+                    trainers,
+                    self.daily.read.channel_batches,
+                )
+                .await?;
+                self.write_predictions(job.model, scored).await?;
+                timings.evaluate = start.elapsed().as_secs_f64();
+                (trainers, metrics)
+            }
         };
-        let start = Instant::now();
-        let (mut trainers, mut metrics, scored) = evaluate_day(
-            &self.reader,
-            job.domain,
-            &set,
-            vec![trainer],
-            self.daily.read.channel_batches,
-        )
-        .await?;
-        self.write_predictions(job.model, &scored).await?;
-        timings.evaluate = start.elapsed().as_secs_f64();
+        trainers.truncate(1);
         let trainer = trainers
             .pop()
             .ok_or_else(|| DailyError::Invalid("evaluator lost the model".into()))?;
-        Ok((trainer, metrics.pop().flatten()))
+        Ok((trainer, metrics))
+    }
+
+    /// Trains a trainer from `build` on `job`'s window with `training`'s settings.
+    async fn train<N, B>(
+        &self,
+        job: &PlannedJob,
+        training: &ModelTraining,
+        build: B,
+    ) -> Result<(Trainer<N>, u64, JobTimings)>
+    where
+        N: TrainableNet,
+        Trainer<N>: Send,
+        B: FnOnce() -> ctrflow_models::Result<Trainer<N>> + Send + 'static,
+    {
+        train_window(
+            &self.reader,
+            job.domain,
+            &job.train_days,
+            training.epochs,
+            self.shuffle(&training.train)?,
+            self.daily.read.channel_batches,
+            self.date,
+            self.train_split(),
+            build,
+        )
+        .await
     }
 
     /// `reports/{date}/predictions/{model}.parquet`: every evaluated row with the new model's
     /// prediction (and the live model's, for A-CTR), for pooled metrics over many dates and for
     /// error analysis.
-    async fn write_predictions(&self, kind: ModelKind, scored: &Scored) -> Result<()> {
+    async fn write_predictions(&self, kind: ModelKind, scored: Scored) -> Result<()> {
         let batch = scored.to_record_batch().map_err(|e| DailyError::Worker {
             what: "predictions",
             date: self.date,
@@ -551,19 +576,7 @@ impl Runner<'_> {
                 })
             }
         };
-        let shuffle = self.shuffle(&training.train)?;
-        let (trainer, rows, mut timings) = train_window(
-            &self.reader,
-            job.domain,
-            &job.train_days,
-            training.epochs,
-            shuffle,
-            self.daily.read.channel_batches,
-            self.date,
-            self.train_split(),
-            build,
-        )
-        .await?;
+        let (trainer, rows, mut timings) = self.train(job, &training, build).await?;
 
         // Evaluate; A-CTR is scored next to its baseline on the same rows, then gated.
         let baseline = if kind == ModelKind::Actr {
@@ -571,59 +584,32 @@ impl Runner<'_> {
         } else {
             None
         };
-        let (trainer, metrics, live) = match (self.eval_set(job), &baseline) {
-            (Some(set), Some(base)) => {
-                let checkpoint = self.checkpoint(ModelKind::Actr, &base.version).await?;
-                let live_historical = if use_historical {
-                    Some(self.historical(&base.parents.tpm).await?)
-                } else {
-                    None
-                };
-                let live_trainer = tokio::task::spawn_blocking(move || {
-                    let mut t = CtrTrainer::resume(&checkpoint)?;
-                    if let Some(h) = live_historical {
-                        t.set_historical(h)?;
-                    }
-                    Ok::<_, ctrflow_models::ModelsError>(t)
-                })
-                .await
-                .map_err(|e| DailyError::Worker {
-                    what: "loading the live model",
-                    date: self.date,
-                    reason: e.to_string(),
-                })??;
-                let start = Instant::now();
-                let (mut trainers, mut scores, scored) = evaluate_day(
-                    &self.reader,
-                    job.domain,
-                    &set,
-                    vec![trainer, live_trainer],
-                    self.daily.read.channel_batches,
-                )
-                .await?;
-                self.write_predictions(job.model, &scored).await?;
-                timings.evaluate = start.elapsed().as_secs_f64();
-                let live_metrics = scores.pop().flatten();
-                let new_metrics = scores.pop().flatten();
-                trainers.truncate(1);
-                let trainer = trainers
-                    .pop()
-                    .ok_or_else(|| DailyError::Invalid("evaluator lost the model".into()))?;
-                (
-                    trainer,
-                    new_metrics,
-                    Some((base.version.clone(), live_metrics)),
-                )
-            }
-            (_, Some(base)) => {
-                let (t, m) = self.evaluate(job, trainer, &mut timings).await?;
-                (t, m, Some((base.version.clone(), None)))
-            }
-            (_, None) => {
-                let (t, m) = self.evaluate(job, trainer, &mut timings).await?;
-                (t, m, None)
-            }
-        };
+        let mut trainers = vec![trainer];
+        if let (Some(base), Some(_)) = (&baseline, self.eval_set(job)) {
+            let checkpoint = self.checkpoint(ModelKind::Actr, &base.version).await?;
+            let live_historical = if use_historical {
+                Some(self.historical(&base.parents.tpm).await?)
+            } else {
+                None
+            };
+            let live_trainer = tokio::task::spawn_blocking(move || {
+                let mut t = CtrTrainer::resume(&checkpoint)?;
+                if let Some(h) = live_historical {
+                    t.set_historical(h)?;
+                }
+                Ok::<_, ctrflow_models::ModelsError>(t)
+            })
+            .await
+            .map_err(|e| DailyError::Worker {
+                what: "loading the live model",
+                date: self.date,
+                reason: e.to_string(),
+            })??;
+            trainers.push(live_trainer);
+        }
+        let (trainer, scores) = self.evaluate(job, trainers, &mut timings).await?;
+        let metrics = scores.first().cloned().flatten();
+        let live = baseline.map(|b| (b.version.clone(), scores.get(1).cloned().flatten()));
         let verdict = if kind == ModelKind::Actr {
             gate::decide(
                 &self.daily.gate,
