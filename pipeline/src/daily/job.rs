@@ -7,6 +7,7 @@
 //! window is, and the trainer only waits when reading is slower than training. The time the
 //! trainer spent waiting is measured (wall time minus the time inside training steps).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -36,6 +37,22 @@ pub struct JobTimings {
     pub evaluate: f64,
     /// Writing the artifacts, manifest and pointer.
     pub publish: f64,
+}
+
+/// Runs CPU-bound `work` (checkpoint bytes, Parquet encoding) on a blocking thread, not on a
+/// tokio worker; `what` names it in the error if the thread panics.
+pub async fn blocking<T: Send + 'static>(
+    what: &'static str,
+    date: EventDate,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| DailyError::Worker {
+            what,
+            date,
+            reason: e.to_string(),
+        })
 }
 
 /// Trains `build()`'s trainer on `days` of `domain`, `epochs` times over, through `shuffle`.
@@ -69,37 +86,37 @@ where
         }
     })?;
     let sender = thread.sender().clone();
-    let mut rows = 0u64;
+    let sent = Arc::new(AtomicU64::new(0));
     let mut send_failed = false;
     for _ in 0..epochs {
         let result = reader
             .for_each_batch(domain, days, |batch| {
-                let sender = sender.clone();
-                // Rows of the holdout (if any) never reach the trainer.
-                let batch = match holdout {
-                    Some(h) => h.apply(&batch),
-                    None => Ok(batch),
-                };
-                if let Ok(b) = &batch {
-                    rows += b.num_rows() as u64;
-                }
+                let (sender, sent) = (sender.clone(), Arc::clone(&sent));
                 async move {
-                    let batch = batch?;
-                    if batch.num_rows() == 0 {
-                        return Ok(());
-                    }
-                    tokio::task::spawn_blocking(move || sender.send(batch))
-                        .await
-                        .map_err(|e| DailyError::Worker {
-                            what: "training feeder",
-                            date,
-                            reason: e.to_string(),
-                        })?
-                        .map_err(|_| DailyError::Worker {
+                    // On a blocking thread: the holdout split (rows of the holdout never reach
+                    // the trainer) and the wait for room in the trainer's channel.
+                    let sent_ok = blocking("training feeder", date, move || {
+                        let batch = match holdout {
+                            Some(h) => h.apply(&batch)?,
+                            None => batch,
+                        };
+                        let n = batch.num_rows() as u64;
+                        if n > 0 && sender.send(batch).is_err() {
+                            return Ok(false);
+                        }
+                        sent.fetch_add(n, Ordering::Relaxed);
+                        Ok::<_, DailyError>(true)
+                    })
+                    .await??;
+                    if sent_ok {
+                        Ok(())
+                    } else {
+                        Err(DailyError::Worker {
                             what: "training thread",
                             date,
                             reason: "stopped".into(),
                         })
+                    }
                 }
             })
             .await;
@@ -130,6 +147,7 @@ where
             reason: "stopped without an error".into(),
         });
     }
+    let rows = sent.load(Ordering::Relaxed);
     let train_wall = start.elapsed().as_secs_f64();
     let train_busy = busy.lock().map(|b| *b).unwrap_or(0.0).min(train_wall);
     Ok((
@@ -273,18 +291,19 @@ where
     let fed = reader
         .for_each_batch(domain, &set.days, |batch| {
             let sender = sender.clone();
-            let batch = match holdout {
-                Some(h) => h.apply(&batch),
-                None => Ok(batch),
-            };
             async move {
-                let batch = batch?;
-                if batch.num_rows() == 0 {
-                    return Ok(());
-                }
-                // A closed channel means the evaluator failed: its result says why.
-                let _ = tokio::task::spawn_blocking(move || sender.send(batch)).await;
-                Ok(())
+                blocking("evaluation feeder", day, move || {
+                    let batch = match holdout {
+                        Some(h) => h.apply(&batch)?,
+                        None => batch,
+                    };
+                    if batch.num_rows() > 0 {
+                        // A closed channel means the evaluator failed: its result says why.
+                        let _ = sender.send(batch);
+                    }
+                    Ok(())
+                })
+                .await?
             }
         })
         .await;

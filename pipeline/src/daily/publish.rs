@@ -137,30 +137,55 @@ fn snapshot_batch(
     RecordBatch::try_new(schema, columns)
 }
 
-/// Writes the users and items tables of a TPM snapshot as Parquet, then its manifest. Returns
-/// the manifest and every key written.
-pub async fn put_snapshot(
-    storage: &Storage,
+/// A TPM snapshot encoded as Parquet, ready to publish: per table its name, rows and bytes.
+#[derive(Debug)]
+pub struct EncodedSnapshot {
+    dim: usize,
+    watermark_ms: i64,
+    tables: Vec<(EmbeddingTable, u64, Bytes)>,
+}
+
+/// Encodes the users and items tables of a TPM snapshot (CPU work: call it off the async
+/// runtime).
+pub fn encode_snapshot(
     version: &ModelVersion,
     users: &SnapshotTable,
     items: &SnapshotTable,
     watermark_ms: i64,
-) -> Result<(EmbeddingManifest, Vec<String>)> {
-    let artifact = |reason: String| DailyError::Artifact {
-        model: ModelKind::Tpm,
-        version: version.clone(),
-        reason,
-    };
-    let mut encoded = Vec::new();
+) -> Result<EncodedSnapshot> {
+    let mut tables = Vec::new();
     for (name, table) in [
         (EmbeddingTable::Users, users),
         (EmbeddingTable::Items, items),
     ] {
-        let batch = snapshot_batch(table, version, watermark_ms)
-            .map_err(|e| artifact(format!("building the {} snapshot: {e}", name.as_str())))?;
+        let batch =
+            snapshot_batch(table, version, watermark_ms).map_err(|e| DailyError::Artifact {
+                model: ModelKind::Tpm,
+                version: version.clone(),
+                reason: format!("building the {} snapshot: {e}", name.as_str()),
+            })?;
         let bytes = encode_parquet(&batch.schema(), &[batch], &ParquetWriteOptions::default())?;
-        encoded.push((name, table.len() as u64, bytes));
+        tables.push((name, table.len() as u64, bytes));
     }
+    Ok(EncodedSnapshot {
+        dim: users.dim(),
+        watermark_ms,
+        tables,
+    })
+}
+
+/// Writes an encoded TPM snapshot's tables, then its manifest. Returns the manifest and every
+/// key written.
+pub async fn put_snapshot(
+    storage: &Storage,
+    version: &ModelVersion,
+    snapshot: EncodedSnapshot,
+) -> Result<(EmbeddingManifest, Vec<String>)> {
+    let EncodedSnapshot {
+        dim,
+        watermark_ms,
+        tables: encoded,
+    } = snapshot;
     let parts: Vec<(&str, &[u8])> = encoded
         .iter()
         .map(|(n, _, b)| (n.as_str(), b.as_ref()))
@@ -178,7 +203,7 @@ pub async fn put_snapshot(
     }
     let manifest = EmbeddingManifest {
         version: version.clone(),
-        dim: users.dim() as u32,
+        dim: dim as u32,
         users: entries[0].clone(),
         items: entries[1].clone(),
         watermark_ms,

@@ -24,7 +24,7 @@ use super::data::TrainingReader;
 use super::error::{DailyError, Result};
 use super::gate;
 use super::holdout::{Holdout, Side};
-use super::job::{EvalSet, JobTimings, Scored, evaluate_day, train_window};
+use super::job::{EvalSet, JobTimings, Scored, blocking, evaluate_day, train_window};
 use super::publish;
 use super::state::Published;
 use crate::config::CtrflowConfig;
@@ -392,17 +392,27 @@ impl Runner<'_> {
         let (trainer, mut metrics) = self.evaluate(job, vec![trainer], &mut timings).await?;
         let metrics = metrics.swap_remove(0);
         let publish_start = Instant::now();
-        let checkpoint = trainer.checkpoint(None)?;
-        let mut files =
-            publish::put_checkpoint(self.storage, ModelKind::Tpm, &job.version, &checkpoint)
-                .await?;
-        let users = SnapshotTable::from_table(&trainer.tables().user);
-        let items = SnapshotTable::from_table(&trainer.tables().item);
         let watermark = job
             .window
             .map_or(self.date.start_ms(), |(_, to)| to.end_ms() - 1);
+        let version = job.version.clone();
+        let (checkpoint, users, items, snapshot) = blocking(
+            "encoding the TPM checkpoint and snapshot",
+            self.date,
+            move || {
+                let checkpoint = trainer.checkpoint(None)?;
+                let users = SnapshotTable::from_table(&trainer.tables().user);
+                let items = SnapshotTable::from_table(&trainer.tables().item);
+                let snapshot = publish::encode_snapshot(&version, &users, &items, watermark)?;
+                Ok::<_, DailyError>((checkpoint, users, items, snapshot))
+            },
+        )
+        .await??;
+        let mut files =
+            publish::put_checkpoint(self.storage, ModelKind::Tpm, &job.version, &checkpoint)
+                .await?;
         let (_, snapshot_keys) =
-            publish::put_snapshot(self.storage, &job.version, &users, &items, watermark).await?;
+            publish::put_snapshot(self.storage, &job.version, snapshot).await?;
         files.extend(snapshot_keys);
         self.snapshots.insert(job.version.clone(), (users, items));
         let key = self
@@ -485,16 +495,20 @@ impl Runner<'_> {
     /// prediction (and the live model's, for A-CTR), for pooled metrics over many dates and for
     /// error analysis.
     async fn write_predictions(&self, kind: ModelKind, scored: Scored) -> Result<()> {
-        let batch = scored.to_record_batch().map_err(|e| DailyError::Worker {
-            what: "predictions",
-            date: self.date,
-            reason: e.to_string(),
-        })?;
-        let bytes = ctrflow_storage::encode_parquet(
-            &batch.schema(),
-            &[batch],
-            &ctrflow_storage::ParquetWriteOptions::default(),
-        )?;
+        let date = self.date;
+        let bytes = blocking("encoding predictions", date, move || {
+            let batch = scored.to_record_batch().map_err(|e| DailyError::Worker {
+                what: "predictions",
+                date,
+                reason: e.to_string(),
+            })?;
+            Ok::<_, DailyError>(ctrflow_storage::encode_parquet(
+                &batch.schema(),
+                &[batch],
+                &ctrflow_storage::ParquetWriteOptions::default(),
+            )?)
+        })
+        .await??;
         let key = format!(
             "{}/predictions/{kind}.parquet",
             KeyLayout.report(self.date).trim_end_matches("/report.html")
@@ -592,19 +606,14 @@ impl Runner<'_> {
             } else {
                 None
             };
-            let live_trainer = tokio::task::spawn_blocking(move || {
+            let live_trainer = blocking("loading the live model", self.date, move || {
                 let mut t = CtrTrainer::resume(&checkpoint)?;
                 if let Some(h) = live_historical {
                     t.set_historical(h)?;
                 }
                 Ok::<_, ctrflow_models::ModelsError>(t)
             })
-            .await
-            .map_err(|e| DailyError::Worker {
-                what: "loading the live model",
-                date: self.date,
-                reason: e.to_string(),
-            })??;
+            .await??;
             trainers.push(live_trainer);
         }
         let (trainer, scores) = self.evaluate(job, trainers, &mut timings).await?;
@@ -620,7 +629,10 @@ impl Runner<'_> {
             GateVerdict::NotGated
         };
         let publish_start = Instant::now();
-        let checkpoint = trainer.checkpoint(None)?;
+        let checkpoint = blocking("encoding the checkpoint", self.date, move || {
+            trainer.checkpoint(None)
+        })
+        .await??;
         let files = publish::put_checkpoint(self.storage, kind, &job.version, &checkpoint).await?;
         let key = self
             .write_manifest(job, rows, metrics.clone(), verdict.clone(), files)
