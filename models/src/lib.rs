@@ -25,3 +25,4 @@ mod rng;
 pub mod train;
 
 pub use error::{ErrorClass, ModelsError, Result};
+pub use rng::mix64;

@@ -322,6 +322,18 @@ impl<'a> Planner<'a> {
                 .map(|m| (m.version.clone(), m.date))
         };
         let tpm = self.snapshots(tpm_today);
+        let from_cpm = |cpm: ModelVersion, tpm: Vec<ModelVersion>| {
+            self.running(
+                kind,
+                None,
+                Start::FromCpm(cpm.clone()),
+                Parents {
+                    tpm,
+                    cpm: Some(cpm),
+                    previous: None,
+                },
+            )
+        };
         match (prev, newest_cpm) {
             (Some(prev), cpm) => {
                 let lineage_cpm_date = prev
@@ -331,17 +343,9 @@ impl<'a> Planner<'a> {
                     .and_then(|v| self.find(ModelKind::Cpm, v))
                     .map(|m| m.date);
                 match cpm {
-                    Some((cpm, cpm_date)) if lineage_cpm_date.is_none_or(|d| cpm_date > d) => self
-                        .running(
-                            kind,
-                            None,
-                            Start::FromCpm(cpm.clone()),
-                            Parents {
-                                tpm,
-                                cpm: Some(cpm),
-                                previous: None,
-                            },
-                        ),
+                    Some((cpm, cpm_date)) if lineage_cpm_date.is_none_or(|d| cpm_date > d) => {
+                        from_cpm(cpm, tpm)
+                    }
                     _ => self.running(
                         kind,
                         self.after_window(kind, &prev.version),
@@ -354,16 +358,7 @@ impl<'a> Planner<'a> {
                     ),
                 }
             }
-            (None, Some((cpm, _))) => self.running(
-                kind,
-                None,
-                Start::FromCpm(cpm.clone()),
-                Parents {
-                    tpm,
-                    cpm: Some(cpm),
-                    previous: None,
-                },
-            ),
+            (None, Some((cpm, _))) => from_cpm(cpm, tpm),
             (None, None) => self.running(
                 kind,
                 None,

@@ -6,8 +6,8 @@ use ctrflow_schemas::{GateVerdict, ModelKind, ModelVersion};
 
 use crate::cli::{ModelsCommand, UsageError};
 use crate::config::CtrflowConfig;
-use crate::daily::publish;
 use crate::daily::state::Published;
+use crate::daily::{publish, summary};
 
 fn kind(value: &str) -> anyhow::Result<ModelKind> {
     Ok(value
@@ -87,25 +87,7 @@ fn list(published: &Published, only: Option<ModelKind>) -> String {
         }
         let live = published.latest.get(&kind).map(|l| &l.pointer.version);
         for m in published.versions(kind) {
-            let parents = [
-                m.parents.previous.as_ref().map(|p| format!("prev {p}")),
-                m.parents.cpm.as_ref().map(|c| format!("cpm {c}")),
-                (!m.parents.tpm.is_empty()).then(|| {
-                    format!(
-                        "tpm {}",
-                        m.parents
-                            .tpm
-                            .iter()
-                            .map(|v| v.as_str())
-                            .collect::<Vec<_>>()
-                            .join("+")
-                    )
-                }),
-            ]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(", ");
+            let parents = summary::parents_text(&m.parents);
             let gate = match &m.gate {
                 GateVerdict::Accepted => "accepted".to_string(),
                 GateVerdict::NotGated => "not gated".into(),
@@ -128,11 +110,7 @@ fn list(published: &Published, only: Option<ModelKind>) -> String {
                 m.data_window.rows.values().sum::<u64>(),
                 metric(|x| Some(x.auc)),
                 metric(|x| x.gauc),
-                if parents.is_empty() {
-                    "-".into()
-                } else {
-                    parents
-                },
+                parents,
             );
         }
     }

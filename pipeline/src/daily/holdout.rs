@@ -26,16 +26,14 @@ pub struct Holdout {
     pub side: Side,
 }
 
-/// FNV-1a over the bytes, then a SplitMix finaliser: a stable hash.
+/// FNV-1a over the bytes, then the SplitMix finaliser: a stable hash.
 fn stable_hash(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    h ^ (h >> 31)
+    ctrflow_models::mix64(h)
 }
 
 /// Whether the event `event_id` is in a holdout of `percent` %.

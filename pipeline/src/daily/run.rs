@@ -239,10 +239,7 @@ fn start_text(start: &Start) -> String {
 
 /// A per-date seed for the shuffle buffer.
 fn date_seed(seed: u64, date: EventDate) -> u64 {
-    let mut z = seed ^ (date.start_ms() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    ctrflow_models::mix64(seed ^ (date.start_ms() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
 struct Runner<'a> {

@@ -3,12 +3,32 @@
 
 use std::fmt::Write;
 
-use ctrflow_schemas::GateVerdict;
+use ctrflow_schemas::{GateVerdict, Parents};
 
 use super::run::DailyReport;
 
 fn metric(v: Option<f64>) -> String {
     v.map_or_else(|| "-".into(), |v| format!("{v:.4}"))
+}
+
+/// Parents as `prev V, cpm V, tpm V1+V2` (`-` when there are none).
+pub fn parents_text(parents: &Parents) -> String {
+    let mut out = Vec::new();
+    if let Some(p) = &parents.previous {
+        out.push(format!("prev {p}"));
+    }
+    if let Some(c) = &parents.cpm {
+        out.push(format!("cpm {c}"));
+    }
+    if !parents.tpm.is_empty() {
+        let list: Vec<&str> = parents.tpm.iter().map(|v| v.as_str()).collect();
+        out.push(format!("tpm {}", list.join("+")));
+    }
+    if out.is_empty() {
+        "-".into()
+    } else {
+        out.join(", ")
+    }
 }
 
 /// An aligned text table of `reports`.
@@ -20,17 +40,6 @@ pub fn render(reports: &[DailyReport]) -> String {
     let mut rows: Vec<[String; 11]> = Vec::new();
     for report in reports {
         for job in &report.jobs {
-            let mut parents = Vec::new();
-            if let Some(p) = &job.parents.previous {
-                parents.push(format!("prev {p}"));
-            }
-            if let Some(c) = &job.parents.cpm {
-                parents.push(format!("cpm {c}"));
-            }
-            if !job.parents.tpm.is_empty() {
-                let list: Vec<&str> = job.parents.tpm.iter().map(|v| v.as_str()).collect();
-                parents.push(format!("tpm {}", list.join("+")));
-            }
             let gate = match &job.gate {
                 None => "-".to_string(),
                 Some(GateVerdict::Accepted) => "accepted".into(),
@@ -54,11 +63,7 @@ pub fn render(reports: &[DailyReport]) -> String {
                 } else {
                     "-".into()
                 },
-                if parents.is_empty() {
-                    "-".into()
-                } else {
-                    parents.join(", ")
-                },
+                parents_text(&job.parents),
                 metric(job.metrics.as_ref().map(|m| m.auc)),
                 metric(job.metrics.as_ref().and_then(|m| m.gauc)),
                 metric(job.metrics.as_ref().map(|m| m.logloss)),
