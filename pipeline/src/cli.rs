@@ -138,6 +138,10 @@ pub struct DailyArgs {
     /// Object-store root (overrides `store.url`).
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
+    /// Publish models, snapshots and reports here instead of the landing store (which is
+    /// then only read): several model lines can share one archive.
+    #[arg(long, value_name = "URL")]
+    pub models_store: Option<String>,
     /// The schedule date, YYYY-MM-DD (models are evaluated on it, trained up to the day before).
     #[arg(long, value_name = "YYYY-MM-DD")]
     pub date: String,
@@ -162,6 +166,10 @@ pub struct BackfillArgs {
     /// Object-store root (overrides `store.url`).
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
+    /// Publish models, snapshots and reports here instead of the landing store (which is
+    /// then only read): several model lines can share one archive.
+    #[arg(long, value_name = "URL")]
+    pub models_store: Option<String>,
     /// First date, YYYY-MM-DD.
     #[arg(long, value_name = "YYYY-MM-DD")]
     pub from: String,

@@ -78,18 +78,9 @@ pub struct DemoOutcome {
 /// 30, CPM every 2 days over 7, A-CTR daily, K = 2 snapshots).
 pub fn demo_schedule() -> ScheduleConfig {
     ScheduleConfig {
-        tpm: ModelSchedule {
-            horizon_days: 30,
-            cadence_days: 4,
-        },
-        cpm: ModelSchedule {
-            horizon_days: 7,
-            cadence_days: 2,
-        },
-        actr: ModelSchedule {
-            horizon_days: 1,
-            cadence_days: 1,
-        },
+        tpm: ModelSchedule::every(30, 4),
+        cpm: ModelSchedule::every(7, 2),
+        actr: ModelSchedule::every(1, 1),
         tpm_snapshots: 2,
         ..ScheduleConfig::default()
     }
@@ -260,7 +251,7 @@ pub async fn run_demo(
     // The daily schedule on every closed day after the first.
     let daily_started = Instant::now();
     let reports = daily::backfill(
-        &storage,
+        &daily::Stores::single(&storage),
         &config,
         first.succ(),
         last_demo_day,

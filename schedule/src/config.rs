@@ -12,6 +12,27 @@ pub struct ModelSchedule {
     pub horizon_days: u32,
     /// Days between runs.
     pub cadence_days: u32,
+    /// Whether the model runs at all (default true). TPM and CPM may be switched off: CPM
+    /// then trains without historical embeddings from TPM, and A-CTR continues itself
+    /// instead of starting from a CPM (the E-CDCTR ablations; a team without natural-domain
+    /// data). A-CTR is always enabled.
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+impl ModelSchedule {
+    /// An enabled model with this horizon and cadence.
+    pub fn every(horizon_days: u32, cadence_days: u32) -> Self {
+        ModelSchedule {
+            horizon_days,
+            cadence_days,
+            enabled: true,
+        }
+    }
 }
 
 /// What to do when a window has days without `_SUCCESS`.
@@ -59,18 +80,9 @@ pub struct ScheduleConfig {
 impl Default for ScheduleConfig {
     fn default() -> Self {
         ScheduleConfig {
-            tpm: ModelSchedule {
-                horizon_days: 180,
-                cadence_days: 30,
-            },
-            cpm: ModelSchedule {
-                horizon_days: 30,
-                cadence_days: 7,
-            },
-            actr: ModelSchedule {
-                horizon_days: 1,
-                cadence_days: 1,
-            },
+            tpm: ModelSchedule::every(180, 30),
+            cpm: ModelSchedule::every(30, 7),
+            actr: ModelSchedule::every(1, 1),
             tpm_snapshots: 3,
             missing_days: MissingDays::Skip,
             evaluate_on: EvaluateOn::NextDay,
@@ -131,6 +143,12 @@ impl ScheduleConfig {
                     "must be in 1..=3660",
                 ));
             }
+        }
+        if !self.actr.enabled {
+            return Err(err(
+                "schedule.actr.enabled".into(),
+                "A-CTR is the served model and cannot be disabled",
+            ));
         }
         if !(1..=64).contains(&self.tpm_snapshots) {
             return Err(err("schedule.tpm-snapshots".into(), "must be in 1..=64"));

@@ -22,6 +22,8 @@
 //!    A-CTR lineage came from; the previous version continued from.
 //! 7. **Asynchronous**: a parent due on `D` is not waited for; with `wait_for_parents` a TPM
 //!    or CPM that runs on `D` counts as published on `D` for the jobs after it.
+//! 8. **Disabled**: a TPM or CPM with `enabled = false` is skipped and is nobody's parent
+//!    (no snapshots, no CPM initialisation), even if versions of it were published earlier.
 
 mod config;
 mod plan;

@@ -155,6 +155,11 @@ impl<'a> Planner<'a> {
 
     /// Already published / due / not due.
     fn action(&self, kind: ModelKind) -> JobAction {
+        if !self.config.model(kind).enabled {
+            return JobAction::Skip {
+                reason: format!("disabled (schedule.{kind}.enabled = false)"),
+            };
+        }
         let version = ModelVersion::for_date(self.date);
         if !self.options.force && self.find(kind, &version).is_some() {
             return JobAction::AlreadyPublished;
@@ -273,6 +278,9 @@ impl<'a> Planner<'a> {
 
     /// The K newest TPM snapshots, newest first (today's first when waiting for it).
     fn snapshots(&self, tpm_today: bool) -> Vec<ModelVersion> {
+        if !self.config.tpm.enabled {
+            return Vec::new();
+        }
         let today = tpm_today.then(|| ModelVersion::for_date(self.date));
         today
             .into_iter()
@@ -314,7 +322,9 @@ impl<'a> Planner<'a> {
             .filter(|m| m.date < self.date);
         let prev = live.or_else(|| self.history(kind).into_iter().find(|m| m.accepted));
         // The newest CPM and its date.
-        let newest_cpm: Option<(ModelVersion, EventDate)> = if cpm_today {
+        let newest_cpm: Option<(ModelVersion, EventDate)> = if !self.config.cpm.enabled {
+            None
+        } else if cpm_today {
             Some((ModelVersion::for_date(self.date), self.date))
         } else {
             self.history(ModelKind::Cpm)

@@ -263,10 +263,7 @@ fn a_rejected_actr_is_never_continued_and_a_rollback_is_followed() {
     // ... and with a longer horizon the rejected day's data is trained on again, from the day
     // after d0102's window.
     let catch_up = ScheduleConfig {
-        actr: ModelSchedule {
-            horizon_days: 7,
-            cadence_days: 1,
-        },
+        actr: ModelSchedule::every(7, 1),
         ..config()
     };
     let p = plan(d("2024-01-04"), &catch_up, &state, PlanOptions::default()).expect("plan");
@@ -430,4 +427,56 @@ fn the_plan_renders_as_a_table_and_serialises() {
     let json = serde_json::to_string(&p).expect("json");
     let back: Plan = serde_json::from_str(&json).expect("parse");
     assert_eq!(back, p);
+}
+
+#[test]
+fn disabled_models_never_run_and_are_never_parents() {
+    let mut state = StoreState {
+        closed: closed("2024-01-01", "2024-03-01"),
+        ..StoreState::default()
+    };
+    // A CPM and a TPM published while they were still enabled.
+    state.published.push(published(
+        ModelKind::Tpm,
+        "2024-01-05",
+        ("2023-07-09", "2024-01-04"),
+        Parents::default(),
+        true,
+    ));
+    state.published.push(published(
+        ModelKind::Cpm,
+        "2024-01-05",
+        ("2023-12-06", "2024-01-04"),
+        Parents::default(),
+        true,
+    ));
+    let mut ad_only = config();
+    ad_only.tpm.enabled = false;
+    ad_only.cpm.enabled = false;
+    let p = plan(d("2024-02-20"), &ad_only, &state, PlanOptions::default()).expect("plan");
+    for kind in [ModelKind::Tpm, ModelKind::Cpm] {
+        assert!(
+            matches!(&p.job(kind).action, JobAction::Skip { reason } if reason.contains(&format!("schedule.{kind}.enabled"))),
+            "{kind}: {:?}",
+            p.job(kind).action
+        );
+    }
+    let actr = p.job(ModelKind::Actr);
+    assert_eq!(actr.action, JobAction::Run);
+    assert_eq!(actr.start, Start::Fresh, "no CPM initialisation when CPM is off");
+    assert_eq!(actr.parents, Parents::default(), "no TPM snapshots when TPM is off");
+
+    // Only TPM off: A-CTR still starts from the CPM, without snapshots.
+    let mut cpm_only = config();
+    cpm_only.tpm.enabled = false;
+    let p = plan(d("2024-01-06"), &cpm_only, &state, PlanOptions::default()).expect("plan");
+    assert_eq!(p.job(ModelKind::Actr).start, Start::FromCpm(v("2024-01-05")));
+    assert!(p.job(ModelKind::Actr).parents.tpm.is_empty());
+    assert!(p.job(ModelKind::Cpm).parents.tpm.is_empty());
+
+    // A-CTR cannot be switched off; the error names the field.
+    let mut none = config();
+    none.actr.enabled = false;
+    let err = plan(d("2024-01-06"), &none, &state, PlanOptions::default()).expect_err("invalid");
+    assert!(err.to_string().contains("schedule.actr.enabled"), "{err}");
 }

@@ -15,13 +15,13 @@ fn parse_date(flag: &str, value: &str) -> anyhow::Result<EventDate> {
 
 pub async fn run_daily(args: DailyArgs, mut config: CtrflowConfig) -> anyhow::Result<()> {
     let date = parse_date("--date", &args.date)?;
-    let storage = super::open_store(args.store, &mut config)?;
+    let stores = super::open_stores(args.store, args.models_store, &mut config)?;
     let options = DailyOptions {
         force: args.force,
         wait_for_parents: args.wait,
         dry_run: args.dry_run,
     };
-    let report = daily::run_daily(&storage, &config, date, options).await?;
+    let report = daily::run_daily(&stores, &config, date, options).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if args.dry_run {
@@ -38,7 +38,7 @@ pub async fn run_backfill(args: BackfillArgs, mut config: CtrflowConfig) -> anyh
     if to < from {
         return Err(UsageError(format!("--to {to} is before --from {from}")).into());
     }
-    let storage = super::open_store(args.store, &mut config)?;
+    let stores = super::open_stores(args.store, args.models_store, &mut config)?;
     let options = DailyOptions {
         force: args.force,
         wait_for_parents: args.wait,
@@ -46,7 +46,7 @@ pub async fn run_backfill(args: BackfillArgs, mut config: CtrflowConfig) -> anyh
     };
     let bar = progress::bar((from.days_until(to) + 1) as u64, "days");
     bar.set_message(format!("backfill {from}..={to}"));
-    let reports = daily::backfill(&storage, &config, from, to, options, |r| {
+    let reports = daily::backfill(&stores, &config, from, to, options, |r| {
         bar.inc(1);
         bar.set_message(format!("done {}", r.date));
     })

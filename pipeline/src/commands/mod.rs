@@ -35,6 +35,25 @@ pub async fn dispatch(command: Command, config: CtrflowConfig) -> anyhow::Result
 }
 
 /// Applies `--store` and opens the store.
+/// The stores of `daily` and `backfill`: `--store` (or `store.url`) for the landing tables,
+/// and `--models-store` for models, snapshots and reports (default: the same store).
+pub(crate) fn open_stores(
+    store: Option<String>,
+    models_store: Option<String>,
+    config: &mut CtrflowConfig,
+) -> anyhow::Result<crate::daily::Stores> {
+    let landing = open_store(store, config)?;
+    let models = match models_store {
+        Some(url) => ctrflow_storage::Storage::open(&url).map_err(|e| {
+            anyhow::Error::new(crate::cli::UsageError(format!(
+                "cannot open --models-store `{url}`: {e}"
+            )))
+        })?,
+        None => landing.clone(),
+    };
+    Ok(crate::daily::Stores { landing, models })
+}
+
 pub(crate) fn open_store(
     flag: Option<String>,
     config: &mut CtrflowConfig,

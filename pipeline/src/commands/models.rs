@@ -20,7 +20,7 @@ pub async fn run(command: ModelsCommand, mut config: CtrflowConfig) -> anyhow::R
         ModelsCommand::List { store, model } => {
             let storage = super::open_store(store, &mut config)?;
             let only = model.as_deref().map(kind).transpose()?;
-            let published = Published::load(&storage).await?;
+            let published = Published::load(&storage, &storage).await?;
             print!("{}", list(&published, only));
         }
         ModelsCommand::Show {
@@ -30,7 +30,7 @@ pub async fn run(command: ModelsCommand, mut config: CtrflowConfig) -> anyhow::R
         } => {
             let storage = super::open_store(store, &mut config)?;
             let kind = kind(&model)?;
-            let published = Published::load(&storage).await?;
+            let published = Published::load(&storage, &storage).await?;
             let version = match version {
                 Some(v) => ModelVersion::new(v).map_err(|e| UsageError(e.to_string()))?,
                 None => published
@@ -48,7 +48,7 @@ pub async fn run(command: ModelsCommand, mut config: CtrflowConfig) -> anyhow::R
             let storage = super::open_store(store, &mut config)?;
             let kind = kind(&model)?;
             let version = ModelVersion::new(to).map_err(|e| UsageError(e.to_string()))?;
-            let published = Published::load(&storage).await?;
+            let published = Published::load(&storage, &storage).await?;
             let manifest = published
                 .manifest(kind, &version)
                 .ok_or_else(|| UsageError(format!("{kind} {version} is not published")))?;

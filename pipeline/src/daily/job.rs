@@ -172,16 +172,20 @@ pub struct Scored {
     pub item_ids: Vec<u64>,
     /// Click label of each row.
     pub labels: Vec<u8>,
+    /// Event time of each row (ms since the epoch, UTC).
+    pub event_times: Vec<i64>,
     /// Per trainer, one probability per row.
     pub predictions: Vec<Vec<f64>>,
 }
 
 impl Scored {
-    /// The rows as a record batch: `user_id`, `item_id`, `label`, `prediction` (the first
+    /// The rows as a record batch: `user_id`, `item_id`, `event_time`, `label`, `prediction` (the first
     /// trainer's) and `live_prediction` (the second trainer's, null when there was none).
     pub fn to_record_batch(&self) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
-        use arrow::array::{ArrayRef, Float64Array, UInt8Array, UInt64Array};
-        use arrow::datatypes::{DataType, Field, Schema};
+        use arrow::array::{
+            ArrayRef, Float64Array, TimestampMillisecondArray, UInt8Array, UInt64Array,
+        };
+        use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
         let n = self.labels.len();
         let column = |i: usize| -> ArrayRef {
             match self.predictions.get(i) {
@@ -192,6 +196,11 @@ impl Scored {
         let schema = Schema::new(vec![
             Field::new("user_id", DataType::UInt64, false),
             Field::new("item_id", DataType::UInt64, false),
+            Field::new(
+                "event_time",
+                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+                false,
+            ),
             Field::new("label", DataType::UInt8, false),
             Field::new("prediction", DataType::Float64, true),
             Field::new("live_prediction", DataType::Float64, true),
@@ -201,6 +210,9 @@ impl Scored {
             vec![
                 std::sync::Arc::new(UInt64Array::from(self.user_ids.clone())),
                 std::sync::Arc::new(UInt64Array::from(self.item_ids.clone())),
+                std::sync::Arc::new(
+                    TimestampMillisecondArray::from(self.event_times.clone()).with_timezone("UTC"),
+                ),
                 std::sync::Arc::new(UInt8Array::from(self.labels.clone())),
                 column(0),
                 column(1),
@@ -245,6 +257,7 @@ where
             let mut trainers = trainers;
             let mut predictions: Vec<Vec<f64>> = vec![Vec::new(); trainers.len()];
             let (mut labels, mut users, mut items) = (Vec::new(), Vec::new(), Vec::new());
+            let mut times = Vec::new();
             let mut features = FeatureBatch::new();
             for batch in receiver {
                 for (trainer, out) in trainers.iter_mut().zip(&mut predictions) {
@@ -254,6 +267,7 @@ where
                 labels.extend(features.labels.iter().map(|&l| u8::from(l > 0.5)));
                 users.extend_from_slice(&features.user_ids);
                 items.extend_from_slice(&features.item_ids);
+                times.extend_from_slice(event_times(&batch)?.values());
             }
             let mut results = Vec::with_capacity(predictions.len());
             for p in &predictions {
@@ -278,6 +292,7 @@ where
                 user_ids: users,
                 item_ids: items,
                 labels,
+                event_times: times,
                 predictions,
             };
             Ok((trainers, results, scored))
@@ -322,4 +337,20 @@ where
         })?;
     fed?;
     Ok(joined?)
+}
+
+/// The `event_time` column of an event batch.
+fn event_times(
+    batch: &RecordBatch,
+) -> ctrflow_models::Result<&arrow::array::TimestampMillisecondArray> {
+    batch
+        .column_by_name(ctrflow_schemas::columns::EVENT_TIME)
+        .and_then(|c| {
+            c.as_any()
+                .downcast_ref::<arrow::array::TimestampMillisecondArray>()
+        })
+        .ok_or_else(|| ctrflow_models::ModelsError::Column {
+            column: ctrflow_schemas::columns::EVENT_TIME,
+            reason: "missing or not Timestamp(ms)".into(),
+        })
 }

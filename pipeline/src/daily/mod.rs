@@ -24,4 +24,4 @@ pub mod summary;
 
 pub use error::{DailyError, Result};
 pub use job::JobTimings;
-pub use run::{DailyOptions, DailyReport, JobReport, backfill, run_daily};
+pub use run::{DailyOptions, DailyReport, JobReport, Stores, backfill, run_daily};

@@ -83,21 +83,42 @@ pub struct DailyReport {
     pub plan: String,
 }
 
-/// Runs the schedule for `date` against `storage`.
+/// Where the daily job reads its data and publishes its results. Usually one store; a
+/// separate models store lets several model lines (or experiments) train on one read-only
+/// archive.
+#[derive(Debug, Clone)]
+pub struct Stores {
+    /// Landing tables and their `_SUCCESS` day manifests (only read).
+    pub landing: Storage,
+    /// Models, embedding snapshots and reports (read and written).
+    pub models: Storage,
+}
+
+impl Stores {
+    /// Landing tables and models in the same store.
+    pub fn single(storage: &Storage) -> Stores {
+        Stores {
+            landing: storage.clone(),
+            models: storage.clone(),
+        }
+    }
+}
+
+/// Runs the schedule for `date`: reads `stores.landing`, publishes to `stores.models`.
 pub async fn run_daily(
-    storage: &Storage,
+    stores: &Stores,
     config: &CtrflowConfig,
     date: EventDate,
     options: DailyOptions,
 ) -> Result<DailyReport> {
-    let mut published = Published::load(storage).await?;
-    run_date(storage, config, date, options, &mut published).await
+    let mut published = Published::load(&stores.models, &stores.landing).await?;
+    run_date(stores, config, date, options, &mut published).await
 }
 
 /// [`run_daily`] on an already loaded published state, which it keeps up to date with what it
 /// publishes (so a backfill reads the store's manifests once, not once per date).
 async fn run_date(
-    storage: &Storage,
+    stores: &Stores,
     config: &CtrflowConfig,
     date: EventDate,
     options: DailyOptions,
@@ -114,11 +135,12 @@ async fn run_date(
     )?;
     let plan_text = plan.to_string();
     tracing::info!(%date, "plan\n{plan_text}");
+    let storage = &stores.models;
     let mut runner = Runner {
         storage,
         daily: &config.daily,
         schema_hash: config.schema.event_schema().fingerprint(),
-        reader: TrainingReader::new(storage, config.daily.read.batch_rows),
+        reader: TrainingReader::new(&stores.landing, config.daily.read.batch_rows),
         published,
         snapshots: HashMap::new(),
         date,
@@ -180,7 +202,7 @@ async fn run_date(
 /// each. Published versions are skipped (unless `force`), so a rerun after a crash continues
 /// where the last one stopped.
 pub async fn backfill(
-    storage: &Storage,
+    stores: &Stores,
     config: &CtrflowConfig,
     from: EventDate,
     to: EventDate,
@@ -193,10 +215,10 @@ pub async fn backfill(
         )));
     }
     // Loaded once: every date's publishes are added to it as they happen.
-    let mut published = Published::load(storage).await?;
+    let mut published = Published::load(&stores.models, &stores.landing).await?;
     let mut reports = Vec::new();
     for date in from.range_inclusive(to) {
-        let report = run_date(storage, config, date, options, &mut published).await?;
+        let report = run_date(stores, config, date, options, &mut published).await?;
         on_date(&report);
         reports.push(report);
     }

@@ -34,8 +34,9 @@ pub struct Published {
 }
 
 impl Published {
-    /// Reads the manifests, pointers and closed days of `storage`.
-    pub async fn load(storage: &Storage) -> Result<Published> {
+    /// Reads the manifests and pointers of `storage` and the closed days of `landing`
+    /// (often the same store).
+    pub async fn load(storage: &Storage, landing: &Storage) -> Result<Published> {
         let layout = KeyLayout;
         let mut published = Published::default();
         for kind in ModelKind::ALL {
@@ -63,7 +64,7 @@ impl Published {
         }
         for domain in Domain::ALL {
             let days = published.closed.entry(domain).or_default();
-            for obj in storage.list(&layout.landing_table(domain)).await? {
+            for obj in landing.list(&layout.landing_table(domain)).await? {
                 if obj.key.ends_with("/_SUCCESS")
                     && let Some(date) = layout.date_of(&obj.key)
                 {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use ctrflow_operators::generate::{GeneratorConfig, generate_archive};
 use ctrflow_pipeline::config::CtrflowConfig;
 use ctrflow_pipeline::daily::state::Published;
-use ctrflow_pipeline::daily::{DailyOptions, backfill};
+use ctrflow_pipeline::daily::{DailyOptions, Stores, backfill};
 use ctrflow_pipeline::demo::demo_schedule;
 use ctrflow_schemas::{
     EmbeddingManifest, EventDate, GateVerdict, KeyLayout, LatestPointer, ModelKind, ModelVersion,
@@ -124,7 +124,7 @@ async fn manifests(storage: &Storage) -> BTreeMap<String, Vec<u8>> {
 /// Invariants a reader relies on at any moment: every file a manifest lists exists, every
 /// LATEST points to a published, non-rejected manifest.
 async fn assert_consistent(storage: &Storage, when: &str) {
-    let published = Published::load(storage).await.expect("load");
+    let published = Published::load(storage, storage).await.expect("load");
     for ((kind, version), m) in &published.manifests {
         for key in &m.files {
             assert!(
@@ -149,7 +149,7 @@ async fn backfill_follows_the_tri_level_schedule_and_reruns_are_no_ops() {
     let (_dir, storage) = archive(6).await;
     let config = config();
     let reports = backfill(
-        &storage,
+        &Stores::single(&storage),
         &config,
         date("2024-03-02"),
         date("2024-03-06"),
@@ -159,7 +159,7 @@ async fn backfill_follows_the_tri_level_schedule_and_reruns_are_no_ops() {
     .await
     .expect("backfill");
     assert_eq!(reports.len(), 5);
-    let published = Published::load(&storage).await.expect("load");
+    let published = Published::load(&storage, &storage).await.expect("load");
     let versions = |kind| {
         published
             .versions(kind)
@@ -278,7 +278,7 @@ async fn backfill_follows_the_tri_level_schedule_and_reruns_are_no_ops() {
     // A rerun publishes nothing new and changes nothing.
     let before = manifests(&storage).await;
     let again = backfill(
-        &storage,
+        &Stores::single(&storage),
         &config,
         date("2024-03-02"),
         date("2024-03-06"),
@@ -304,7 +304,7 @@ async fn backfill_follows_the_tri_level_schedule_and_reruns_are_no_ops() {
 /// metrics instead (bit-equal predictions on the evaluation day). Embedding snapshots are
 /// pure data and compared by content hash.
 async fn published_result(storage: &Storage) -> (Vec<String>, BTreeMap<ModelKind, ModelVersion>) {
-    let published = Published::load(storage).await.expect("load");
+    let published = Published::load(storage, storage).await.expect("load");
     let models = published
         .manifests
         .values()
@@ -345,7 +345,7 @@ async fn a_crash_at_any_write_then_a_rerun_publishes_what_an_uninterrupted_run_d
     let (from, to) = (date("2024-03-02"), date("2024-03-04"));
     let (_ref_dir, reference) = archive(4).await;
     backfill(
-        &reference,
+        &Stores::single(&reference),
         &config,
         from,
         to,
@@ -369,7 +369,7 @@ async fn a_crash_at_any_write_then_a_rerun_publishes_what_an_uninterrupted_run_d
             }
         };
         let faulty = plain.clone().with_layer(layer);
-        let crashed = backfill(&faulty, &config, from, to, DailyOptions::default(), |_| {}).await;
+        let crashed = backfill(&Stores::single(&faulty), &config, from, to, DailyOptions::default(), |_| {}).await;
         assert!(
             crashed.is_err(),
             "cut {cut}: the injected failure must stop the job"
@@ -394,14 +394,14 @@ async fn a_crash_at_any_write_then_a_rerun_publishes_what_an_uninterrupted_run_d
                 "{key} still exists"
             );
         }
-        let generated = Published::load(&plain).await.expect("load").closed;
+        let generated = Published::load(&plain, &plain).await.expect("load").closed;
         assert_eq!(
             generated[&ctrflow_schemas::Domain::Ad].len(),
             4,
             "gc removed landing data"
         );
 
-        backfill(&plain, &config, from, to, DailyOptions::default(), |_| {})
+        backfill(&Stores::single(&plain), &config, from, to, DailyOptions::default(), |_| {})
             .await
             .unwrap_or_else(|e| panic!("cut {cut}: rerun failed: {e}"));
         assert_eq!(published_result(&plain).await, expected, "cut {cut}");
@@ -415,7 +415,7 @@ async fn kill_9_during_backfill_then_a_rerun_publishes_what_an_uninterrupted_run
     let (from, to) = (date("2024-03-02"), date("2024-03-04"));
     let (_ref_dir, reference) = archive(4).await;
     backfill(
-        &reference,
+        &Stores::single(&reference),
         &config,
         from,
         to,
@@ -485,7 +485,7 @@ async fn a_rejected_model_never_goes_live_and_is_never_continued_from() {
     // Demand an impossible AUC gain: every A-CTR after the first is rejected.
     config.daily.gate.max_auc_drop = -1.0;
     backfill(
-        &storage,
+        &Stores::single(&storage),
         &config,
         date("2024-03-02"),
         date("2024-03-04"),
@@ -494,7 +494,7 @@ async fn a_rejected_model_never_goes_live_and_is_never_continued_from() {
     )
     .await
     .expect("backfill");
-    let published = Published::load(&storage).await.expect("load");
+    let published = Published::load(&storage, &storage).await.expect("load");
     let first = v("2024-03-02");
     assert_eq!(published.latest[&ModelKind::Actr].pointer.version, first);
     for day in ["2024-03-03", "2024-03-04"] {
@@ -540,14 +540,14 @@ async fn a_rejected_model_never_goes_live_and_is_never_continued_from() {
         format!("{status:?}"),
         format!("{:?}", std::process::ExitCode::SUCCESS)
     );
-    let published = Published::load(&storage).await.expect("load");
+    let published = Published::load(&storage, &storage).await.expect("load");
     assert_eq!(
         published.latest[&ModelKind::Cpm].pointer.version,
         v("2024-03-02")
     );
     // A rerun of the day does not undo the operator's rollback.
     backfill(
-        &storage,
+        &Stores::single(&storage),
         &config,
         date("2024-03-04"),
         date("2024-03-04"),
@@ -556,7 +556,7 @@ async fn a_rejected_model_never_goes_live_and_is_never_continued_from() {
     )
     .await
     .expect("rerun");
-    let published = Published::load(&storage).await.expect("load");
+    let published = Published::load(&storage, &storage).await.expect("load");
     assert_eq!(
         published.latest[&ModelKind::Cpm].pointer.version,
         v("2024-03-02")
@@ -589,7 +589,7 @@ async fn the_demo_runs_end_to_end_on_the_mock_cluster() {
         format!("{:?}", std::process::ExitCode::SUCCESS)
     );
     let storage = Storage::open(&demo_dir.join("store").display().to_string()).expect("store");
-    let published = Published::load(&storage).await.expect("load");
+    let published = Published::load(&storage, &storage).await.expect("load");
     for kind in ModelKind::ALL {
         assert!(published.latest.contains_key(&kind), "{kind} has no LATEST");
     }
@@ -641,7 +641,7 @@ async fn the_demo_runs_against_a_real_broker_and_s3() {
     );
     assert!(stdout.contains("actr"), "{stdout}");
     let storage = Storage::open_with_options(&bucket.url, &bucket.option_refs()).expect("s3 store");
-    let published = Published::load(&storage).await.expect("load");
+    let published = Published::load(&storage, &storage).await.expect("load");
     for kind in ModelKind::ALL {
         assert!(
             published.latest.contains_key(&kind),
@@ -712,7 +712,7 @@ async fn holdout_evaluation_splits_each_window_and_needs_no_next_day() {
     let config = CtrflowConfig::load(Some(&path), Vec::new()).expect("valid config");
     // 2024-03-05 is not closed: with next-day evaluation its models could not be evaluated.
     backfill(
-        &storage,
+        &Stores::single(&storage),
         &config,
         date("2024-03-02"),
         date("2024-03-05"),
@@ -721,7 +721,7 @@ async fn holdout_evaluation_splits_each_window_and_needs_no_next_day() {
     )
     .await
     .expect("backfill");
-    let published = Published::load(&storage).await.expect("load");
+    let published = Published::load(&storage, &storage).await.expect("load");
     for day in ["2024-03-03", "2024-03-05"] {
         let m = published
             .manifest(ModelKind::Actr, &v(day))
