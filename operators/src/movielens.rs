@@ -7,7 +7,8 @@
 //! Mapping: label = rating >= the like threshold (default 4); domain = ad when the movie has one of
 //! the ad genres (default `Children's`, `Animation`), else natural; category = the movie's first
 //! listed genre; behaviour sequence = the user's earlier rated movies (both domains), most recent
-//! first, up to the schema maximum; event date = the UTC day of the timestamp. Numeric ids are
+//! first, up to the schema maximum (or, with [`MovielensHistory::Liked`], only the earlier liked
+//! ones from strictly earlier seconds); event date = the UTC day of the timestamp. Numeric ids are
 //! kept; textual ids (ML-1M uses titles and `1m_`-prefixed users) become a stable 64-bit FNV-1a
 //! hash of the text. Every day between the first and the last event is closed for both domains,
 //! including days without events, so the archive has no gaps.
@@ -35,6 +36,31 @@ pub struct MovielensOptions {
     pub like_threshold: f64,
     /// Maximum behaviour-sequence length.
     pub max_seq_len: usize,
+    /// Which earlier ratings form the behaviour sequence.
+    pub history: MovielensHistory,
+}
+
+/// Which of a user's earlier ratings make up an event's behaviour sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MovielensHistory {
+    /// Every earlier rated movie, whatever its rating (ids only: no label enters a feature).
+    #[default]
+    Rated,
+    /// Only earlier *liked* movies (rating >= the like threshold) with a strictly earlier
+    /// timestamp: the analogue of a click sequence. An event's own label, and the labels of
+    /// ratings made in the same second, never enter its sequence.
+    Liked,
+    /// Every earlier rating with a strictly earlier timestamp, liked ones as the movie's id and
+    /// disliked ones as a separate "disliked" token of it ([`disliked_token`]): the sequence
+    /// carries the feedback as well as the items, as click-and-skip sequences do.
+    Signed,
+}
+
+/// The behaviour-sequence id of a disliked movie in [`MovielensHistory::Signed`] sequences: the
+/// movie's id with a fixed salt, so it has its own embedding row.
+pub fn disliked_token(item: ItemId) -> ItemId {
+    ItemId(item.0 ^ 0x5bd1_e995_0000_0001)
 }
 
 impl Default for MovielensOptions {
@@ -43,6 +69,7 @@ impl Default for MovielensOptions {
             ad_genres: vec!["Children's".into(), "Animation".into()],
             like_threshold: 4.0,
             max_seq_len: ctrflow_schemas::DEFAULT_MAX_SEQ_LEN,
+            history: MovielensHistory::Rated,
         }
     }
 }
@@ -298,7 +325,8 @@ pub async fn import_movielens(
 
     let mut writer = ArchiveWriter::new(storage.clone(), schema.clone(), "import-movielens", "ml")
         .with_rows_per_file(ROWS_PER_FILE);
-    let mut history: HashMap<UserId, Vec<u32>> = HashMap::new();
+    // Per user, every earlier rating: (movie, timestamp, liked).
+    let mut history: HashMap<UserId, Vec<(u32, i64, bool)>> = HashMap::new();
     let total = ratings.len() as u64;
     let mut likes = 0;
     let mut current_day = first_day;
@@ -315,8 +343,16 @@ pub async fn import_movielens(
         }
         let movie = &movies[r.movie as usize];
         let past = history.entry(r.user).or_default();
-        let recent = past.iter().rev().take(options.max_seq_len);
         let label = u8::from(r.rating >= options.like_threshold);
+        let recent = past
+            .iter()
+            .rev()
+            .filter(|&&(_, ts, liked)| match options.history {
+                MovielensHistory::Rated => true,
+                MovielensHistory::Liked => liked && ts < r.timestamp,
+                MovielensHistory::Signed => ts < r.timestamp,
+            })
+            .take(options.max_seq_len);
         likes += u64::from(label);
         let event = Event {
             event_id: format!("ml-{}-{}", r.user, movie.id),
@@ -332,12 +368,23 @@ pub async fn import_movielens(
             position: 0,
             hour: ((r.timestamp.rem_euclid(86_400)) / 3600) as u8,
             device: Device::Unknown,
-            hist_item_ids: recent.clone().map(|&m| movies[m as usize].id).collect(),
-            hist_category_ids: recent.map(|&m| movies[m as usize].category).collect(),
+            hist_item_ids: recent
+                .clone()
+                .map(|&(m, _, liked)| {
+                    let id = movies[m as usize].id;
+                    match options.history {
+                        MovielensHistory::Signed if !liked => disliked_token(id),
+                        _ => id,
+                    }
+                })
+                .collect(),
+            hist_category_ids: recent
+                .map(|&(m, _, _)| movies[m as usize].category)
+                .collect(),
             item_content: None,
             label,
         };
-        past.push(r.movie);
+        past.push((r.movie, r.timestamp, label == 1));
         writer.push(&event).await?;
         if n % 10_000 == 0 {
             progress(n as u64, total);
@@ -482,6 +529,94 @@ mod tests {
             )
             .await
             .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn liked_history_keeps_only_earlier_likes_from_earlier_seconds() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // User 7: likes 3 at t=100, dislikes 2 at t=150, likes 1 at t=300 and, in the same
+        // second, rates 2 again (a second rating row of the same user).
+        write_dataset(
+            dir.path(),
+            "user_id:token\titem_id:token\trating:float\ttimestamp:float\n\
+             7\t3\t5\t100\n7\t2\t1\t150\n7\t1\t4\t300\n7\t2\t2\t300\n",
+            ITEMS,
+        );
+        let storage = Storage::open("memory://movielens-unit-liked").expect("store");
+        let options = MovielensOptions {
+            history: MovielensHistory::Liked,
+            ..MovielensOptions::default()
+        };
+        let s = import_movielens(
+            dir.path(),
+            &storage,
+            &EventSchema::default(),
+            &options,
+            |_, _| {},
+        )
+        .await
+        .expect("import");
+        let mut events = Vec::new();
+        for domain in Domain::ALL {
+            let key = ctrflow_schemas::KeyLayout.day_success(domain, s.dates.0);
+            let bytes = storage.get(&key).await.expect("manifest");
+            let day: ctrflow_schemas::DayManifest =
+                ctrflow_schemas::decode_manifest(&key, &bytes).expect("decode");
+            for file in &day.files {
+                for batch in storage.read_parquet(&file.key).await.expect("read") {
+                    events.extend(ctrflow_schemas::events_from_batch(&batch).expect("events"));
+                }
+            }
+        }
+        events.sort_by_key(|e| (e.event_time.0, e.item_id.0));
+        let hist: Vec<Vec<u64>> = events
+            .iter()
+            .map(|e| e.hist_item_ids.iter().map(|i| i.0).collect())
+            .collect();
+        // t=100: nothing before; t=150: the like of 3; t=300 (both rows): still only 3 - the
+        // dislike of 2 is not a behaviour and the like of 1 in the same second is not seen.
+        assert_eq!(hist, vec![vec![], vec![3], vec![3], vec![3]]);
+
+        // Signed: every rating from earlier seconds, the dislike as its own token.
+        let storage = Storage::open("memory://movielens-unit-signed").expect("store");
+        let options = MovielensOptions {
+            history: MovielensHistory::Signed,
+            ..MovielensOptions::default()
+        };
+        let s = import_movielens(
+            dir.path(),
+            &storage,
+            &EventSchema::default(),
+            &options,
+            |_, _| {},
+        )
+        .await
+        .expect("import");
+        let mut events = Vec::new();
+        for domain in Domain::ALL {
+            let key = ctrflow_schemas::KeyLayout.day_success(domain, s.dates.0);
+            let bytes = storage.get(&key).await.expect("manifest");
+            let day: ctrflow_schemas::DayManifest =
+                ctrflow_schemas::decode_manifest(&key, &bytes).expect("decode");
+            for file in &day.files {
+                for batch in storage.read_parquet(&file.key).await.expect("read") {
+                    events.extend(ctrflow_schemas::events_from_batch(&batch).expect("events"));
+                }
+            }
+        }
+        events.sort_by_key(|e| (e.event_time.0, e.item_id.0));
+        let hist: Vec<Vec<ItemId>> = events.iter().map(|e| e.hist_item_ids.clone()).collect();
+        let disliked_2 = disliked_token(ItemId(2));
+        assert_ne!(disliked_2, ItemId(2));
+        assert_eq!(
+            hist,
+            vec![
+                vec![],
+                vec![ItemId(3)],
+                vec![disliked_2, ItemId(3)],
+                vec![disliked_2, ItemId(3)]
+            ]
         );
     }
 }

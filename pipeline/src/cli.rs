@@ -57,6 +57,9 @@ pub enum Command {
     /// Import a public dataset as event-schema Parquet.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Reproducible experiments run through the production daily job.
+    #[command(subcommand)]
+    Experiment(ExperimentCommand),
     /// Run SQL over the archive. Tables: `natural`, `ad` (only files listed by manifests).
     ///
     /// Example: ctrflow sql --store ./ctrflow-data "SELECT domain, count(*) AS events,
@@ -334,6 +337,52 @@ pub enum GenerateFormat {
     Parquet,
     /// One wire-format JSON event per line.
     Jsonl,
+}
+
+/// `ctrflow experiment ...`
+#[derive(Debug, Subcommand)]
+pub enum ExperimentCommand {
+    /// The E-CDCTR ablation: A-CTR on ad data only, + CPM initialisation, + TPM historical
+    /// embeddings, and the full tri-level schedule, each over several seeds.
+    ///
+    /// The events (MovieLens via --data, or the generator via --generated) become an archive
+    /// under OUT/archive; every variant and seed then runs `ctrflow backfill` over every day of
+    /// it, publishing into OUT/runs/VARIANT/seed-N. The last --test-fraction of ad events by
+    /// time are the test set: each test day is scored by the A-CTR published for that day,
+    /// trained only on earlier days, and the predictions are pooled over the test period. The
+    /// publish gate is opened (it would pick the served model with the test day's labels).
+    /// Mean and standard deviation over seeds of AUC, GAUC and logloss go to OUT/results.md
+    /// and OUT/results.json. Repeating the command continues interrupted runs.
+    ///
+    /// Example: ctrflow --config configs/experiment-ml1m.toml experiment ecdctr
+    ///          --data ~/.cache/ctrflow-data/ml-1m --out ./ecdctr-ml1m
+    Ecdctr(EcdctrArgs),
+}
+
+/// `ctrflow experiment ecdctr`
+#[derive(Debug, Args)]
+pub struct EcdctrArgs {
+    /// MovieLens directory with RecBole atomic files (`scripts/fetch-movielens.sh`).
+    #[arg(long, value_name = "DIR", required_unless_present = "generated", conflicts_with = "generated")]
+    pub data: Option<PathBuf>,
+    /// Use the synthetic generator (`[generator]` in the config) instead of MovieLens.
+    #[arg(long)]
+    pub generated: bool,
+    /// Experiment directory: archive, runs and results.
+    #[arg(long, value_name = "DIR", default_value = "ctrflow-experiment")]
+    pub out: PathBuf,
+    /// Comma-separated variants: ad-only, cpm, tpm, full.
+    #[arg(long, value_delimiter = ',', default_value = "ad-only,cpm,tpm,full")]
+    pub variants: Vec<String>,
+    /// Comma-separated seeds; one run per variant and seed.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    pub seeds: Vec<u64>,
+    /// Share of ad events, the latest by time, held out as the test set.
+    #[arg(long, default_value_t = 0.2)]
+    pub test_fraction: f64,
+    /// Comma-separated genres that make a movie an ad (overrides `movielens.ad-genres`).
+    #[arg(long, value_delimiter = ',', value_name = "GENRE,...")]
+    pub ad_genres: Option<Vec<String>>,
 }
 
 /// `ctrflow import ...`

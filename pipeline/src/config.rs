@@ -151,6 +151,9 @@ pub struct MovielensConfig {
     pub ad_genres: Vec<String>,
     /// Ratings at or above this value are clicks (label 1).
     pub like_threshold: f64,
+    /// The behaviour sequence: `rated` (every earlier rated movie, ids only) or `liked` (earlier
+    /// liked movies from strictly earlier seconds: a click sequence).
+    pub history: ctrflow_operators::movielens::MovielensHistory,
 }
 
 impl Default for MovielensConfig {
@@ -158,6 +161,7 @@ impl Default for MovielensConfig {
         MovielensConfig {
             ad_genres: vec!["Children's".into(), "Animation".into()],
             like_threshold: 4.0,
+            history: ctrflow_operators::movielens::MovielensHistory::Rated,
         }
     }
 }

@@ -8,6 +8,7 @@ mod commands;
 pub mod config;
 pub mod daily;
 pub mod demo;
+pub mod experiment;
 pub mod gc;
 pub mod ingest;
 mod logging;

@@ -75,6 +75,11 @@ pub struct ScheduleConfig {
     pub missing_days: MissingDays,
     /// `next-day` (default) or `holdout`.
     pub evaluate_on: EvaluateOn,
+    /// CPM continues its newest version over the days after that version's window instead
+    /// of starting fresh on its whole horizon (default false: fresh, as in the paper). Warm
+    /// starts keep what earlier windows taught it, which matters when windows are small, and
+    /// train each natural day once instead of `horizon / cadence` times.
+    pub cpm_warm_start: bool,
 }
 
 impl Default for ScheduleConfig {
@@ -86,6 +91,7 @@ impl Default for ScheduleConfig {
             tpm_snapshots: 3,
             missing_days: MissingDays::Skip,
             evaluate_on: EvaluateOn::NextDay,
+            cpm_warm_start: false,
         }
     }
 }

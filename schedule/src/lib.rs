@@ -14,7 +14,8 @@
 //! 4. **Days**: closed days of the window are trained on; the others (and `D`, if not closed
 //!    and models are evaluated on the next day) are reported missing. `missing-days = "fail"` turns missing days into an error;
 //!    `"skip"` trains on the rest, or skips the job when nothing is left.
-//! 5. **Start**: TPM continues its newest version; CPM always starts fresh; A-CTR continues
+//! 5. **Start**: TPM continues its newest version; CPM starts fresh (or, with
+//!    `cpm-warm-start`, continues its newest version like TPM); A-CTR continues
 //!    the live one (`LATEST`, if older than `D`) or the newest accepted one - a gate-rejected
 //!    version is never continued - and is re-initialised from the newest CPM when that CPM is
 //!    newer than the one its lineage came from.

@@ -299,11 +299,28 @@ impl<'a> Planner<'a> {
         if action != JobAction::Run {
             return Ok(self.idle(kind, action));
         }
-        let parents = Parents {
-            tpm: self.snapshots(tpm_today),
-            ..Parents::default()
-        };
-        self.running(kind, None, Start::Fresh, parents)
+        let tpm = self.snapshots(tpm_today);
+        match self.history(kind).first() {
+            Some(prev) if self.config.cpm_warm_start => self.running(
+                kind,
+                self.after_window(kind, &prev.version),
+                Start::Continue(prev.version.clone()),
+                Parents {
+                    tpm,
+                    previous: Some(prev.version.clone()),
+                    ..Parents::default()
+                },
+            ),
+            _ => self.running(
+                kind,
+                None,
+                Start::Fresh,
+                Parents {
+                    tpm,
+                    ..Parents::default()
+                },
+            ),
+        }
     }
 
     fn actr(&self, tpm_today: bool, cpm_today: bool) -> Result<PlannedJob, ScheduleError> {

@@ -480,3 +480,40 @@ fn disabled_models_never_run_and_are_never_parents() {
     let err = plan(d("2024-01-06"), &none, &state, PlanOptions::default()).expect_err("invalid");
     assert!(err.to_string().contains("schedule.actr.enabled"), "{err}");
 }
+
+#[test]
+fn a_warm_started_cpm_continues_its_newest_version_over_the_new_days() {
+    let mut state = StoreState {
+        closed: closed("2024-01-01", "2024-03-01"),
+        ..StoreState::default()
+    };
+    state.published.push(published(
+        ModelKind::Cpm,
+        "2024-01-10",
+        ("2023-12-11", "2024-01-09"),
+        Parents::default(),
+        true,
+    ));
+    let warm = ScheduleConfig {
+        cpm_warm_start: true,
+        ..config()
+    };
+    let p = plan(d("2024-01-17"), &warm, &state, PlanOptions::default()).expect("plan");
+    let cpm = p.job(ModelKind::Cpm);
+    assert_eq!(cpm.action, JobAction::Run);
+    assert_eq!(cpm.start, Start::Continue(v("2024-01-10")));
+    assert_eq!(cpm.window, Some((d("2024-01-10"), d("2024-01-16"))));
+    assert_eq!(cpm.parents.previous, Some(v("2024-01-10")));
+    // The default (the paper's): fresh over the whole horizon, no previous version.
+    let cold = run("2024-01-17", &state);
+    let cpm = cold.job(ModelKind::Cpm);
+    assert_eq!(cpm.start, Start::Fresh);
+    assert_eq!(cpm.window, Some((d("2023-12-18"), d("2024-01-16"))));
+    assert_eq!(cpm.parents.previous, None);
+    // A long gap: the warm start is clipped to the horizon.
+    let p = plan(d("2024-03-01"), &warm, &state, PlanOptions::default()).expect("plan");
+    assert_eq!(
+        p.job(ModelKind::Cpm).window,
+        Some((d("2024-01-31"), d("2024-02-29")))
+    );
+}

@@ -178,6 +178,12 @@ impl KeyLayout {
         format!("reports/{date}/metrics.json")
     }
 
+    /// `reports/{date}/predictions/{model}.parquet`: every row a model was evaluated on, with
+    /// its prediction.
+    pub fn report_predictions(&self, date: EventDate, model: ModelKind) -> String {
+        format!("reports/{date}/predictions/{model}.parquet")
+    }
+
     /// The date of a key inside a `date=YYYY-MM-DD/` partition, if any.
     pub fn date_of(&self, key: &str) -> Option<EventDate> {
         let start = key.find("date=")? + "date=".len();

@@ -16,6 +16,7 @@ pub async fn movielens(args: MovielensArgs, mut config: CtrflowConfig) -> anyhow
         ad_genres: config.movielens.ad_genres.clone(),
         like_threshold: config.movielens.like_threshold,
         max_seq_len: config.schema.max_seq_len,
+        history: config.movielens.history,
     };
     let bar = progress::bar(0, "ratings");
     bar.set_message("importing");

@@ -4,6 +4,7 @@
 mod config_cmd;
 mod daily;
 mod demo;
+mod experiment;
 mod gc;
 mod generate;
 mod import;
@@ -21,6 +22,9 @@ pub async fn dispatch(command: Command, config: CtrflowConfig) -> anyhow::Result
         Command::Generate(args) => generate::run(args, config).await,
         Command::Import(crate::cli::ImportCommand::Movielens(args)) => {
             import::movielens(args, config).await
+        }
+        Command::Experiment(crate::cli::ExperimentCommand::Ecdctr(args)) => {
+            experiment::ecdctr(args, config).await
         }
         Command::Sql(args) => sql::run(args, config).await,
         Command::Produce(args) => produce::run(args, config).await,

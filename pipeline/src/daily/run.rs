@@ -528,10 +528,7 @@ impl Runner<'_> {
             )?)
         })
         .await??;
-        let key = format!(
-            "{}/predictions/{kind}.parquet",
-            KeyLayout.report(self.date).trim_end_matches("/report.html")
-        );
+        let key = KeyLayout.report_predictions(self.date, kind);
         self.storage.put(&key, bytes).await?;
         Ok(())
     }

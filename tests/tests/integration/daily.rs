@@ -57,7 +57,7 @@ async fn archive_of(days: u32, events_per_day: u64) -> (tempfile::TempDir, Stora
 
 /// The demo schedule, small fast trainers, a gate that accepts anything not much worse: as a
 /// config file, so the CLI and in-process runs use exactly the same settings.
-const CONFIG_TOML: &str = r#"
+pub(crate) const CONFIG_TOML: &str = r#"
 [daily.schedule]
 tpm = { horizon-days = 30, cadence-days = 4 }
 cpm = { horizon-days = 7, cadence-days = 2 }

@@ -5,6 +5,7 @@
 mod archive;
 mod cli;
 mod daily;
+mod experiment;
 mod faults;
 mod generate;
 mod ingest;
