@@ -363,7 +363,12 @@ pub enum ExperimentCommand {
 #[derive(Debug, Args)]
 pub struct EcdctrArgs {
     /// MovieLens directory with RecBole atomic files (`scripts/fetch-movielens.sh`).
-    #[arg(long, value_name = "DIR", required_unless_present = "generated", conflicts_with = "generated")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "generated",
+        conflicts_with = "generated"
+    )]
     pub data: Option<PathBuf>,
     /// Use the synthetic generator (`[generator]` in the config) instead of MovieLens.
     #[arg(long)]

@@ -463,14 +463,25 @@ fn disabled_models_never_run_and_are_never_parents() {
     }
     let actr = p.job(ModelKind::Actr);
     assert_eq!(actr.action, JobAction::Run);
-    assert_eq!(actr.start, Start::Fresh, "no CPM initialisation when CPM is off");
-    assert_eq!(actr.parents, Parents::default(), "no TPM snapshots when TPM is off");
+    assert_eq!(
+        actr.start,
+        Start::Fresh,
+        "no CPM initialisation when CPM is off"
+    );
+    assert_eq!(
+        actr.parents,
+        Parents::default(),
+        "no TPM snapshots when TPM is off"
+    );
 
     // Only TPM off: A-CTR still starts from the CPM, without snapshots.
     let mut cpm_only = config();
     cpm_only.tpm.enabled = false;
     let p = plan(d("2024-01-06"), &cpm_only, &state, PlanOptions::default()).expect("plan");
-    assert_eq!(p.job(ModelKind::Actr).start, Start::FromCpm(v("2024-01-05")));
+    assert_eq!(
+        p.job(ModelKind::Actr).start,
+        Start::FromCpm(v("2024-01-05"))
+    );
     assert!(p.job(ModelKind::Actr).parents.tpm.is_empty());
     assert!(p.job(ModelKind::Cpm).parents.tpm.is_empty());
 

@@ -59,9 +59,8 @@ pub async fn ecdctr(args: EcdctrArgs, mut config: CtrflowConfig) -> anyhow::Resu
         .collect::<Result<Vec<_>, _>>()?;
     let source = match args.data {
         Some(dir) => Source::Movielens {
-            dir: std::fs::canonicalize(&dir).map_err(|e| {
-                UsageError(format!("--data {}: {e}", dir.display()))
-            })?,
+            dir: std::fs::canonicalize(&dir)
+                .map_err(|e| UsageError(format!("--data {}: {e}", dir.display())))?,
             ad_genres: config.movielens.ad_genres.clone(),
             like_threshold: config.movielens.like_threshold,
             history: config.movielens.history,

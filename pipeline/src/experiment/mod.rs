@@ -226,8 +226,7 @@ async fn rows_trained(stores: &Stores) -> Result<BTreeMap<ModelKind, u64>, Exper
     let published = Published::load(&stores.models, &stores.landing).await?;
     let mut rows = BTreeMap::new();
     for manifest in published.manifests.values() {
-        *rows.entry(manifest.model).or_insert(0) +=
-            manifest.data_window.rows.values().sum::<u64>();
+        *rows.entry(manifest.model).or_insert(0) += manifest.data_window.rows.values().sum::<u64>();
     }
     Ok(rows)
 }
@@ -253,7 +252,9 @@ pub async fn run(
     let closed = Published::load(&landing, &landing).await?.closed;
     let ad_days = closed.get(&Domain::Ad).cloned().unwrap_or_default();
     let (Some(&first), Some(&last)) = (ad_days.first(), ad_days.last()) else {
-        return Err(ExperimentError::Data("the archive has no closed ad days".into()));
+        return Err(ExperimentError::Data(
+            "the archive has no closed ad days".into(),
+        ));
     };
     let split = split(&landing, config, options.test_fraction).await?;
     tracing::info!(

@@ -125,7 +125,9 @@ async fn read_day(
                 continue;
             }
             if predictions.is_null(i) {
-                return Err(ExperimentError::Data(format!("{key}: row {i} has no prediction")));
+                return Err(ExperimentError::Data(format!(
+                    "{key}: row {i} has no prediction"
+                )));
             }
             rows.predictions.push(predictions.value(i));
             rows.labels.push(labels.value(i));
@@ -188,7 +190,18 @@ mod tests {
     #[test]
     fn the_test_set_is_the_last_fraction_by_time_with_ties_at_the_cut_included() {
         // Ten events over three days, out of order; the last 20% by time are the two of day 2.
-        let times = vec![5, DAY + 1, 2 * DAY + 9, 1, DAY + 2, 2 * DAY + 3, 3, 2, DAY, 4];
+        let times = vec![
+            5,
+            DAY + 1,
+            2 * DAY + 9,
+            1,
+            DAY + 2,
+            2 * DAY + 3,
+            3,
+            2,
+            DAY,
+            4,
+        ];
         let split = TestSplit::from_times(times, 0.2).expect("split");
         assert_eq!(split.ad_events, 10);
         assert_eq!(split.cut_ms, 2 * DAY + 3);

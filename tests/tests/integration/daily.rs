@@ -369,7 +369,15 @@ async fn a_crash_at_any_write_then_a_rerun_publishes_what_an_uninterrupted_run_d
             }
         };
         let faulty = plain.clone().with_layer(layer);
-        let crashed = backfill(&Stores::single(&faulty), &config, from, to, DailyOptions::default(), |_| {}).await;
+        let crashed = backfill(
+            &Stores::single(&faulty),
+            &config,
+            from,
+            to,
+            DailyOptions::default(),
+            |_| {},
+        )
+        .await;
         assert!(
             crashed.is_err(),
             "cut {cut}: the injected failure must stop the job"
@@ -401,9 +409,16 @@ async fn a_crash_at_any_write_then_a_rerun_publishes_what_an_uninterrupted_run_d
             "gc removed landing data"
         );
 
-        backfill(&Stores::single(&plain), &config, from, to, DailyOptions::default(), |_| {})
-            .await
-            .unwrap_or_else(|e| panic!("cut {cut}: rerun failed: {e}"));
+        backfill(
+            &Stores::single(&plain),
+            &config,
+            from,
+            to,
+            DailyOptions::default(),
+            |_| {},
+        )
+        .await
+        .unwrap_or_else(|e| panic!("cut {cut}: rerun failed: {e}"));
         assert_eq!(published_result(&plain).await, expected, "cut {cut}");
         assert_consistent(&plain, &format!("after the rerun of cut {cut}")).await;
     }

@@ -79,13 +79,18 @@ async fn the_ecdctr_experiment_scores_every_test_event_once_with_models_from_bef
     let config = experiment_config(dir.path());
     let out = dir.path().join("exp");
     let stdout = run_cli(&config, &out);
-    assert!(stdout.contains("| A-CTR, ad data only (`ad-only`) | 2 |"), "{stdout}");
-    assert!(stdout.contains("| full E-CDCTR (TPM + CPM) (`full`) | 2 |"), "{stdout}");
+    assert!(
+        stdout.contains("| A-CTR, ad data only (`ad-only`) | 2 |"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("| full E-CDCTR (TPM + CPM) (`full`) | 2 |"),
+        "{stdout}"
+    );
 
-    let results: ExperimentResults = serde_json::from_slice(
-        &std::fs::read(out.join("results.json")).expect("results.json"),
-    )
-    .expect("parse results");
+    let results: ExperimentResults =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).expect("results.json"))
+            .expect("parse results");
     assert!(out.join("results.md").exists());
 
     // The test split, recomputed independently from the archive's files: the last 20% of ad
@@ -103,7 +108,11 @@ async fn the_ecdctr_experiment_scores_every_test_event_once_with_models_from_bef
     assert_eq!(results.runs.len(), 4);
     for run in &results.runs {
         // Every test event scored exactly once (the pooling refuses anything else).
-        assert_eq!(run.pooled.events, test_events, "{} seed {}", run.variant, run.seed);
+        assert_eq!(
+            run.pooled.events, test_events,
+            "{} seed {}",
+            run.variant, run.seed
+        );
         assert!((0.0..=1.0).contains(&run.pooled.auc));
         let models = Storage::open(&run.dir.display().to_string()).expect("run store");
         let published = Published::load(&models, &archive).await.expect("load");
@@ -129,7 +138,10 @@ async fn the_ecdctr_experiment_scores_every_test_event_once_with_models_from_bef
         // Each test day was scored by the version of that day, trained on earlier days only.
         for day in results.split.per_day.keys() {
             let m = published
-                .manifest(ModelKind::Actr, &ctrflow_schemas::ModelVersion::for_date(*day))
+                .manifest(
+                    ModelKind::Actr,
+                    &ctrflow_schemas::ModelVersion::for_date(*day),
+                )
                 .expect("a version per test day");
             assert!(m.data_window.to < *day);
         }
@@ -153,10 +165,9 @@ async fn the_ecdctr_experiment_scores_every_test_event_once_with_models_from_bef
         .expect("versions")
         .count();
     run_cli(&config, &out);
-    let again: ExperimentResults = serde_json::from_slice(
-        &std::fs::read(out.join("results.json")).expect("results.json"),
-    )
-    .expect("parse results");
+    let again: ExperimentResults =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).expect("results.json"))
+            .expect("parse results");
     for (a, b) in results.runs.iter().zip(&again.runs) {
         assert_eq!(a.pooled, b.pooled);
         assert_eq!(a.rows_trained, b.rows_trained);
@@ -188,7 +199,14 @@ async fn the_ecdctr_experiment_scores_every_test_event_once_with_models_from_bef
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_ctrflow-under-test"))
         .args(["-q", "--config"])
         .arg(&other)
-        .args(["experiment", "ecdctr", "--generated", "--seeds", "1", "--out"])
+        .args([
+            "experiment",
+            "ecdctr",
+            "--generated",
+            "--seeds",
+            "1",
+            "--out",
+        ])
         .arg(&out)
         .output()
         .expect("run");
