@@ -14,7 +14,7 @@
 //! Files listed by no manifest are orphans.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use ctrflow_schemas::{
@@ -41,12 +41,18 @@ pub struct CoordinatorConfig {
     /// before it is closed; later events go to `late/`.
     #[serde(with = "humantime_serde")]
     pub allowed_lateness: Duration,
+    /// A partition assigned to this replica that has had nothing left to consume for this long
+    /// is idle and stops holding the watermark back at its last event (default 5 minutes).
+    /// Its next event, if older than the watermark by then, lands under `late/`.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
 }
 
 impl Default for CoordinatorConfig {
     fn default() -> Self {
         CoordinatorConfig {
             allowed_lateness: Duration::from_secs(3600),
+            idle_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -113,6 +119,9 @@ pub struct EpochCoordinator {
     partition_max: BTreeMap<String, i64>,
     /// This replica's assignment as last reported by the source: `topic/partition` -> caught up.
     assigned: BTreeMap<String, bool>,
+    /// Since when each assigned partition has been caught up without a break.
+    caught_up_since: BTreeMap<String, Instant>,
+    idle_timeout: Duration,
     /// Partitions known to hold data (whichever replica consumes them): `topic/partition`.
     expected: BTreeSet<String>,
     day_files: BTreeMap<(Domain, EventDate), Vec<FileEntry>>,
@@ -152,6 +161,8 @@ impl EpochCoordinator {
             seen_keys: BTreeSet::new(),
             partition_max: BTreeMap::new(),
             assigned: BTreeMap::new(),
+            caught_up_since: BTreeMap::new(),
+            idle_timeout: config.idle_timeout,
             expected: BTreeSet::new(),
             day_files: BTreeMap::new(),
             stats: CoordinatorStats::default(),
@@ -238,6 +249,10 @@ impl EpochCoordinator {
     /// not known to be caught up (its events could be older than everything seen so far: after
     /// a restart librdkafka may fetch one partition far ahead of another, and another group
     /// member may hold a partition for a while).
+    ///
+    /// Idle partitions (assigned here, caught up for at least `idle-timeout`) are left out of
+    /// the minimum, so a partition whose producers stopped does not keep every later day open.
+    /// When every partition is idle the minimum is taken over all of them: nothing moves.
     pub fn watermark_ms(&self) -> Option<i64> {
         let caught_up = |p: &String| self.assigned.get(p).copied().unwrap_or(false);
         let waiting = self
@@ -248,9 +263,21 @@ impl EpochCoordinator {
         if waiting {
             return None;
         }
-        self.partition_max
-            .values()
-            .min()
+        let idle = |p: &String| {
+            caught_up(p)
+                && self
+                    .caught_up_since
+                    .get(p)
+                    .is_some_and(|since| since.elapsed() >= self.idle_timeout)
+        };
+        let active = self
+            .partition_max
+            .iter()
+            .filter(|(p, _)| !idle(p))
+            .map(|(_, t)| *t)
+            .min();
+        active
+            .or_else(|| self.partition_max.values().min().copied())
             .map(|t| t - self.lateness_ms)
     }
 
@@ -269,6 +296,15 @@ impl EpochCoordinator {
             .iter()
             .map(|a| (partition_key(&a.topic, a.partition), a.caught_up))
             .collect();
+        let now = Instant::now();
+        let assigned = &self.assigned;
+        self.caught_up_since
+            .retain(|p, _| assigned.get(p).copied().unwrap_or(false));
+        for (p, &caught_up) in assigned {
+            if caught_up {
+                self.caught_up_since.entry(p.clone()).or_insert(now);
+            }
+        }
     }
 
     /// Closes every day (both domains) whose end the watermark has passed.

@@ -52,6 +52,7 @@ async fn an_assigned_partition_that_delivered_nothing_holds_the_watermark() {
     let storage = memory();
     let config = CoordinatorConfig {
         allowed_lateness: Duration::from_secs(60),
+        ..CoordinatorConfig::default()
     };
     let (coord, closed) = EpochCoordinator::open(storage.clone(), 2, "replica-a", &config)
         .await
@@ -124,6 +125,7 @@ async fn confirms_only_after_the_manifest_and_closes_days_by_watermark() {
     let storage = memory();
     let config = CoordinatorConfig {
         allowed_lateness: Duration::from_secs(60),
+        ..CoordinatorConfig::default()
     };
     let (coord, closed) = EpochCoordinator::open(storage.clone(), 2, "replica-a", &config)
         .await
@@ -255,4 +257,49 @@ async fn replicas_claim_distinct_epoch_numbers() {
     }
     let manifests = storage.list("landing/_epochs/").await.expect("list");
     assert_eq!(manifests.len(), 12, "12 epochs, none overwritten");
+}
+
+/// A partition whose producers stopped (assigned here, caught up) stops holding the watermark
+/// at its last event once it has been idle for `idle-timeout`; a partition of another replica,
+/// or one with messages left, never does.
+#[tokio::test]
+async fn an_idle_partition_stops_holding_the_watermark_after_the_idle_timeout() {
+    let open = |idle: Duration| async move {
+        let config = CoordinatorConfig {
+            allowed_lateness: Duration::from_secs(60),
+            idle_timeout: idle,
+        };
+        let (c, _) = EpochCoordinator::open(memory(), 2, "replica-a", &config)
+            .await
+            .expect("open");
+        c
+    };
+    let d1 = date("2024-03-01");
+    let (old, new) = (d1.start_ms() + 1_000, d1.end_ms() + 7_200_000);
+    let lateness = 60_000;
+    let mut c = open(Duration::ZERO).await;
+    c.partition_max.insert("t/0".into(), new);
+    c.partition_max.insert("t/1".into(), old);
+    // Both busy: the slow partition holds.
+    c.set_assignment(&[assigned("t", 0, false), assigned("t", 1, false)]);
+    assert_eq!(c.watermark_ms(), Some(old - lateness));
+    // t/1 caught up (idle timeout 0): it no longer holds.
+    c.set_assignment(&[assigned("t", 0, false), assigned("t", 1, true)]);
+    assert_eq!(c.watermark_ms(), Some(new - lateness));
+    // It has messages again: it holds again.
+    c.set_assignment(&[assigned("t", 0, false), assigned("t", 1, false)]);
+    assert_eq!(c.watermark_ms(), Some(old - lateness));
+    // Assigned to another replica (seen only through manifests): we cannot know, it holds.
+    c.set_assignment(&[assigned("t", 0, false)]);
+    assert_eq!(c.watermark_ms(), Some(old - lateness));
+    // Everything idle: nothing moves past the slowest partition.
+    c.set_assignment(&[assigned("t", 0, true), assigned("t", 1, true)]);
+    assert_eq!(c.watermark_ms(), Some(old - lateness));
+
+    // With a long timeout a caught-up partition keeps holding until the timeout has passed.
+    let mut c = open(Duration::from_secs(3600)).await;
+    c.partition_max.insert("t/0".into(), new);
+    c.partition_max.insert("t/1".into(), old);
+    c.set_assignment(&[assigned("t", 0, false), assigned("t", 1, true)]);
+    assert_eq!(c.watermark_ms(), Some(old - lateness));
 }
