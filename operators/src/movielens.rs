@@ -38,6 +38,20 @@ pub struct MovielensOptions {
     pub max_seq_len: usize,
     /// Which earlier ratings form the behaviour sequence.
     pub history: MovielensHistory,
+    /// Whether the sequence holds ratings of both domains or only of the event's own.
+    pub history_domains: HistoryDomains,
+}
+
+/// The domains a behaviour sequence draws from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HistoryDomains {
+    /// Natural and ad ratings alike (a cross-domain sequence).
+    #[default]
+    All,
+    /// Only ratings of the event's own domain: an ad event sees only earlier ads (no
+    /// natural-domain information reaches the ad model through its features).
+    Same,
 }
 
 /// Which of a user's earlier ratings make up an event's behaviour sequence.
@@ -70,6 +84,7 @@ impl Default for MovielensOptions {
             like_threshold: 4.0,
             max_seq_len: ctrflow_schemas::DEFAULT_MAX_SEQ_LEN,
             history: MovielensHistory::Rated,
+            history_domains: HistoryDomains::All,
         }
     }
 }
@@ -325,6 +340,7 @@ pub async fn import_movielens(
 
     let mut writer = ArchiveWriter::new(storage.clone(), schema.clone(), "import-movielens", "ml")
         .with_rows_per_file(ROWS_PER_FILE);
+    let same_domain_only = options.history_domains == HistoryDomains::Same;
     // Per user, every earlier rating: (movie, timestamp, liked).
     let mut history: HashMap<UserId, Vec<(u32, i64, bool)>> = HashMap::new();
     let total = ratings.len() as u64;
@@ -347,6 +363,7 @@ pub async fn import_movielens(
         let recent = past
             .iter()
             .rev()
+            .filter(|&&(m, _, _)| !same_domain_only || movies[m as usize].is_ad == movie.is_ad)
             .filter(|&&(_, ts, liked)| match options.history {
                 MovielensHistory::Rated => true,
                 MovielensHistory::Liked => liked && ts < r.timestamp,
@@ -618,5 +635,51 @@ mod tests {
                 vec![disliked_2, ItemId(3)]
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn same_domain_history_keeps_natural_ratings_out_of_ad_sequences() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // User 7 rates 3 and 2 (natural), then 1 (ad), then 3 again.
+        write_dataset(
+            dir.path(),
+            "user_id:token\titem_id:token\trating:float\ttimestamp:float\n\
+             7\t3\t5\t100\n7\t2\t2\t200\n7\t1\t4\t300\n7\t3\t4\t400\n",
+            ITEMS,
+        );
+        let storage = Storage::open("memory://movielens-unit-same").expect("store");
+        let options = MovielensOptions {
+            history_domains: HistoryDomains::Same,
+            ..MovielensOptions::default()
+        };
+        let s = import_movielens(
+            dir.path(),
+            &storage,
+            &EventSchema::default(),
+            &options,
+            |_, _| {},
+        )
+        .await
+        .expect("import");
+        let mut events = Vec::new();
+        for domain in Domain::ALL {
+            let key = ctrflow_schemas::KeyLayout.day_success(domain, s.dates.0);
+            let bytes = storage.get(&key).await.expect("manifest");
+            let day: ctrflow_schemas::DayManifest =
+                ctrflow_schemas::decode_manifest(&key, &bytes).expect("decode");
+            for file in &day.files {
+                for batch in storage.read_parquet(&file.key).await.expect("read") {
+                    events.extend(ctrflow_schemas::events_from_batch(&batch).expect("events"));
+                }
+            }
+        }
+        events.sort_by_key(|e| e.event_time.0);
+        let hist: Vec<Vec<u64>> = events
+            .iter()
+            .map(|e| e.hist_item_ids.iter().map(|i| i.0).collect())
+            .collect();
+        // The ad event (t=300) sees no natural rating; the last natural one skips the ad.
+        assert_eq!(hist, vec![vec![], vec![3], vec![], vec![2, 3]]);
+        assert_eq!(events[2].domain, Domain::Ad);
     }
 }

@@ -154,6 +154,9 @@ pub struct MovielensConfig {
     /// The behaviour sequence: `rated` (every earlier rated movie, ids only) or `liked` (earlier
     /// liked movies from strictly earlier seconds: a click sequence).
     pub history: ctrflow_operators::movielens::MovielensHistory,
+    /// The domains of the sequence: `all` (cross-domain, default) or `same` (an ad event sees
+    /// only earlier ads).
+    pub history_domains: ctrflow_operators::movielens::HistoryDomains,
 }
 
 impl Default for MovielensConfig {
@@ -162,6 +165,7 @@ impl Default for MovielensConfig {
             ad_genres: vec!["Children's".into(), "Animation".into()],
             like_threshold: 4.0,
             history: ctrflow_operators::movielens::MovielensHistory::Rated,
+            history_domains: ctrflow_operators::movielens::HistoryDomains::All,
         }
     }
 }

@@ -64,6 +64,7 @@ pub async fn ecdctr(args: EcdctrArgs, mut config: CtrflowConfig) -> anyhow::Resu
             ad_genres: config.movielens.ad_genres.clone(),
             like_threshold: config.movielens.like_threshold,
             history: config.movielens.history,
+            history_domains: config.movielens.history_domains,
             max_seq_len: config.schema.max_seq_len,
         },
         None => Source::Generated {

@@ -17,6 +17,7 @@ pub async fn movielens(args: MovielensArgs, mut config: CtrflowConfig) -> anyhow
         like_threshold: config.movielens.like_threshold,
         max_seq_len: config.schema.max_seq_len,
         history: config.movielens.history,
+        history_domains: config.movielens.history_domains,
     };
     let bar = progress::bar(0, "ratings");
     bar.set_message("importing");

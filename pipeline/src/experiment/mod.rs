@@ -84,6 +84,10 @@ pub enum Source {
         like_threshold: f64,
         /// The behaviour sequence.
         history: ctrflow_operators::movielens::MovielensHistory,
+        /// The domains of the behaviour sequence (left out of `source.json` when `all`, so
+        /// archives built before the option existed still match).
+        #[serde(default, skip_serializing_if = "is_cross_domain")]
+        history_domains: ctrflow_operators::movielens::HistoryDomains,
         /// Longest behaviour sequence.
         max_seq_len: usize,
     },
@@ -92,6 +96,10 @@ pub enum Source {
         /// The generator settings.
         generator: ctrflow_operators::generate::GeneratorConfig,
     },
+}
+
+fn is_cross_domain(domains: &ctrflow_operators::movielens::HistoryDomains) -> bool {
+    *domains == ctrflow_operators::movielens::HistoryDomains::All
 }
 
 /// What to run.
@@ -163,6 +171,7 @@ async fn archive(
             ad_genres,
             like_threshold,
             history,
+            history_domains,
             max_seq_len,
         } => {
             let options = MovielensOptions {
@@ -170,6 +179,7 @@ async fn archive(
                 like_threshold: *like_threshold,
                 max_seq_len: *max_seq_len,
                 history: *history,
+                history_domains: *history_domains,
             };
             let summary = import_movielens(
                 data,

@@ -145,7 +145,7 @@ impl ExperimentResults {
         }
         let _ = writeln!(
             out,
-            "\n| run | AUC | GAUC | logloss | calibration | test events | rows trained (TPM / CPM / A-CTR) | seconds |"
+            "\n| run | AUC | GAUC | logloss | calibration | test events | rows trained (TPM / CPM / A-CTR) | seconds (this invocation) |"
         );
         let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
         for r in &self.runs {
