@@ -65,6 +65,30 @@ impl TestSplit {
         self.per_day.values().sum()
     }
 
+    /// The test day whose start divides the test events most evenly, and the number of test
+    /// events before it (with a single test day: the day after it, and all of them).
+    pub fn halfway(&self) -> Result<(EventDate, u64), ExperimentError> {
+        let total = self.test_events();
+        let mut before = 0u64;
+        let mut best: Option<(EventDate, u64)> = None;
+        for (i, (&day, &n)) in self.per_day.iter().enumerate() {
+            let distance = |b: u64| b.abs_diff(total - b);
+            if i > 0 && best.is_none_or(|(_, b)| distance(before) < distance(b)) {
+                best = Some((day, before));
+            }
+            before += n;
+        }
+        match best {
+            Some(b) => Ok(b),
+            None => self
+                .per_day
+                .keys()
+                .next_back()
+                .map(|d| (d.succ(), total))
+                .ok_or_else(|| ExperimentError::Data("no test days".into())),
+        }
+    }
+
     /// The day of the cut.
     pub fn first_day(&self) -> Option<EventDate> {
         self.per_day.keys().next().copied()
@@ -84,6 +108,25 @@ pub struct Pooled {
     pub calibration: f64,
     /// Test events scored.
     pub events: u64,
+    /// AUC of the earlier half of the test period (the test days up to the one where half
+    /// of the test events have been seen) and of the later half: where the variants part
+    /// ways over time.
+    pub halves: Halves,
+}
+
+/// AUC of the two halves of a test period, split at a day boundary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Halves {
+    /// The first day of the later half.
+    pub split_day: EventDate,
+    /// AUC over the days before `split_day` (`None` if it has a single label).
+    pub early_auc: Option<f64>,
+    /// Test events before `split_day`.
+    pub early_events: u64,
+    /// AUC from `split_day` on.
+    pub late_auc: Option<f64>,
+    /// Test events from `split_day` on.
+    pub late_events: u64,
 }
 
 /// The test events' rows of one day's predictions file.
@@ -172,12 +215,25 @@ pub async fn pool(
     }
     let e = metrics::evaluate(&rows.predictions, &rows.labels, &rows.users)
         .map_err(|e| ExperimentError::Data(format!("pooled metrics: {e}")))?;
+    let (split_day, at) = split.halfway()?;
+    let at = at as usize;
+    let auc_of = |range: std::ops::Range<usize>| {
+        metrics::auc(&rows.predictions[range.clone()], &rows.labels[range]).ok()
+    };
+    let n = rows.labels.len();
     Ok(Pooled {
         auc: e.auc,
         gauc: e.gauc.is_finite().then_some(e.gauc),
         logloss: e.logloss,
         calibration: e.calibration,
         events: e.samples as u64,
+        halves: Halves {
+            split_day,
+            early_auc: auc_of(0..at).filter(|a| a.is_finite()),
+            early_events: at as u64,
+            late_auc: auc_of(at..n).filter(|a| a.is_finite()),
+            late_events: (n - at) as u64,
+        },
     })
 }
 
@@ -211,6 +267,18 @@ mod tests {
         let split = TestSplit::from_times(vec![1, 2, 3, 3, 3], 0.2).expect("split");
         assert_eq!(split.cut_ms, 3);
         assert_eq!(split.test_events(), 3);
+        // Halfway: the day boundary that divides the test events most evenly.
+        let split = TestSplit::from_times(
+            vec![0, 0, 0, 0, 0, 1, 1, DAY + 1, 2 * DAY, 2 * DAY, 3 * DAY],
+            0.5,
+        )
+        .expect("split");
+        // Test: day 0 (two events at 1 ms), day 1 (1), day 2 (2), day 3 (1): 6 events.
+        assert_eq!(split.test_events(), 6);
+        assert_eq!(
+            split.halfway().expect("halfway"),
+            (EventDate::from_timestamp_ms(2 * DAY).expect("day"), 3)
+        );
         // Never an empty side.
         let split = TestSplit::from_times(vec![1, 2], 0.0).expect("split");
         assert_eq!(split.test_events(), 1);

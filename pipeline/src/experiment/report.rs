@@ -66,6 +66,8 @@ pub struct Summary {
     pub gauc: Option<Stat>,
     /// Pooled logloss.
     pub logloss: Stat,
+    /// AUC of the earlier and of the later half of the test period.
+    pub halves_auc: (Option<Stat>, Option<Stat>),
 }
 
 /// Everything an experiment produced.
@@ -102,6 +104,10 @@ impl ExperimentResults {
                 auc,
                 gauc: Stat::of(&values(&|p| p.gauc)),
                 logloss,
+                halves_auc: (
+                    Stat::of(&values(&|p| p.halves.early_auc)),
+                    Stat::of(&values(&|p| p.halves.late_auc)),
+                ),
             });
         }
         ExperimentResults {
@@ -129,18 +135,27 @@ impl ExperimentResults {
                 .first_day()
                 .map_or_else(|| "-".into(), |d| d.to_string()),
         );
-        let _ = writeln!(out, "| variant | seeds | AUC | GAUC | logloss |");
-        let _ = writeln!(out, "|---|---|---|---|---|");
+        let split_day = self
+            .runs
+            .first()
+            .map_or_else(|| "-".into(), |r| r.pooled.halves.split_day.to_string());
+        let _ = writeln!(
+            out,
+            "| variant | seeds | AUC | GAUC | logloss | AUC before {split_day} | AUC from {split_day} |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|");
         for s in &self.summaries {
             let _ = writeln!(
                 out,
-                "| {} (`{}`) | {} | {} | {} | {} |",
+                "| {} (`{}`) | {} | {} | {} | {} | {} | {} |",
                 s.variant.label(),
                 s.variant,
                 s.seeds,
                 stat(Some(s.auc)),
                 stat(s.gauc),
                 stat(Some(s.logloss)),
+                stat(s.halves_auc.0),
+                stat(s.halves_auc.1),
             );
         }
         let _ = writeln!(

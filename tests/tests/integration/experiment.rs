@@ -114,6 +114,21 @@ async fn the_ecdctr_experiment_scores_every_test_event_once_with_models_from_bef
             run.variant, run.seed
         );
         assert!((0.0..=1.0).contains(&run.pooled.auc));
+        // The two halves split the test period at a test day and add up to it.
+        let h = &run.pooled.halves;
+        assert_eq!(h.early_events + h.late_events, test_events);
+        assert!(results.split.per_day.contains_key(&h.split_day));
+        let before: u64 = results
+            .split
+            .per_day
+            .range(..h.split_day)
+            .map(|(_, n)| n)
+            .sum();
+        assert_eq!(before, h.early_events);
+        assert_eq!(
+            (h.split_day, before),
+            results.split.halfway().expect("halfway")
+        );
         let models = Storage::open(&run.dir.display().to_string()).expect("run store");
         let published = Published::load(&models, &archive).await.expect("load");
         let kinds: BTreeSet<ModelKind> = published.manifests.keys().map(|(k, _)| *k).collect();
