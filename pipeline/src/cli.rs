@@ -388,6 +388,11 @@ pub struct EcdctrArgs {
     /// Comma-separated genres that make a movie an ad (overrides `movielens.ad-genres`).
     #[arg(long, value_delimiter = ',', value_name = "GENRE,...")]
     pub ad_genres: Option<Vec<String>>,
+    /// Keep the checkpoint files of every version of a finished run. By default only each
+    /// model's live version keeps them (a daily checkpoint per run adds up to gigabytes);
+    /// manifests, snapshots, reports and predictions always stay.
+    #[arg(long)]
+    pub keep_checkpoints: bool,
 }
 
 /// `ctrflow import ...`

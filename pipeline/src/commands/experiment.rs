@@ -77,6 +77,7 @@ pub async fn ecdctr(args: EcdctrArgs, mut config: CtrflowConfig) -> anyhow::Resu
         variants,
         seeds: args.seeds,
         test_fraction: args.test_fraction,
+        keep_checkpoints: args.keep_checkpoints,
     };
     let results = experiment::run(&options, &config, &mut Bars::default()).await?;
     print!("{}", results.markdown());

@@ -11,8 +11,10 @@
 //!    set; each test day is scored by the A-CTR published for it (trained on earlier days
 //!    only), and the predictions are pooled over the test period.
 //! 4. **Results** ([`report`]): per variant the mean and standard deviation over seeds of the
-//!    pooled AUC, GAUC and logloss, as `OUT/results.json` and `OUT/results.md`.
+//!    pooled AUC, GAUC and logloss, as `OUT/results.json` and `OUT/results.md`, and the AUC
+//!    over the test period as a chart, `OUT/results.svg`.
 
+mod chart;
 pub mod protocol;
 pub mod report;
 mod variant;
@@ -31,7 +33,7 @@ use thiserror::Error;
 use crate::config::CtrflowConfig;
 use crate::daily::state::Published;
 use crate::daily::{self, DailyError, DailyOptions, Stores};
-pub use protocol::{Pooled, TestSplit};
+pub use protocol::{Halves, Pooled, Segment, TestSplit};
 pub use report::{ExperimentResults, RunResult, Summary};
 pub use variant::Variant;
 
@@ -115,6 +117,9 @@ pub struct ExperimentOptions {
     pub seeds: Vec<u64>,
     /// Share of ad events (the latest by time) in the test set.
     pub test_fraction: f64,
+    /// Keep every version's checkpoint files in finished runs (by default only each model's
+    /// live version keeps them; manifests, snapshots and predictions always stay).
+    pub keep_checkpoints: bool,
 }
 
 /// Progress callbacks of [`run`].
@@ -241,6 +246,25 @@ async fn rows_trained(stores: &Stores) -> Result<BTreeMap<ModelKind, u64>, Exper
     Ok(rows)
 }
 
+/// Deletes the checkpoint files of every model version of a finished run except each model's
+/// live one: a daily A-CTR checkpoint of ML-1M is about 3 MB, a thousand of them per run. The
+/// manifests, TPM snapshots, reports and predictions stay, so the run can still be pooled,
+/// listed and continued (continuing needs only the live versions). Returns the files deleted.
+async fn prune_checkpoints(stores: &Stores) -> Result<u64, ExperimentError> {
+    let published = Published::load(&stores.models, &stores.landing).await?;
+    let mut deleted = 0;
+    for ((kind, version), manifest) in &published.manifests {
+        if published.live(*kind).is_some_and(|live| &live.version == version) {
+            continue;
+        }
+        for key in manifest.files.iter().filter(|k| k.starts_with("models/")) {
+            stores.models.delete(key).await?;
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
+}
+
 /// Runs every variant and seed (continuing interrupted runs) and pools their test metrics.
 pub async fn run(
     options: &ExperimentOptions,
@@ -292,7 +316,7 @@ pub async fn run(
             progress.run_started(variant, seed, (from.days_until(to) + 1) as u64);
             let started = Instant::now();
             // Only the published state matters: a rerun continues an interrupted run.
-            let reports = daily::backfill(
+            daily::backfill(
                 &stores,
                 &run_config,
                 from,
@@ -303,7 +327,10 @@ pub async fn run(
             .await?;
             let seconds = started.elapsed().as_secs_f64();
             let rows_trained = rows_trained(&stores).await?;
-            drop(reports);
+            if !options.keep_checkpoints {
+                let deleted = prune_checkpoints(&stores).await?;
+                tracing::debug!(deleted, run = %dir.display(), "pruned superseded checkpoints");
+            }
             let pooled = protocol::pool(&stores.models, &landing, &split).await?;
             let result = RunResult {
                 variant,

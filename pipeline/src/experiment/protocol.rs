@@ -89,6 +89,32 @@ impl TestSplit {
         }
     }
 
+    /// Test days grouped into at most `k` consecutive stretches of about equal test events:
+    /// each day goes to stretch `floor(events before it * k / total)`. Returns per stretch its
+    /// first and last day and the range of test-event indices it covers.
+    pub fn segments(&self, k: usize) -> Vec<(EventDate, EventDate, std::ops::Range<usize>)> {
+        let total = self.test_events().max(1);
+        let mut out: Vec<(EventDate, EventDate, std::ops::Range<usize>)> = Vec::new();
+        let mut before = 0u64;
+        let mut current = usize::MAX;
+        for (&day, &n) in &self.per_day {
+            let index = ((before * k as u64) / total) as usize;
+            let end = (before + n) as usize;
+            match out.last_mut() {
+                Some(last) if index == current => {
+                    last.1 = day;
+                    last.2.end = end;
+                }
+                _ => {
+                    out.push((day, day, before as usize..end));
+                    current = index;
+                }
+            }
+            before += n;
+        }
+        out
+    }
+
     /// The day of the cut.
     pub fn first_day(&self) -> Option<EventDate> {
         self.per_day.keys().next().copied()
@@ -112,6 +138,25 @@ pub struct Pooled {
     /// of the test events have been seen) and of the later half: where the variants part
     /// ways over time.
     pub halves: Halves,
+    /// AUC over [`SEGMENTS`] consecutive stretches of test days with about equal numbers of
+    /// test events, oldest first (for the results chart).
+    pub segments: Vec<Segment>,
+}
+
+/// Number of test-period stretches in [`Pooled::segments`].
+pub const SEGMENTS: usize = 6;
+
+/// AUC over consecutive test days.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Segment {
+    /// First test day of the stretch.
+    pub from: EventDate,
+    /// Last test day of the stretch.
+    pub to: EventDate,
+    /// Test events in it.
+    pub events: u64,
+    /// AUC over them (`None` with a single label).
+    pub auc: Option<f64>,
 }
 
 /// AUC of the two halves of a test period, split at a day boundary.
@@ -221,6 +266,16 @@ pub async fn pool(
         metrics::auc(&rows.predictions[range.clone()], &rows.labels[range]).ok()
     };
     let n = rows.labels.len();
+    let segments = split
+        .segments(SEGMENTS)
+        .into_iter()
+        .map(|(from, to, range)| Segment {
+            from,
+            to,
+            events: range.len() as u64,
+            auc: auc_of(range).filter(|a| a.is_finite()),
+        })
+        .collect();
     Ok(Pooled {
         auc: e.auc,
         gauc: e.gauc.is_finite().then_some(e.gauc),
@@ -234,6 +289,7 @@ pub async fn pool(
             late_auc: auc_of(at..n).filter(|a| a.is_finite()),
             late_events: (n - at) as u64,
         },
+        segments,
     })
 }
 
@@ -279,6 +335,15 @@ mod tests {
             split.halfway().expect("halfway"),
             (EventDate::from_timestamp_ms(2 * DAY).expect("day"), 3)
         );
+        // Two stretches: days 0-1 (3 events) and days 2-3 (3 events).
+        let segments = split.segments(2);
+        let day = |n: i64| EventDate::from_timestamp_ms(n * DAY).expect("day");
+        assert_eq!(
+            segments,
+            vec![(day(0), day(1), 0..3), (day(2), day(3), 3..6)]
+        );
+        // More stretches than days: one per day.
+        assert_eq!(split.segments(10).len(), 4);
         // Never an empty side.
         let split = TestSplit::from_times(vec![1, 2], 0.0).expect("split");
         assert_eq!(split.test_events(), 1);

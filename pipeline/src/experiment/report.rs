@@ -158,6 +158,7 @@ impl ExperimentResults {
                 stat(s.halves_auc.1),
             );
         }
+        let _ = writeln!(out, "\n![Test AUC over the test period](results.svg)");
         let _ = writeln!(
             out,
             "\n| run | AUC | GAUC | logloss | calibration | test events | rows trained (TPM / CPM / A-CTR) | seconds (this invocation) |"
@@ -187,13 +188,14 @@ impl ExperimentResults {
     }
 }
 
-/// Writes `OUT/results.json` and `OUT/results.md`.
+/// Writes `OUT/results.json`, `OUT/results.md` and `OUT/results.svg`.
 pub fn write(out: &Path, results: &ExperimentResults) -> Result<(), ExperimentError> {
     let json = serde_json::to_vec_pretty(results)
         .map_err(|e| ExperimentError::Data(format!("results: {e}")))?;
     for (name, bytes) in [
         ("results.json", json),
         ("results.md", results.markdown().into_bytes()),
+        ("results.svg", super::chart::render(results).into_bytes()),
     ] {
         let path = out.join(name);
         std::fs::write(&path, bytes).map_err(|source| ExperimentError::Io { path, source })?;
@@ -204,6 +206,88 @@ pub fn write(out: &Path, results: &ExperimentResults) -> Result<(), ExperimentEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::experiment::{Halves, Segment, Source, TestSplit};
+    use ctrflow_schemas::EventDate;
+
+    fn run(variant: Variant, seed: u64, aucs: &[Option<f64>]) -> RunResult {
+        let day = |n: i64| EventDate::from_timestamp_ms(n * 86_400_000).expect("day");
+        RunResult {
+            variant,
+            seed,
+            pooled: Pooled {
+                auc: 0.7,
+                gauc: None,
+                logloss: 0.6,
+                calibration: 1.0,
+                events: 60,
+                halves: Halves {
+                    split_day: day(1),
+                    early_auc: Some(0.7),
+                    early_events: 30,
+                    late_auc: Some(0.7),
+                    late_events: 30,
+                },
+                segments: aucs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &auc)| Segment {
+                        from: day(i as i64),
+                        to: day(i as i64),
+                        events: 20,
+                        auc,
+                    })
+                    .collect(),
+            },
+            seconds: 1.0,
+            rows_trained: BTreeMap::new(),
+            dir: PathBuf::from("runs"),
+        }
+    }
+
+    #[test]
+    fn the_chart_draws_each_variant_as_the_seed_mean_per_stretch() {
+        let options = ExperimentOptions {
+            source: Source::Generated {
+                generator: Default::default(),
+            },
+            out: PathBuf::from("out"),
+            variants: vec![Variant::AdOnly, Variant::Full],
+            seeds: vec![1, 2],
+            test_fraction: 0.2,
+            keep_checkpoints: false,
+        };
+        let split = TestSplit::from_times(vec![1, 2, 3, 4, 5], 0.2).expect("split");
+        let results = ExperimentResults::new(
+            &options,
+            split,
+            vec![
+                run(Variant::AdOnly, 1, &[Some(0.70), Some(0.72), None]),
+                run(Variant::AdOnly, 2, &[Some(0.72), Some(0.74), None]),
+                run(Variant::Full, 1, &[Some(0.80), Some(0.60), Some(0.65)]),
+                run(Variant::Full, 2, &[Some(0.80), Some(0.60), Some(0.65)]),
+            ],
+        );
+        let svg = super::super::chart::render(&results);
+        assert_eq!(svg.matches("<polyline").count(), 2);
+        // ad-only: two defined stretches (the third has no AUC), full: three.
+        let points = |variant: &str| {
+            let start = svg.find(&format!("variant-{variant}")).expect("line");
+            let line = &svg[start..svg[start..].find("/>").expect("end") + start];
+            line.split("points=\"").nth(1).expect("points").split(' ').count()
+        };
+        assert_eq!(points("ad-only"), 2);
+        assert_eq!(points("full"), 3);
+        // The lines are the seed means.
+        let series = super::super::chart::series(&results);
+        let close = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() < 1e-12);
+        assert_eq!(series[0].0, Variant::AdOnly);
+        assert!(close(series[0].1[0], 0.71) && close(series[0].1[1], 0.73));
+        assert_eq!(series[0].1[2], None);
+        assert!(close(series[1].1[1], 0.60));
+        assert!(svg.contains("A-CTR, ad data only") && svg.contains("full E-CDCTR"));
+        assert!(results.markdown().contains("results.svg"));
+    }
 
     #[test]
     fn stats_are_the_mean_and_the_sample_standard_deviation() {

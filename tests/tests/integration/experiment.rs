@@ -150,6 +150,17 @@ async fn the_ecdctr_experiment_scores_every_test_event_once_with_models_from_bef
             }
             other => panic!("unexpected variant {other}"),
         }
+        // Finished runs keep checkpoint files only for each model's live version.
+        for ((kind, version), manifest) in &published.manifests {
+            let live = published.live(*kind).is_some_and(|l| &l.version == version);
+            for key in manifest.files.iter().filter(|k| k.starts_with("models/")) {
+                assert_eq!(
+                    models.exists(key).await.expect("exists"),
+                    live,
+                    "{kind} {version}: {key}"
+                );
+            }
+        }
         // Each test day was scored by the version of that day, trained on earlier days only.
         for day in results.split.per_day.keys() {
             let m = published
