@@ -549,8 +549,39 @@ mod tests {
         );
     }
 
+    /// Imports `dir` with `options` into a fresh in-memory store and returns the events of its
+    /// first day (every test dataset fits in one day), in time order.
+    async fn import_first_day(dir: &Path, options: MovielensOptions) -> Vec<Event> {
+        let storage = Storage::open(&format!(
+            "memory://{}",
+            ctrflow_test_support::unique_name("movielens-unit")
+        ))
+        .expect("store");
+        let s = import_movielens(dir, &storage, &EventSchema::default(), &options, |_, _| {})
+            .await
+            .expect("import");
+        let mut events = Vec::new();
+        for domain in Domain::ALL {
+            let key = ctrflow_schemas::KeyLayout.day_success(domain, s.dates.0);
+            let bytes = storage.get(&key).await.expect("manifest");
+            let day: ctrflow_schemas::DayManifest =
+                ctrflow_schemas::decode_manifest(&key, &bytes).expect("decode");
+            for file in &day.files {
+                for batch in storage.read_parquet(&file.key).await.expect("read") {
+                    events.extend(ctrflow_schemas::events_from_batch(&batch).expect("events"));
+                }
+            }
+        }
+        events.sort_by_key(|e| (e.event_time.0, e.item_id.0));
+        events
+    }
+
+    fn histories(events: &[Event]) -> Vec<Vec<ItemId>> {
+        events.iter().map(|e| e.hist_item_ids.clone()).collect()
+    }
+
     #[tokio::test]
-    async fn liked_history_keeps_only_earlier_likes_from_earlier_seconds() {
+    async fn liked_and_signed_histories_use_feedback_from_earlier_seconds_only() {
         let dir = tempfile::tempdir().expect("tempdir");
         // User 7: likes 3 at t=100, dislikes 2 at t=150, likes 1 at t=300 and, in the same
         // second, rates 2 again (a second rating row of the same user).
@@ -560,80 +591,36 @@ mod tests {
              7\t3\t5\t100\n7\t2\t1\t150\n7\t1\t4\t300\n7\t2\t2\t300\n",
             ITEMS,
         );
-        let storage = Storage::open("memory://movielens-unit-liked").expect("store");
-        let options = MovielensOptions {
-            history: MovielensHistory::Liked,
-            ..MovielensOptions::default()
-        };
-        let s = import_movielens(
+        let liked = import_first_day(
             dir.path(),
-            &storage,
-            &EventSchema::default(),
-            &options,
-            |_, _| {},
+            MovielensOptions {
+                history: MovielensHistory::Liked,
+                ..MovielensOptions::default()
+            },
         )
-        .await
-        .expect("import");
-        let mut events = Vec::new();
-        for domain in Domain::ALL {
-            let key = ctrflow_schemas::KeyLayout.day_success(domain, s.dates.0);
-            let bytes = storage.get(&key).await.expect("manifest");
-            let day: ctrflow_schemas::DayManifest =
-                ctrflow_schemas::decode_manifest(&key, &bytes).expect("decode");
-            for file in &day.files {
-                for batch in storage.read_parquet(&file.key).await.expect("read") {
-                    events.extend(ctrflow_schemas::events_from_batch(&batch).expect("events"));
-                }
-            }
-        }
-        events.sort_by_key(|e| (e.event_time.0, e.item_id.0));
-        let hist: Vec<Vec<u64>> = events
-            .iter()
-            .map(|e| e.hist_item_ids.iter().map(|i| i.0).collect())
-            .collect();
+        .await;
         // t=100: nothing before; t=150: the like of 3; t=300 (both rows): still only 3 - the
         // dislike of 2 is not a behaviour and the like of 1 in the same second is not seen.
-        assert_eq!(hist, vec![vec![], vec![3], vec![3], vec![3]]);
+        let (i2, i3) = (ItemId(2), ItemId(3));
+        assert_eq!(
+            histories(&liked),
+            vec![vec![], vec![i3], vec![i3], vec![i3]]
+        );
 
         // Signed: every rating from earlier seconds, the dislike as its own token.
-        let storage = Storage::open("memory://movielens-unit-signed").expect("store");
-        let options = MovielensOptions {
-            history: MovielensHistory::Signed,
-            ..MovielensOptions::default()
-        };
-        let s = import_movielens(
+        let signed = import_first_day(
             dir.path(),
-            &storage,
-            &EventSchema::default(),
-            &options,
-            |_, _| {},
+            MovielensOptions {
+                history: MovielensHistory::Signed,
+                ..MovielensOptions::default()
+            },
         )
-        .await
-        .expect("import");
-        let mut events = Vec::new();
-        for domain in Domain::ALL {
-            let key = ctrflow_schemas::KeyLayout.day_success(domain, s.dates.0);
-            let bytes = storage.get(&key).await.expect("manifest");
-            let day: ctrflow_schemas::DayManifest =
-                ctrflow_schemas::decode_manifest(&key, &bytes).expect("decode");
-            for file in &day.files {
-                for batch in storage.read_parquet(&file.key).await.expect("read") {
-                    events.extend(ctrflow_schemas::events_from_batch(&batch).expect("events"));
-                }
-            }
-        }
-        events.sort_by_key(|e| (e.event_time.0, e.item_id.0));
-        let hist: Vec<Vec<ItemId>> = events.iter().map(|e| e.hist_item_ids.clone()).collect();
-        let disliked_2 = disliked_token(ItemId(2));
-        assert_ne!(disliked_2, ItemId(2));
+        .await;
+        let disliked_2 = disliked_token(i2);
+        assert_ne!(disliked_2, i2);
         assert_eq!(
-            hist,
-            vec![
-                vec![],
-                vec![ItemId(3)],
-                vec![disliked_2, ItemId(3)],
-                vec![disliked_2, ItemId(3)]
-            ]
+            histories(&signed),
+            vec![vec![], vec![i3], vec![disliked_2, i3], vec![disliked_2, i3]]
         );
     }
 
@@ -647,39 +634,19 @@ mod tests {
              7\t3\t5\t100\n7\t2\t2\t200\n7\t1\t4\t300\n7\t3\t4\t400\n",
             ITEMS,
         );
-        let storage = Storage::open("memory://movielens-unit-same").expect("store");
-        let options = MovielensOptions {
-            history_domains: HistoryDomains::Same,
-            ..MovielensOptions::default()
-        };
-        let s = import_movielens(
+        let events = import_first_day(
             dir.path(),
-            &storage,
-            &EventSchema::default(),
-            &options,
-            |_, _| {},
+            MovielensOptions {
+                history_domains: HistoryDomains::Same,
+                ..MovielensOptions::default()
+            },
         )
-        .await
-        .expect("import");
-        let mut events = Vec::new();
-        for domain in Domain::ALL {
-            let key = ctrflow_schemas::KeyLayout.day_success(domain, s.dates.0);
-            let bytes = storage.get(&key).await.expect("manifest");
-            let day: ctrflow_schemas::DayManifest =
-                ctrflow_schemas::decode_manifest(&key, &bytes).expect("decode");
-            for file in &day.files {
-                for batch in storage.read_parquet(&file.key).await.expect("read") {
-                    events.extend(ctrflow_schemas::events_from_batch(&batch).expect("events"));
-                }
-            }
-        }
-        events.sort_by_key(|e| e.event_time.0);
-        let hist: Vec<Vec<u64>> = events
-            .iter()
-            .map(|e| e.hist_item_ids.iter().map(|i| i.0).collect())
-            .collect();
+        .await;
         // The ad event (t=300) sees no natural rating; the last natural one skips the ad.
-        assert_eq!(hist, vec![vec![], vec![3], vec![], vec![2, 3]]);
+        assert_eq!(
+            histories(&events),
+            vec![vec![], vec![ItemId(3)], vec![], vec![ItemId(2), ItemId(3)]]
+        );
         assert_eq!(events[2].domain, Domain::Ad);
     }
 }

@@ -25,10 +25,7 @@ fn colour(variant: Variant) -> &'static str {
 
 /// Per variant, the mean AUC of each stretch over the seeds where it is defined.
 pub(super) fn series(results: &ExperimentResults) -> Vec<(Variant, Vec<Option<f64>>)> {
-    let stretches = results
-        .runs
-        .first()
-        .map_or(0, |r| r.pooled.segments.len());
+    let stretches = results.runs.first().map_or(0, |r| r.pooled.segments.len());
     results
         .summaries
         .iter()
@@ -137,7 +134,10 @@ pub fn render(results: &ExperimentResults) -> String {
         );
         for p in &path {
             let (px, py) = p.split_once(',').unwrap_or(("0", "0"));
-            let _ = writeln!(svg, "<circle cx=\"{px}\" cy=\"{py}\" r=\"3\" fill=\"{c}\"/>");
+            let _ = writeln!(
+                svg,
+                "<circle cx=\"{px}\" cy=\"{py}\" r=\"3\" fill=\"{c}\"/>"
+            );
         }
         let ly = TOP + 14.0 + 18.0 * k as f64;
         let lx = WIDTH - RIGHT + 12.0;

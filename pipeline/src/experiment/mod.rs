@@ -254,7 +254,10 @@ async fn prune_checkpoints(stores: &Stores) -> Result<u64, ExperimentError> {
     let published = Published::load(&stores.models, &stores.landing).await?;
     let mut deleted = 0;
     for ((kind, version), manifest) in &published.manifests {
-        if published.live(*kind).is_some_and(|live| &live.version == version) {
+        if published
+            .live(*kind)
+            .is_some_and(|live| &live.version == version)
+        {
             continue;
         }
         for key in manifest.files.iter().filter(|k| k.starts_with("models/")) {

@@ -274,7 +274,11 @@ mod tests {
         let points = |variant: &str| {
             let start = svg.find(&format!("variant-{variant}")).expect("line");
             let line = &svg[start..svg[start..].find("/>").expect("end") + start];
-            line.split("points=\"").nth(1).expect("points").split(' ').count()
+            line.split("points=\"")
+                .nth(1)
+                .expect("points")
+                .split(' ')
+                .count()
         };
         assert_eq!(points("ad-only"), 2);
         assert_eq!(points("full"), 3);
