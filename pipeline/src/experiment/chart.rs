@@ -7,10 +7,12 @@ use std::fmt::Write;
 use super::Variant;
 use super::report::ExperimentResults;
 
-const WIDTH: f64 = 760.0;
+const WIDTH: f64 = 900.0;
 const HEIGHT: f64 = 320.0;
 const LEFT: f64 = 56.0;
-const RIGHT: f64 = 170.0;
+const RIGHT: f64 = 230.0;
+/// Room inside the plot before the first and after the last stretch, for their labels.
+const INSET: f64 = 60.0;
 const TOP: f64 = 24.0;
 const BOTTOM: f64 = 56.0;
 
@@ -88,7 +90,7 @@ pub fn render(results: &ExperimentResults) -> String {
         if n == 1 {
             LEFT + plot_w / 2.0
         } else {
-            LEFT + plot_w * i as f64 / (n - 1) as f64
+            LEFT + INSET + (plot_w - 2.0 * INSET) * i as f64 / (n - 1) as f64
         }
     };
     let y = |v: f64| TOP + plot_h * (1.0 - (v - lo) / (hi - lo));
