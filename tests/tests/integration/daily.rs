@@ -758,3 +758,49 @@ async fn holdout_evaluation_splits_each_window_and_needs_no_next_day() {
         assert!((0.1..0.3).contains(&share), "{day}: holdout share {share}");
     }
 }
+
+/// `backfill --models-store`: the landing archive is only read; models, snapshots and reports
+/// go to the other store, which a plain backfill of the same archive matches.
+#[tokio::test(flavor = "multi_thread")]
+async fn backfill_can_publish_to_a_separate_models_store() {
+    let (dir, landing) = archive(3).await;
+    let before = landing.list("").await.expect("list").len();
+    let models_dir = tempfile::tempdir().expect("tempdir");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_ctrflow-under-test"))
+        .args(["-q", "--config"])
+        .arg(config_file(dir.path()))
+        .args(["backfill", "--store"])
+        .arg(dir.path())
+        .arg("--models-store")
+        .arg(models_dir.path())
+        .args(["--from", "2024-03-02", "--to", "2024-03-03"])
+        .output()
+        .await
+        .expect("run backfill");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Only the config file was added next to the archive; nothing under models/ or reports/.
+    let after = landing.list("").await.expect("list");
+    assert_eq!(after.len(), before + 1, "the landing store is only read");
+    assert!(after.iter().all(|o| !o.key.starts_with("models/")));
+    let models = Storage::open(&models_dir.path().display().to_string()).expect("models store");
+    let published = Published::load(&models, &landing).await.expect("load");
+    assert!(published.live(ModelKind::Actr).is_some());
+    assert!(published.live(ModelKind::Tpm).is_some());
+    assert!(
+        models
+            .exists(&KeyLayout.report_metrics(date("2024-03-03")))
+            .await
+            .expect("exists")
+    );
+    assert!(
+        models
+            .list(&KeyLayout.landing_table(ctrflow_schemas::Domain::Ad))
+            .await
+            .expect("list")
+            .is_empty()
+    );
+}
