@@ -262,17 +262,38 @@ impl<'a> Planner<'a> {
         if action != JobAction::Run {
             return Ok(self.idle(kind, action));
         }
-        match self.history(kind).first() {
+        let prev = self.history(kind).first().copied();
+        self.incremental(kind, prev, Vec::new())
+    }
+
+    /// A job that continues `prev` over the days after its window (clipped to the horizon),
+    /// or starts fresh on its whole horizon without one; `tpm` are its snapshot parents.
+    fn incremental(
+        &self,
+        kind: ModelKind,
+        prev: Option<&PublishedModel>,
+        tpm: Vec<ModelVersion>,
+    ) -> Result<PlannedJob, ScheduleError> {
+        match prev {
             Some(prev) => self.running(
                 kind,
                 self.after_window(kind, &prev.version),
                 Start::Continue(prev.version.clone()),
                 Parents {
+                    tpm,
                     previous: Some(prev.version.clone()),
                     ..Parents::default()
                 },
             ),
-            None => self.running(kind, None, Start::Fresh, Parents::default()),
+            None => self.running(
+                kind,
+                None,
+                Start::Fresh,
+                Parents {
+                    tpm,
+                    ..Parents::default()
+                },
+            ),
         }
     }
 
@@ -300,27 +321,12 @@ impl<'a> Planner<'a> {
             return Ok(self.idle(kind, action));
         }
         let tpm = self.snapshots(tpm_today);
-        match self.history(kind).first() {
-            Some(prev) if self.config.cpm_warm_start => self.running(
-                kind,
-                self.after_window(kind, &prev.version),
-                Start::Continue(prev.version.clone()),
-                Parents {
-                    tpm,
-                    previous: Some(prev.version.clone()),
-                    ..Parents::default()
-                },
-            ),
-            _ => self.running(
-                kind,
-                None,
-                Start::Fresh,
-                Parents {
-                    tpm,
-                    ..Parents::default()
-                },
-            ),
-        }
+        let prev = self
+            .history(kind)
+            .first()
+            .copied()
+            .filter(|_| self.config.cpm_warm_start);
+        self.incremental(kind, prev, tpm)
     }
 
     fn actr(&self, tpm_today: bool, cpm_today: bool) -> Result<PlannedJob, ScheduleError> {
@@ -386,15 +392,7 @@ impl<'a> Planner<'a> {
                 }
             }
             (None, Some((cpm, _))) => from_cpm(cpm, tpm),
-            (None, None) => self.running(
-                kind,
-                None,
-                Start::Fresh,
-                Parents {
-                    tpm,
-                    ..Parents::default()
-                },
-            ),
+            (None, None) => self.incremental(kind, None, tpm),
         }
     }
 }
