@@ -303,8 +303,11 @@ async fn lands_every_good_event_once_and_dead_letters_every_bad_one() {
     mixed.extend(bad_iter);
     setup.produce(mixed).await;
 
-    // 9% bad is above the default 5% ceiling, which would (rightly) stop the job.
-    let mut child = setup.spawn_ingest_with(&[("CTRFLOW__INGEST__DECODE__MAX_BAD_RATIO", "0.2")]);
+    // 9% bad is above the default 5% ceiling, which would (rightly) stop the job. Per epoch the
+    // share varies far more than the average: the keyless bad messages are spread by
+    // librdkafka's sticky partitioner in runs, and a loaded machine closes epochs (by time)
+    // over few partitions. An epoch of 24% was seen under load, so the ceiling here is 50%.
+    let mut child = setup.spawn_ingest_with(&[("CTRFLOW__INGEST__DECODE__MAX_BAD_RATIO", "0.5")]);
     let storage = setup.storage();
     let ids = wait_landed(&storage, events.len(), Duration::from_secs(180)).await;
     let status = terminate(&mut child);
