@@ -261,7 +261,7 @@ impl KafkaConfig {
     }
 
     /// The consumer configuration: manual commits only, our group and session timeout.
-    pub(super) fn consumer_client_config(&self) -> ClientConfig {
+    pub fn consumer_client_config(&self) -> ClientConfig {
         let mut c = self.base_client_config();
         c.set("group.id", &self.group_id)
             .set("enable.auto.commit", "false")

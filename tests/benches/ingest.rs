@@ -1,0 +1,513 @@
+//! Ingest throughput against a bare consumer, and ingest's memory while it drains a backlog.
+//!
+//! Each scenario starts its own tansu broker (in memory, so its memory is freed afterwards),
+//! produces N generated events with behaviour sequences of exactly L ids into the two domain
+//! topics, and then, on that same data:
+//!
+//! 1. **raw**: a bare rdkafka consumer (the same client settings as ingest's source) subscribes
+//!    with a fresh group and only counts messages and payload bytes;
+//! 2. **ingest**: the real `ctrflow ingest` process, fresh group, landing into a local directory,
+//!    runs until Kafka's committed offsets of its group cover all N messages (every epoch
+//!    manifest durable, every offset committed). Its Prometheus endpoint says when the first
+//!    message arrived and how far it is; `/proc/PID/status` gives its resident memory over the
+//!    drain (`VmRSS`) and at peak (`VmHWM`).
+//!
+//! Rates are N over the time from the first message to the last (raw) or to the last commit
+//! (ingest), so the consumer-group join (about half the session timeout on tansu) is left out
+//! of both.
+//!
+//! `cargo bench -p ctrflow-tests --bench ingest` (or the dev-profile binary with `--bench`) runs
+//! 1M events with 50-long sequences, 100k with 1000-long ones (about 25 KB each; the broker keeps
+//! them in memory) and a 2M-event 50-long backlog. Without
+//! `--bench` (what `cargo test --all-targets` does) it runs one 20k-event scenario and asserts
+//! that both consumers saw every message and ingest landed every event. Needs
+//! `CTRFLOW_TEST_TANSU` (see `scripts/start-broker.sh`). `--only NAME` picks one scenario.
+
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ctrflow_operators::generate::{Generator, GeneratorConfig};
+use ctrflow_operators::kafka::{KafkaConfig, KafkaProducer, committed_offsets, create_topics};
+use ctrflow_operators::sql::trusted_landing_files;
+use ctrflow_schemas::{Domain, Event};
+use ctrflow_storage::Storage;
+use ctrflow_test_support::{PrivateBroker, unique_name};
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+/// One measured configuration.
+struct Scenario {
+    name: &'static str,
+    events: u64,
+    seq_len: usize,
+    partitions: i32,
+}
+
+const BENCH_SCENARIOS: [Scenario; 3] = [
+    Scenario {
+        name: "1M-50",
+        events: 1_000_000,
+        seq_len: 50,
+        partitions: 4,
+    },
+    // About 25 KB per message: 100k of them are 2.5 GB in the in-memory broker; 1M would not fit.
+    Scenario {
+        name: "100k-1000",
+        events: 100_000,
+        seq_len: 1000,
+        partitions: 4,
+    },
+    Scenario {
+        name: "2M-50-backlog",
+        events: 2_000_000,
+        seq_len: 50,
+        partitions: 4,
+    },
+];
+
+const TEST_SCENARIO: Scenario = Scenario {
+    name: "test-20k-50",
+    events: 20_000,
+    seq_len: 50,
+    partitions: 2,
+};
+
+/// Days the events spread over, so that ingest also closes days during the run.
+const DAYS: u32 = 7;
+/// The epoch interval of the measured ingest (production default: 10 s). Shorter epochs bound
+/// the wait for the final commit after the last message, which the rate includes.
+const EPOCH_INTERVAL: &str = "2s";
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let bench = args.iter().any(|a| a == "--bench");
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1).cloned());
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let scenarios: Vec<&Scenario> = if bench {
+        BENCH_SCENARIOS.iter().collect()
+    } else {
+        vec![&TEST_SCENARIO]
+    };
+    for s in scenarios {
+        if only.as_deref().is_some_and(|o| o != s.name) {
+            continue;
+        }
+        let result = runtime.block_on(run_scenario(s));
+        result.print();
+        if !bench {
+            result.assert_complete();
+        }
+    }
+}
+
+/// What one scenario measured.
+struct ScenarioResult {
+    name: &'static str,
+    events: u64,
+    payload_bytes: u64,
+    produce_seconds: f64,
+    raw: Consumed,
+    ingest: Consumed,
+    landed_rows: Option<u64>,
+    accepted: u64,
+    rss: Vec<(u64, u64)>,
+    peak_rss_kib: u64,
+}
+
+/// One consumer's pass over the topics.
+struct Consumed {
+    messages: u64,
+    seconds: f64,
+    join_seconds: f64,
+}
+
+impl Consumed {
+    fn rate(&self) -> f64 {
+        self.messages as f64 / self.seconds.max(1e-9)
+    }
+}
+
+impl ScenarioResult {
+    fn print(&self) {
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        println!("scenario {}", self.name);
+        println!(
+            "  produced     {} events, {:.1} MB of payload ({:.0} B/message) in {:.1} s",
+            self.events,
+            self.payload_bytes as f64 / 1e6,
+            self.payload_bytes as f64 / self.events as f64,
+            self.produce_seconds
+        );
+        println!(
+            "  raw consume  {:>9.0} msg/s  ({} messages in {:.2} s after a {:.1} s group join)",
+            self.raw.rate(),
+            self.raw.messages,
+            self.raw.seconds,
+            self.raw.join_seconds
+        );
+        println!(
+            "  ingest       {:>9.0} msg/s  ({} messages in {:.2} s to the last commit after a {:.1} s group join)",
+            self.ingest.rate(),
+            self.ingest.messages,
+            self.ingest.seconds,
+            self.ingest.join_seconds
+        );
+        println!(
+            "  ingest / raw {:.2}",
+            self.ingest.rate() / self.raw.rate().max(1e-9)
+        );
+        println!(
+            "  ingest peak RSS {:.0} MiB (VmHWM)",
+            mib(self.peak_rss_kib)
+        );
+        let curve: Vec<String> = self
+            .rss
+            .iter()
+            .map(|(m, kib)| format!("{}k:{:.0}", m / 1000, mib(*kib)))
+            .collect();
+        println!("  ingest RSS MiB by messages consumed: {}", curve.join(" "));
+    }
+
+    fn assert_complete(&self) {
+        assert_eq!(self.raw.messages, self.events, "raw consumer message count");
+        assert_eq!(
+            self.ingest.messages, self.events,
+            "ingest committed offsets"
+        );
+        assert_eq!(self.accepted, self.events, "ingest accepted messages");
+        assert_eq!(self.landed_rows, Some(self.events), "landed rows");
+        assert!(
+            self.peak_rss_kib > 0,
+            "no memory reading of the ingest process"
+        );
+    }
+}
+
+async fn run_scenario(s: &Scenario) -> ScenarioResult {
+    let broker = PrivateBroker::start();
+    let mut kafka = KafkaConfig {
+        brokers: broker.address.clone(),
+        group_id: unique_name("bench-raw"),
+        session_timeout: Duration::from_secs(6),
+        ..KafkaConfig::default()
+    };
+    kafka.topics.natural = unique_name("natural");
+    kafka.topics.ad = unique_name("ad");
+    create_topics(
+        &kafka,
+        &[
+            (&kafka.topics.natural, s.partitions),
+            (&kafka.topics.ad, s.partitions),
+        ],
+        1,
+    )
+    .await
+    .expect("create topics");
+
+    let start = Instant::now();
+    let (produced, payload_bytes) = produce(&kafka, s).await;
+    assert_eq!(produced, s.events, "produced");
+    let produce_seconds = start.elapsed().as_secs_f64();
+
+    let raw = {
+        let kafka = kafka.clone();
+        let expected = s.events;
+        tokio::task::spawn_blocking(move || raw_consume(&kafka, expected))
+            .await
+            .expect("raw consumer thread")
+    };
+
+    let store = tempfile::tempdir().expect("tempdir");
+    kafka.group_id = unique_name("bench-ingest");
+    let run = run_ingest(&kafka, store.path(), s.events).await;
+    let landed_rows = if s.events <= TEST_SCENARIO.events {
+        Some(landed_rows(&Storage::open(&store.path().display().to_string()).expect("store")).await)
+    } else {
+        None
+    };
+    drop(broker);
+    ScenarioResult {
+        name: s.name,
+        events: s.events,
+        payload_bytes,
+        produce_seconds,
+        raw,
+        ingest: run.consumed,
+        landed_rows,
+        accepted: run.accepted,
+        rss: run.rss,
+        peak_rss_kib: run.peak_rss_kib,
+    }
+}
+
+/// Generated events with every behaviour sequence made exactly `len` long (the generated
+/// history, repeated as needed or cut to its most recent `len`).
+fn events_with_sequences(s: &Scenario) -> impl Iterator<Item = Event> {
+    let cfg = GeneratorConfig {
+        seed: 7,
+        days: DAYS,
+        users: 20_000,
+        events_per_day: s.events.div_ceil(u64::from(DAYS)),
+        max_seq_len: s.seq_len as u32,
+        ..GeneratorConfig::default()
+    };
+    let mut generator = Generator::new(&cfg).expect("generator");
+    let len = s.seq_len;
+    std::iter::from_fn(move || generator.next_chunk(4096).map(|c| c.events))
+        .flatten()
+        .take(s.events as usize)
+        .map(move |mut e| {
+            let (items, categories) = if e.hist_item_ids.is_empty() {
+                (vec![e.item_id], vec![e.category_id])
+            } else {
+                (e.hist_item_ids.clone(), e.hist_category_ids.clone())
+            };
+            let skip = items.len().saturating_sub(len);
+            e.hist_item_ids = items.iter().copied().cycle().skip(skip).take(len).collect();
+            e.hist_category_ids = categories
+                .iter()
+                .copied()
+                .cycle()
+                .skip(skip)
+                .take(len)
+                .collect();
+            e
+        })
+}
+
+async fn produce(kafka: &KafkaConfig, s: &Scenario) -> (u64, u64) {
+    let producer = KafkaProducer::new(kafka).expect("producer");
+    let mut bytes = 0u64;
+    let topics = kafka.topics.clone();
+    let messages = events_with_sequences(s).map(|e| {
+        let payload = e.to_json();
+        bytes += payload.len() as u64;
+        (
+            topics.topic(e.domain).to_string(),
+            e.user_id.0.to_be_bytes(),
+            payload,
+        )
+    });
+    let sent = producer
+        .send_all(messages, None, |_| {})
+        .await
+        .expect("produce");
+    (sent, bytes)
+}
+
+/// The baseline: subscribe, poll, count. Nothing is decoded, stored or committed.
+fn raw_consume(kafka: &KafkaConfig, expected: u64) -> Consumed {
+    let consumer: BaseConsumer = kafka
+        .consumer_client_config()
+        .create()
+        .expect("raw consumer");
+    consumer
+        .subscribe(&kafka.topics.all())
+        .expect("raw subscribe");
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(1800);
+    let (mut messages, mut bytes) = (0u64, 0u64);
+    let mut first = None;
+    while messages < expected && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                first.get_or_insert_with(Instant::now);
+                messages += 1;
+                bytes += m.payload().map_or(0, |p| p.len() as u64);
+            }
+            Some(Err(e)) => panic!("raw consumer: {e}"),
+            None => {}
+        }
+    }
+    let first = first.unwrap_or(start);
+    std::hint::black_box(bytes);
+    Consumed {
+        messages,
+        seconds: first.elapsed().as_secs_f64(),
+        join_seconds: (first - start).as_secs_f64(),
+    }
+}
+
+/// What one ingest run measured.
+struct IngestRun {
+    consumed: Consumed,
+    accepted: u64,
+    rss: Vec<(u64, u64)>,
+    peak_rss_kib: u64,
+}
+
+/// Runs `ctrflow ingest` until its group's committed offsets cover `expected` messages.
+async fn run_ingest(kafka: &KafkaConfig, store: &std::path::Path, expected: u64) -> IngestRun {
+    let metrics = free_address();
+    let mut child = spawn_ingest(kafka, store, &metrics);
+    let pid = child.id();
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(1800);
+    let mut first = None;
+    let mut rss = Vec::new();
+    let mut next_sample = 0u64;
+    let (committed, accepted) = loop {
+        assert!(
+            Instant::now() < deadline,
+            "ingest did not finish in 30 minutes"
+        );
+        if let Some(status) = child.try_wait().expect("ingest status") {
+            panic!("ingest exited early: {status}");
+        }
+        let scraped = scrape(&metrics);
+        let messages = scraped.value("ctrflow_ingest_messages_total");
+        if messages > 0 {
+            first.get_or_insert_with(Instant::now);
+        }
+        if messages >= next_sample {
+            if let Some(kib) = proc_status_kib(pid, "VmRSS:") {
+                rss.push((messages, kib));
+            }
+            next_sample = messages + expected / 10;
+        }
+        if messages >= expected {
+            let committed: i64 = committed_offsets(kafka, Duration::from_secs(10))
+                .await
+                .expect("committed offsets")
+                .values()
+                .sum();
+            if committed as u64 >= expected {
+                break (
+                    committed as u64,
+                    scraped.value("ctrflow_ingest_accepted_total"),
+                );
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let first = first.unwrap_or(start);
+    let seconds = first.elapsed().as_secs_f64();
+    let peak_rss_kib = proc_status_kib(pid, "VmHWM:").unwrap_or(0);
+    if let Some(kib) = proc_status_kib(pid, "VmRSS:") {
+        rss.push((expected, kib));
+    }
+    stop(&mut child);
+    IngestRun {
+        consumed: Consumed {
+            messages: committed,
+            seconds,
+            join_seconds: (first - start).as_secs_f64(),
+        },
+        accepted,
+        rss,
+        peak_rss_kib,
+    }
+}
+
+fn spawn_ingest(kafka: &KafkaConfig, store: &std::path::Path, metrics: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_ctrflow-under-test"))
+        .args([
+            "ingest",
+            "--brokers",
+            &kafka.brokers,
+            "--group",
+            &kafka.group_id,
+        ])
+        .arg("--store")
+        .arg(store)
+        .env("CTRFLOW__KAFKA__TOPICS__NATURAL", &kafka.topics.natural)
+        .env("CTRFLOW__KAFKA__TOPICS__AD", &kafka.topics.ad)
+        .env(
+            "CTRFLOW__KAFKA__EPOCH_INTERVAL",
+            format!("\"{EPOCH_INTERVAL}\""),
+        )
+        .env("CTRFLOW__KAFKA__SESSION_TIMEOUT", "\"6s\"")
+        .env("CTRFLOW__INGEST__DECODE__MAX_EVENT_AGE", "\"36500days\"")
+        .env("CTRFLOW__METRICS__LISTEN", format!("\"{metrics}\""))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start ctrflow ingest")
+}
+
+/// SIGTERM (finish the open epoch, exit 0), then wait.
+fn stop(child: &mut Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success(), "kill -TERM failed");
+    let status = child.wait().expect("wait for ingest");
+    assert!(
+        status.success(),
+        "ingest exited with {status} after SIGTERM"
+    );
+}
+
+fn free_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+    listener.local_addr().expect("local address").to_string()
+}
+
+/// One Prometheus scrape (empty while the endpoint is not up yet).
+struct Scrape(String);
+
+impl Scrape {
+    fn value(&self, metric: &str) -> u64 {
+        self.0
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|l| {
+                let (name, value) = l.split_once(' ')?;
+                (name == metric).then(|| value.trim().parse::<f64>().ok())?
+            })
+            .map_or(0, |v| v as u64)
+    }
+}
+
+fn scrape(address: &str) -> Scrape {
+    let Ok(mut stream) = TcpStream::connect(address) else {
+        return Scrape(String::new());
+    };
+    let mut body = String::new();
+    let request = format!("GET /metrics HTTP/1.0\r\nHost: {address}\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() || stream.read_to_string(&mut body).is_err() {
+        return Scrape(String::new());
+    }
+    Scrape(body)
+}
+
+/// A `kB` field of `/proc/PID/status`.
+fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Rows of every landing file the epoch manifests list, checking event ids are distinct.
+async fn landed_rows(storage: &Storage) -> u64 {
+    let mut ids = HashSet::new();
+    let mut rows = 0u64;
+    for domain in Domain::ALL {
+        for key in trusted_landing_files(storage, domain, None)
+            .await
+            .expect("landing files")
+        {
+            for batch in storage.read_parquet(&key).await.expect("read landing file") {
+                rows += batch.num_rows() as u64;
+                let col = batch.column_by_name("event_id").expect("event_id column");
+                let col = arrow::array::AsArray::as_string::<i32>(col);
+                ids.extend(col.iter().flatten().map(str::to_string));
+            }
+        }
+    }
+    assert_eq!(ids.len() as u64, rows, "duplicate event ids in the landing");
+    rows
+}
