@@ -97,6 +97,31 @@ pub enum OperatorError {
         /// The most frequent rejection reasons with counts, e.g. `bad-json: 90, wrong-type: 30`.
         top_reasons: String,
     },
+    /// This replica's epoch lists offsets that an epoch manifest of another writer already
+    /// landed: the replica lost the partition while it was paused or cut off past the session
+    /// timeout (a "zombie"), and the partition's new owner landed them. The epoch is discarded
+    /// (its files stay orphans for `ctrflow gc`), nothing is committed, and the job stops; a
+    /// restart rejoins the group and resumes after the landed offsets.
+    #[error(
+        "fenced: this epoch lists {topic}/{partition} from offset {first_offset}, but epoch \
+         {epoch} of writer `{writer}` already landed it through offset {landed_through}; this \
+         replica lost the partition while paused, so its epoch is discarded and nothing is \
+         committed (restart it: it resumes after the landed offsets)"
+    )]
+    Fenced {
+        /// Topic of the overlapping range.
+        topic: String,
+        /// Partition of the overlapping range.
+        partition: i32,
+        /// First offset of this replica's range.
+        first_offset: i64,
+        /// Highest offset already landed for the partition.
+        landed_through: i64,
+        /// Writer of the manifest that landed it.
+        writer: String,
+        /// Number of that manifest.
+        epoch: u64,
+    },
     /// A blocking task panicked or was cancelled (a bug).
     #[error("internal error: {0}")]
     Internal(String),

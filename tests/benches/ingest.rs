@@ -21,7 +21,8 @@
 //! them in memory) and a 2M-event 50-long backlog. Without
 //! `--bench` (what `cargo test --all-targets` does) it runs one 20k-event scenario and asserts
 //! that both consumers saw every message and ingest landed every event. Needs
-//! `CTRFLOW_TEST_TANSU` (see `scripts/start-broker.sh`). `--only NAME` picks one scenario.
+//! `CTRFLOW_TEST_TANSU` (see `scripts/start-broker.sh`). Positional arguments filter scenarios by
+//! name, as with criterion (`... --bench 1M-50`).
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
@@ -84,10 +85,12 @@ const EPOCH_INTERVAL: &str = "2s";
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let bench = args.iter().any(|a| a == "--bench");
-    let only = args
+    // Like criterion and libtest: positional arguments filter by name (substring).
+    let filters: Vec<&String> = args
         .iter()
-        .position(|a| a == "--only")
-        .and_then(|i| args.get(i + 1).cloned());
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let scenarios: Vec<&Scenario> = if bench {
         BENCH_SCENARIOS.iter().collect()
@@ -95,7 +98,7 @@ fn main() {
         vec![&TEST_SCENARIO]
     };
     for s in scenarios {
-        if only.as_deref().is_some_and(|o| o != s.name) {
+        if !filters.is_empty() && !filters.iter().any(|f| s.name.contains(f.as_str())) {
             continue;
         }
         let result = runtime.block_on(run_scenario(s));

@@ -9,6 +9,14 @@
 //! and closes days: when the watermark passes a day's end, that day's `_SUCCESS` manifest is
 //! written for both domains, listing exactly the landing files manifests recorded for it.
 //!
+//! Fencing: epoch numbers are dense (a writer only ever creates the number after the highest it
+//! has listed, and only if it is absent), so a writer that succeeds in creating manifest `n` has
+//! read every manifest below `n`, and none can appear below it later. Before each attempt the
+//! coordinator checks its ranges against the landed offsets of every manifest it has read: a
+//! range starting at or below an offset already landed means another replica took the partition
+//! over while this one was paused, and the epoch is refused ([`OperatorError::Fenced`]). Of two
+//! writers racing over the same offsets exactly one lands them.
+//!
 //! Recovery rules (see `docs/ingest.md`): manifests are the truth. Offsets listed by a manifest
 //! are landed; the source drops re-delivered messages at or below them ([`landed_offsets`]).
 //! Files listed by no manifest are orphans.
@@ -102,6 +110,14 @@ async fn read_epoch(storage: &Storage, key: &str) -> Result<EpochManifest, Opera
     Ok(decode_manifest(key, &bytes)?)
 }
 
+/// The newest landed offset of one partition and the manifest that landed it.
+#[derive(Debug, Clone)]
+struct LandedBy {
+    last_offset: i64,
+    writer: String,
+    epoch: u64,
+}
+
 struct Pending {
     offsets: Option<Vec<OffsetRange>>,
     acks: Vec<SinkAck>,
@@ -117,6 +133,8 @@ pub struct EpochCoordinator {
     next_epoch: u64,
     seen_keys: BTreeSet<String>,
     partition_max: BTreeMap<String, i64>,
+    /// Per `(topic, partition)`: the highest offset any manifest read so far has landed.
+    landed: HashMap<(String, i32), LandedBy>,
     /// This replica's assignment as last reported by the source: `topic/partition` -> caught up.
     assigned: BTreeMap<String, bool>,
     /// Since when each assigned partition has been caught up without a break.
@@ -160,6 +178,7 @@ impl EpochCoordinator {
             next_epoch: 1,
             seen_keys: BTreeSet::new(),
             partition_max: BTreeMap::new(),
+            landed: HashMap::new(),
             assigned: BTreeMap::new(),
             caught_up_since: BTreeMap::new(),
             idle_timeout: config.idle_timeout,
@@ -190,6 +209,22 @@ impl EpochCoordinator {
             let e = self.partition_max.entry(p.clone()).or_insert(t);
             *e = (*e).max(t);
         }
+        for r in &m.offsets {
+            let newer = self
+                .landed
+                .get(&(r.topic.clone(), r.partition))
+                .is_none_or(|l| r.last_offset > l.last_offset);
+            if newer {
+                self.landed.insert(
+                    (r.topic.clone(), r.partition),
+                    LandedBy {
+                        last_offset: r.last_offset,
+                        writer: m.writer.clone(),
+                        epoch: m.epoch.0,
+                    },
+                );
+            }
+        }
         for f in &m.files {
             if f.role == FileRole::Landing {
                 self.day_files
@@ -217,6 +252,7 @@ impl EpochCoordinator {
         }
         loop {
             self.refresh().await?;
+            self.check_not_fenced(&offsets)?;
             let manifest = EpochManifest {
                 epoch: Epoch(self.next_epoch),
                 writer: self.writer.clone(),
@@ -241,6 +277,26 @@ impl EpochCoordinator {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// Refuses an epoch whose ranges start at or below an offset some manifest already landed
+    /// (see the module docs on fencing).
+    fn check_not_fenced(&self, offsets: &[OffsetRange]) -> Result<(), OperatorError> {
+        for r in offsets {
+            if let Some(l) = self.landed.get(&(r.topic.clone(), r.partition))
+                && r.first_offset <= l.last_offset
+            {
+                return Err(OperatorError::Fenced {
+                    topic: r.topic.clone(),
+                    partition: r.partition,
+                    first_offset: r.first_offset,
+                    landed_through: l.last_offset,
+                    writer: l.writer.clone(),
+                    epoch: l.epoch,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The watermark: the minimum over every partition any manifest has seen of its maximum

@@ -70,6 +70,12 @@ impl Setup {
 
     /// As [`Setup::spawn_ingest`], with extra `CTRFLOW__*` overrides.
     fn spawn_ingest_with(&self, env: &[(&str, &str)]) -> Child {
+        self.spawn_ingest_logging(env, Stdio::inherit())
+    }
+
+    /// As [`Setup::spawn_ingest`], with extra `CTRFLOW__*` overrides and its log (stderr) sent
+    /// to `log`.
+    pub(crate) fn spawn_ingest_logging(&self, env: &[(&str, &str)], log: Stdio) -> Child {
         Command::new(ctrflow_bin())
             .args([
                 "ingest",
@@ -92,7 +98,7 @@ impl Setup {
             .envs(env.iter().copied())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(log)
             .spawn()
             .expect("start ctrflow ingest")
     }

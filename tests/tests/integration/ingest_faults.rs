@@ -2,6 +2,8 @@
 //! by a fault-injecting layer) against the real broker. Whatever ingest does about the failure
 //! (retry the epoch or stop), the consumer group must never commit an offset past data that is
 //! listed in a durable epoch manifest, and a run after the fault lands every event exactly once.
+//! Also the broker faults (an outage, and a replica paused past the session timeout whose
+//! partitions move to another replica), each ending in exactly-once landing.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use tokio::sync::oneshot;
 
 use crate::faults::FailingWrites;
 use crate::ingest::{Setup, generated, landed_event_ids, terminate, wait_landed};
+use ctrflow_operators::kafka::KafkaProducer;
 
 fn ingest_config(setup: &Setup) -> CtrflowConfig {
     let mut config = CtrflowConfig::default();
@@ -198,4 +201,78 @@ async fn a_broker_outage_of_30_seconds_loses_nothing() {
     );
     check_exactly_once(&ids, &events);
     assert_committed_within_landed(&setup, &storage, "after the outage").await;
+}
+
+/// A "zombie": replica A is paused (SIGSTOP) with an epoch open, for longer than the session
+/// timeout. The group hands its partitions to replica B, which lands from A's last landed
+/// offsets on. When A wakes up (SIGCONT) it finishes its stale epoch over offsets B already
+/// landed: it must be fenced (exit with an error naming the fence) instead of writing a second
+/// manifest for them. Every event lands exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replica_paused_past_the_session_timeout_is_fenced() {
+    let setup = Setup::new(4).await;
+    let (events, mut first) = generated(&setup, 6_000, 11);
+    let mut second = first.split_off(first.len() / 3);
+    let last = second.split_off(second.len() / 2);
+    let storage = setup.storage();
+    let log_path = setup.store_path().with_extension("zombie.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+
+    setup.produce(first.clone()).await;
+    let mut a = setup.spawn_ingest_logging(&[], log.into());
+    let landed = wait_landed(&storage, first.len(), Duration::from_secs(120)).await;
+    assert_eq!(landed.len(), first.len(), "A landed the first part");
+
+    // A steady stream, so that A has an epoch with data open when it is paused.
+    let producer = KafkaProducer::new(&setup.kafka).expect("producer");
+    let stream = tokio::spawn(async move {
+        producer
+            .send_all(second, Some(1_000.0), |_| {})
+            .await
+            .expect("produce the second part")
+    });
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    signal(&a, "STOP");
+    let mut b = setup.spawn_ingest();
+    let sent = stream.await.expect("producer task");
+    // B gets A's partitions once A's session (6 s) expires, and lands the rest of the stream.
+    let expected = first.len() + sent as usize;
+    let landed = wait_landed(&storage, expected, Duration::from_secs(180)).await;
+    assert_eq!(landed.len(), expected, "B landed everything A left");
+
+    signal(&a, "CONT");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = a.try_wait().expect("wait for A") {
+            break Some(status);
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let ids = landed_event_ids(&storage).await;
+    let distinct: HashSet<&String> = ids.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        ids.len(),
+        "the woken zombie landed duplicates"
+    );
+    let status = status.expect("the woken zombie kept running");
+    let log = std::fs::read_to_string(&log_path).expect("A's log");
+    assert!(!status.success(), "a fenced replica exits with an error");
+    assert!(log.contains("fenced"), "A's log names the fence:\n{log}");
+
+    setup.produce(last).await;
+    let ids = wait_landed(&storage, events.len(), Duration::from_secs(180)).await;
+    assert!(terminate(&mut b).success(), "B stops cleanly");
+    check_exactly_once(&ids, &events);
+}
+
+fn signal(child: &std::process::Child, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([format!("-{signal}"), child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{signal}");
 }

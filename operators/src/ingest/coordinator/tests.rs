@@ -232,7 +232,7 @@ async fn replicas_claim_distinct_epoch_numbers() {
     let storage = memory();
     let config = CoordinatorConfig::default();
     let mut handles = Vec::new();
-    for replica in ["a", "b", "c"] {
+    for (partition, replica) in ["a", "b", "c"].into_iter().enumerate() {
         let storage = storage.clone();
         let config = config.clone();
         handles.push(tokio::spawn(async move {
@@ -244,7 +244,10 @@ async fn replicas_claim_distinct_epoch_numbers() {
             let (ctx, mut crx) = mpsc::channel(8);
             let task = tokio::spawn(coord.run(orx, arx, ctx));
             for e in 1..=4 {
-                otx.send(offsets(e, 0, 0)).await.expect("send");
+                let offset = e as i64;
+                let mut o = offsets(e, offset, offset);
+                o.ranges[0].partition = partition as i32;
+                otx.send(o).await.expect("send");
                 atx.send(ack(replica, e, vec![], 0)).await.expect("send");
                 assert_eq!(crx.recv().await, Some(Epoch(e)));
             }
@@ -302,4 +305,97 @@ async fn an_idle_partition_stops_holding_the_watermark_after_the_idle_timeout() 
     c.partition_max.insert("t/1".into(), old);
     c.set_assignment(&[assigned("t", 0, false), assigned("t", 1, true)]);
     assert_eq!(c.watermark_ms(), Some(old - lateness));
+}
+
+/// Runs one epoch of `offsets` on a coordinator opened earlier (its view of the store may be
+/// stale, as a paused replica's is): the confirmation, or the error it stopped with.
+async fn finish_one_epoch(
+    coord: EpochCoordinator,
+    offsets: EpochOffsets,
+) -> Result<Epoch, OperatorError> {
+    let epoch = offsets.epoch;
+    let (otx, orx) = mpsc::channel(8);
+    let (atx, arx) = mpsc::channel(8);
+    let (ctx, mut crx) = mpsc::channel(8);
+    let task = tokio::spawn(coord.run(orx, arx, ctx));
+    otx.send(offsets).await.expect("send");
+    atx.send(ack("landing", epoch.0, vec![], 0))
+        .await
+        .expect("send");
+    drop((otx, atx));
+    let result = task.await.expect("join");
+    match crx.recv().await {
+        Some(confirmed) => {
+            result.expect("a confirmed epoch ends the run cleanly");
+            Ok(confirmed)
+        }
+        None => Err(result.expect_err("no confirmation without an error")),
+    }
+}
+
+/// A replica paused past the session timeout wakes up with an epoch over offsets the
+/// partition's new owner has landed since: it is refused, whichever of the two comes first,
+/// and exactly one manifest lists the offsets.
+#[tokio::test]
+async fn a_replica_whose_offsets_another_landed_is_fenced() {
+    for zombie_first in [false, true] {
+        let storage = memory();
+        let config = CoordinatorConfig::default();
+        let open = |writer: &'static str| {
+            let storage = storage.clone();
+            let config = config.clone();
+            async move {
+                EpochCoordinator::open(storage, 1, writer, &config)
+                    .await
+                    .expect("open")
+                    .0
+            }
+        };
+        // Both open on the same empty store: the zombie's view goes stale while it is paused.
+        let zombie = open("zombie").await;
+        let owner = open("owner").await;
+        let (first, second) = if zombie_first {
+            (
+                finish_one_epoch(zombie, offsets(5, 0, 49)).await,
+                finish_one_epoch(owner, offsets(1, 0, 99)).await,
+            )
+        } else {
+            (
+                finish_one_epoch(owner, offsets(1, 0, 99)).await,
+                finish_one_epoch(zombie, offsets(5, 0, 49)).await,
+            )
+        };
+        assert!(first.is_ok(), "the first writer lands: {first:?}");
+        let err = second.expect_err("the second writer is fenced");
+        let (winner, landed_through) = if zombie_first {
+            ("zombie", 49)
+        } else {
+            ("owner", 99)
+        };
+        assert!(
+            matches!(&err, OperatorError::Fenced { topic, partition: 0, first_offset: 0, writer, landed_through: l, epoch: 1 }
+                if topic == "t" && writer == winner && *l == landed_through),
+            "{err}"
+        );
+        let manifests = storage.list("landing/_epochs/").await.expect("list");
+        assert_eq!(
+            manifests.len(),
+            1,
+            "only the first writer's manifest exists"
+        );
+        let landed = landed_offsets(&storage).await.expect("landed");
+        assert_eq!(landed.get(&("t".to_string(), 0)), Some(&landed_through));
+
+        // The loser restarts with a fresh view and resumes after the landed offsets.
+        let restarted = open("restarted").await;
+        let resumed = finish_one_epoch(restarted, offsets(1, landed_through + 1, 120)).await;
+        assert_eq!(resumed.expect("resumes after the landed offsets"), Epoch(1));
+        assert_eq!(
+            landed_offsets(&storage)
+                .await
+                .expect("landed")
+                .get(&("t".to_string(), 0)),
+            Some(&120)
+        );
+    }
 }
