@@ -228,6 +228,27 @@ impl Storage {
         Ok(out)
     }
 
+    /// Like [`Storage::list`], only the keys that sort after `after` (exclusive), sorted. On S3
+    /// the listing starts there (`start-after`), so a log of zero-padded keys that only grows
+    /// is read incrementally instead of from its beginning every time.
+    pub async fn list_after(&self, prefix: &str, after: &str) -> Result<Vec<ObjectInfo>> {
+        let ctx = Ctx {
+            op: "list_after",
+            key: prefix,
+        };
+        let path = prefix_path(ctx, prefix)?;
+        let offset = object_path(ctx, after)?;
+        let mut out: Vec<ObjectInfo> = self
+            .store
+            .list_with_offset(path.as_ref(), &offset)
+            .map(|r| r.map(ObjectInfo::from).map_err(|e| ctx.store(e)))
+            .try_collect()
+            .await?;
+        out.retain(|o| o.key.as_str() > after);
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
     /// Like [`Storage::list`], as an unsorted stream (for very large listings).
     pub fn list_stream(&self, prefix: &str) -> Result<BoxStream<'static, Result<ObjectInfo>>> {
         let ctx = Ctx {

@@ -131,7 +131,8 @@ pub struct EpochCoordinator {
     lateness_ms: i64,
     closed: ClosedDays,
     next_epoch: u64,
-    seen_keys: BTreeSet<String>,
+    /// The highest manifest key read so far (every lower one has been read too).
+    last_key: Option<String>,
     partition_max: BTreeMap<String, i64>,
     /// Per `(topic, partition)`: the highest offset any manifest read so far has landed.
     landed: HashMap<(String, i32), LandedBy>,
@@ -176,7 +177,7 @@ impl EpochCoordinator {
             lateness_ms: config.allowed_lateness.as_millis() as i64,
             closed: closed.clone(),
             next_epoch: 1,
-            seen_keys: BTreeSet::new(),
+            last_key: None,
             partition_max: BTreeMap::new(),
             landed: HashMap::new(),
             assigned: BTreeMap::new(),
@@ -190,15 +191,26 @@ impl EpochCoordinator {
         Ok((c, closed))
     }
 
-    /// Reads manifests written since the last refresh (by any replica).
+    /// Reads manifests written since the last refresh (by any replica). Numbers are dense and
+    /// zero-padded, so only keys after the highest one read so far can be new: the listing
+    /// starts there, and its cost does not grow with the number of epochs.
     async fn refresh(&mut self) -> Result<(), OperatorError> {
-        for key in epoch_keys(&self.storage).await? {
-            if self.seen_keys.contains(&key) {
-                continue;
+        let listed = match &self.last_key {
+            Some(last) => {
+                self.storage
+                    .list_after(KeyLayout.epochs_dir(), last)
+                    .await?
             }
+            None => self.storage.list(KeyLayout.epochs_dir()).await?,
+        };
+        for key in listed
+            .into_iter()
+            .map(|o| o.key)
+            .filter(|k| k.ends_with(".json"))
+        {
             let m = read_epoch(&self.storage, &key).await?;
             self.absorb(&m);
-            self.seen_keys.insert(key);
+            self.last_key = Some(key);
         }
         Ok(())
     }
@@ -269,7 +281,7 @@ impl EpochCoordinator {
             {
                 Ok(_) => {
                     self.absorb(&manifest);
-                    self.seen_keys.insert(key);
+                    self.last_key = Some(key);
                     return Ok(manifest);
                 }
                 // Another replica claimed this number first: take the next one.
@@ -416,6 +428,13 @@ impl EpochCoordinator {
                 tracing::info!(%domain, %date, rows = manifest.rows, watermark, "day closed");
             }
         }
+        // A closed day's files are in its `_SUCCESS`: forget them, so that memory stays bounded
+        // by the open days, however long the job runs.
+        let closed = self
+            .closed
+            .read()
+            .map_err(|_| OperatorError::Internal("closed-days lock poisoned".into()))?;
+        self.day_files.retain(|day, _| !closed.contains(day));
         Ok(())
     }
 

@@ -94,6 +94,25 @@ pub(crate) async fn list_and_list_dirs(s: &Storage) -> TestResult {
     assert_eq!(all.len(), keys.len());
     assert!(all.windows(2).all(|w| w[0].key < w[1].key), "sorted");
     assert_eq!(all.iter().find(|o| o.key == "top").map(|o| o.size), Some(3));
+    let after: Vec<String> = s
+        .list_after("landing/ad", "landing/ad/date=2024-01-01/part-a")
+        .await?
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(
+        after,
+        [
+            "landing/ad/date=2024-01-01/part-b",
+            "landing/ad/date=2024-01-02/part-a",
+        ],
+        "list_after: only later keys, sorted"
+    );
+    assert!(
+        s.list_after("landing/ad", "landing/ad/date=2024-01-02/part-a")
+            .await?
+            .is_empty()
+    );
     let streamed: Vec<_> = s.list_stream("landing")?.try_collect().await?;
     assert_eq!(streamed.len(), 5);
 
