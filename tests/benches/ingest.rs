@@ -128,11 +128,17 @@ struct Consumed {
     messages: u64,
     seconds: f64,
     join_seconds: f64,
+    /// CPU time (user + system) of the consuming process over its whole run.
+    cpu_seconds: f64,
 }
 
 impl Consumed {
     fn rate(&self) -> f64 {
         self.messages as f64 / self.seconds.max(1e-9)
+    }
+
+    fn cpu_us_per_message(&self) -> f64 {
+        self.cpu_seconds * 1e6 / self.messages.max(1) as f64
     }
 }
 
@@ -164,6 +170,12 @@ impl ScenarioResult {
         println!(
             "  ingest / raw {:.2}",
             self.ingest.rate() / self.raw.rate().max(1e-9)
+        );
+        println!(
+            "  CPU per message: raw {:.1} us, ingest {:.1} us ({:.2}x)",
+            self.raw.cpu_us_per_message(),
+            self.ingest.cpu_us_per_message(),
+            self.ingest.cpu_us_per_message() / self.raw.cpu_us_per_message().max(1e-9)
         );
         println!(
             "  ingest peak RSS {:.0} MiB (VmHWM)",
@@ -313,6 +325,7 @@ fn raw_consume(kafka: &KafkaConfig, expected: u64) -> Consumed {
     consumer
         .subscribe(&kafka.topics.all())
         .expect("raw subscribe");
+    let cpu_before = cpu_seconds("self");
     let start = Instant::now();
     let deadline = start + Duration::from_secs(1800);
     let (mut messages, mut bytes) = (0u64, 0u64);
@@ -334,6 +347,7 @@ fn raw_consume(kafka: &KafkaConfig, expected: u64) -> Consumed {
         messages,
         seconds: first.elapsed().as_secs_f64(),
         join_seconds: (first - start).as_secs_f64(),
+        cpu_seconds: cpu_seconds("self") - cpu_before,
     }
 }
 
@@ -392,6 +406,7 @@ async fn run_ingest(kafka: &KafkaConfig, store: &std::path::Path, expected: u64)
     let first = first.unwrap_or(start);
     let seconds = first.elapsed().as_secs_f64();
     let peak_rss_kib = proc_status_kib(pid, "VmHWM:").unwrap_or(0);
+    let cpu = cpu_seconds(&pid.to_string());
     if let Some(kib) = proc_status_kib(pid, "VmRSS:") {
         rss.push((expected, kib));
     }
@@ -401,6 +416,7 @@ async fn run_ingest(kafka: &KafkaConfig, store: &std::path::Path, expected: u64)
             messages: committed,
             seconds,
             join_seconds: (first - start).as_secs_f64(),
+            cpu_seconds: cpu,
         },
         accepted,
         rss,
@@ -492,6 +508,27 @@ fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
         .next()?
         .parse()
         .ok()
+}
+
+/// User + system CPU seconds of process `pid` (or `self`) so far, from `/proc/PID/stat`
+/// (fields 14 and 15, in clock ticks of 1/100 s on Linux).
+fn cpu_seconds(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // The command name (field 2) may contain spaces: count fields after its closing ')'.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // After ')': field 3 is at index 0, so utime (14) is index 11 and stime (15) index 12.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// Rows of every landing file the epoch manifests list, checking event ids are distinct.
