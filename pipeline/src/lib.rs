@@ -17,10 +17,3 @@ mod progress;
 
 pub use cli::run;
 
-/// The process-wide allocator of every binary that links this crate (`ctrflow` and the test
-/// builds of it). With glibc's malloc, ingest's resident memory crept up to about 1 GiB while
-/// draining a backlog, and the daily job's grew with the number of days: memory freed on one
-/// thread (decoders, Parquet writers, trainers) stayed in per-thread arenas. mimalloc keeps it
-/// flat; `docs/benchmarks.md` has both measurements.
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -444,6 +444,8 @@ fn spawn_ingest(kafka: &KafkaConfig, store: &std::path::Path, metrics: &str) -> 
         .env("CTRFLOW__KAFKA__SESSION_TIMEOUT", "\"6s\"")
         .env("CTRFLOW__INGEST__DECODE__MAX_EVENT_AGE", "\"36500days\"")
         .env("CTRFLOW__METRICS__LISTEN", format!("\"{metrics}\""))
+        // As deploy/k8s runs it: glibc's per-thread arenas otherwise let memory creep up.
+        .env("MALLOC_ARENA_MAX", "2")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
