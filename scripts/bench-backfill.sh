@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ctrflow-target}"
 days="${1:-14}"
 ctrflow="$CARGO_TARGET_DIR/debug/ctrflow"
-[ -x "$ctrflow" ] || cargo build --locked --workspace --all-targets
+# Always build: `cargo test` does not refresh target/debug/ctrflow, so an existing one may be stale.
+cargo build --locked --workspace --all-targets
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 "$ctrflow" -q generate --store "$work/store" --days "$((days + 1))" --start-date 2024-01-01 >/dev/null

@@ -16,4 +16,3 @@ pub mod metrics;
 mod progress;
 
 pub use cli::run;
-
