@@ -1,5 +1,7 @@
 //! The models of ctrflow and how they are judged.
 //!
+//! - [`device`]: where the dense networks compute (burn's `flex` CPU backend, or libtorch with
+//!   the `tch` feature).
 //! - [`embedding`]: embedding tables keyed by raw u64 ids (frequency admission, expiry, a row
 //!   bound with least-recently-seen eviction, or fixed hashing), kept outside autodiff and
 //!   updated row-sparsely by lazy Adam; exact binary checkpoints.
@@ -16,6 +18,7 @@
 //! burn types never leave this crate and the trainer operators. `embedding`, `eta` and `metrics`
 //! are plain Rust: they hold state a trainer copies into and out of tensors.
 
+pub mod device;
 pub mod embedding;
 mod error;
 pub mod eta;
@@ -24,5 +27,6 @@ pub mod nn;
 mod rng;
 pub mod train;
 
+pub use device::ComputeDevice;
 pub use error::{ErrorClass, ModelsError, Result};
 pub use rng::mix64;

@@ -161,6 +161,11 @@ pub struct DailyArgs {
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Where the networks train: flex (burn's pure-Rust CPU backend, the default), libtorch
+    /// (CPU) or cuda:N (a GPU); libtorch and cuda:N need a build with `--features tch`.
+    /// Overrides `daily.<model>.train.device` for all three models.
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<ctrflow_models::ComputeDevice>,
 }
 
 /// `ctrflow backfill`
@@ -185,6 +190,11 @@ pub struct BackfillArgs {
     /// Parents due on a date are trained first and used the same day.
     #[arg(long)]
     pub wait: bool,
+    /// Where the networks train: flex (burn's pure-Rust CPU backend, the default), libtorch
+    /// (CPU) or cuda:N (a GPU); libtorch and cuda:N need a build with `--features tch`.
+    /// Overrides `daily.<model>.train.device` for all three models.
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<ctrflow_models::ComputeDevice>,
 }
 
 /// `ctrflow models ...`

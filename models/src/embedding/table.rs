@@ -509,12 +509,54 @@ impl EmbeddingTable {
     /// (PyTorch's AdamW arithmetic). Non-finite gradients are rejected before anything changes.
     pub fn apply_gradients(&mut self, lookup: &Lookup, grads: &[f32]) -> Result<()> {
         self.check_lookup(lookup)?;
-        let dim = self.dim;
         let unique = lookup.unique_slots.len();
-        if grads.len() != unique * dim {
+        self.check_gradients(unique, grads)?;
+        self.adam_rows(lookup.unique_slots.iter().copied(), grads);
+        Ok(())
+    }
+
+    /// [`apply_gradients`](Self::apply_gradients) on a subset of the lookup's rows: `rows` are
+    /// strictly increasing indices into [`Lookup::unique_slots`] and `grads` is
+    /// `[rows.len(), dim]`, aligned with them. For rows a step looked up but did not use in its
+    /// forward pass (ETA hashes every long behaviour, the network sees only the top-k): like
+    /// PyTorch's sparse embeddings, a row without a gradient gets no optimiser step.
+    pub fn apply_gradients_to(
+        &mut self,
+        lookup: &Lookup,
+        rows: &[u32],
+        grads: &[f32],
+    ) -> Result<()> {
+        self.check_lookup(lookup)?;
+        let unique = lookup.unique_slots.len();
+        if let Some(w) = rows.windows(2).position(|w| w[0] >= w[1]) {
+            return Err(ModelsError::shape(
+                "gradient rows (strictly increasing)",
+                rows[w] as usize + 1,
+                rows[w + 1] as usize,
+            ));
+        }
+        if let Some(&last) = rows.last()
+            && last as usize >= unique
+        {
+            return Err(ModelsError::shape(
+                "gradient row index < unique",
+                unique,
+                last as usize,
+            ));
+        }
+        self.check_gradients(rows.len(), grads)?;
+        let slots = rows.iter().map(|&r| lookup.unique_slots[r as usize]);
+        self.adam_rows(slots, grads);
+        Ok(())
+    }
+
+    /// Checks a `[rows, dim]` gradient: its length and that every value is finite.
+    fn check_gradients(&self, rows: usize, grads: &[f32]) -> Result<()> {
+        let dim = self.dim;
+        if grads.len() != rows * dim {
             return Err(ModelsError::shape(
                 "gradients [unique, dim]",
-                unique * dim,
+                rows * dim,
                 grads.len(),
             ));
         }
@@ -525,10 +567,16 @@ impl EmbeddingTable {
                 value: grads[i],
             });
         }
+        Ok(())
+    }
+
+    /// One lazy-Adam step on each slot with its `[dim]` gradient.
+    fn adam_rows(&mut self, slots: impl Iterator<Item = u32>, grads: &[f32]) {
+        let dim = self.dim;
         let o = self.config.optimizer;
         let (b1, b2) = (o.beta1, o.beta2);
         let decay = 1.0 - o.learning_rate * o.weight_decay;
-        for (&slot, g) in lookup.unique_slots.iter().zip(grads.chunks_exact(dim)) {
+        for (slot, g) in slots.zip(grads.chunks_exact(dim)) {
             let s = slot as usize;
             self.steps[s] = self.steps[s].saturating_add(1);
             let t = i32::try_from(self.steps[s]).unwrap_or(i32::MAX);
@@ -547,7 +595,6 @@ impl EmbeddingTable {
                 *w = *w * decay - step_size * *m / denom;
             }
         }
-        Ok(())
     }
 
     fn check_lookup(&self, lookup: &Lookup) -> Result<()> {

@@ -440,6 +440,49 @@ fn apply_gradients_touches_only_the_batch_rows() {
 }
 
 #[test]
+fn apply_gradients_to_steps_only_the_given_rows_exactly_as_a_full_step_would() {
+    let mut full = managed(2, 1, 100);
+    let mut subset = managed(2, 1, 100);
+    for t in [&mut full, &mut subset] {
+        train(t, &[1, 2, 3], 1);
+    }
+    // Looked up 3, 1, 2 (unique order); only rows 0 (id 3) and 2 (id 2) have gradients.
+    let lf = train(&mut full, &[3, 1, 2], 2);
+    let ls = train(&mut subset, &[3, 1, 2], 2);
+    let id1_before = bits(subset.row(1).expect("row"));
+    full.apply_gradients(&lf, &[0.5, -1.0, 0.0, 0.0, 2.0, 0.25])
+        .expect("full");
+    subset
+        .apply_gradients_to(&ls, &[0, 2], &[0.5, -1.0, 2.0, 0.25])
+        .expect("subset");
+    for id in [3, 2] {
+        assert_eq!(
+            bits(subset.row(id).expect("row")),
+            bits(full.row(id).expect("row"))
+        );
+    }
+    assert_eq!(
+        bits(subset.row(1).expect("row")),
+        id1_before,
+        "row without gradient moved"
+    );
+    assert_eq!(subset.steps[subset.index[&1] as usize], 0);
+    assert_eq!(full.steps[full.index[&1] as usize], 1);
+    // Unordered, repeated or out-of-range rows and misaligned gradients are refused.
+    for (rows, grads) in [
+        (&[2u32, 0][..], &[0.0f32; 4][..]),
+        (&[1, 1], &[0.0; 4]),
+        (&[3], &[0.0; 2]),
+        (&[0, 1], &[0.0; 2]),
+    ] {
+        assert!(
+            subset.apply_gradients_to(&ls, rows, grads).is_err(),
+            "{rows:?}"
+        );
+    }
+}
+
+#[test]
 fn one_row_matches_a_hand_computed_adamw_step() {
     let mut t = EmbeddingTable::new(EmbeddingTableConfig {
         optimizer: SparseAdamConfig {

@@ -23,6 +23,7 @@ use burn::tensor::{Bytes, Device};
 
 use super::trainer::{Tables, TrainStats, dense_optimizer};
 use super::{NetSpec, ShuffleBuffer, TrainConfig, TrainableNet, Trainer};
+use crate::ComputeDevice;
 use crate::embedding::EmbeddingTable;
 use crate::error::{ModelsError, Result};
 use crate::nn::{Checkpoint, CtrNet, TransferReport, init_actr_from_cpm};
@@ -123,12 +124,20 @@ impl<N: TrainableNet> Trainer<N> {
     }
 
     /// A trainer continuing exactly where `checkpoint` was taken (take the shuffle buffer
-    /// from [`TrainerCheckpoint::shuffle_buffer`]; set historical tables again).
+    /// from [`TrainerCheckpoint::shuffle_buffer`]; set historical tables again), its network
+    /// on the default `flex` device.
     pub fn resume(checkpoint: &TrainerCheckpoint) -> Result<Self> {
-        let config: TrainConfig = serde_json::from_slice(checkpoint.blob(blobs::TRAIN_CONFIG)?)
+        Self::resume_on(checkpoint, ComputeDevice::Flex)
+    }
+
+    /// [`resume`](Self::resume) with the network on `device` (a checkpoint does not tie a
+    /// model to the device it was trained on).
+    pub fn resume_on(checkpoint: &TrainerCheckpoint, device: ComputeDevice) -> Result<Self> {
+        let mut config: TrainConfig = serde_json::from_slice(checkpoint.blob(blobs::TRAIN_CONFIG)?)
             .map_err(|e| blob_error(blobs::TRAIN_CONFIG, e))?;
+        config.device = device;
         config.validate()?;
-        let device = Device::flex().autodiff();
+        let device = config.device.burn_device()?.autodiff();
         let rng = burn_rng_lock();
         device.seed(config.seed);
         let (net_config, net, spec, tables) = restore_parts::<N>(checkpoint, &device)?;
@@ -198,7 +207,7 @@ impl Trainer<CtrNet> {
         config: TrainConfig,
     ) -> Result<(Self, TransferReport)> {
         config.validate()?;
-        let device = Device::flex().autodiff();
+        let device = config.device.burn_device()?.autodiff();
         let rng = burn_rng_lock();
         device.seed(config.seed);
         let (net_config, cpm_net, spec, tables) = restore_parts::<CtrNet>(cpm, &device)?;

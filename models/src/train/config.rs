@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::FeatureConfig;
+use crate::ComputeDevice;
 use crate::embedding::{EmbeddingTableConfig, SparseAdamConfig};
 use crate::error::{ModelsError, Result};
 
@@ -52,6 +53,11 @@ pub struct TrainConfig {
     /// The category table.
     #[serde(default)]
     pub category_table: Option<EmbeddingTableConfig>,
+    /// Where the dense network computes: `flex` (default), `libtorch` or `cuda:N` (both need
+    /// the `tch` build). Not part of what the model is: left out of the serialised form when
+    /// it is the default, and a resumed trainer takes the device it is given.
+    #[serde(default, skip_serializing_if = "ComputeDevice::is_flex")]
+    pub device: ComputeDevice,
 }
 
 fn default_learning_rate() -> f64 {
@@ -80,6 +86,7 @@ impl Default for TrainConfig {
             user_table: None,
             item_table: None,
             category_table: None,
+            device: ComputeDevice::Flex,
         }
     }
 }
@@ -119,6 +126,7 @@ impl TrainConfig {
         if !(1..=64).contains(&self.simhash_bits) {
             return Err(ModelsError::config("simhash-bits", "must be in 1..=64"));
         }
+        self.device.burn_device()?;
         Ok(())
     }
 

@@ -16,6 +16,9 @@ use crate::nn::test_util;
 use crate::nn::{CtrNetConfig, TpmConfig};
 use crate::rng::SplitMix64;
 
+mod backends;
+mod sparse;
+
 const USERS: u64 = 60;
 const ITEMS: u64 = 120;
 const DAY0_MS: i64 = 20_000 * 86_400_000;
@@ -609,65 +612,6 @@ fn training_thread_error_is_returned_on_finish() {
 
 /// Throughput of the default CtrNet at batch 1024 with 1000-long histories. Prints samples/s;
 /// no timing assertion. Run with `--ignored --nocapture`.
-#[test]
-#[ignore = "measurement, not a check"]
-fn measure_step_throughput_at_batch_1024() {
-    let _rng = test_util::device(108);
-    let config = TrainConfig {
-        batch_size: 1024,
-        shuffle_rows: 1024,
-        ..TrainConfig::default()
-    };
-    let net = CtrNetConfig::new()
-        .with_d_context(CONTEXT_WIDTH)
-        .with_use_historical(false);
-    let mut trainer = CtrTrainer::new(config.clone(), net).expect("trainer");
-    let mut rng = SplitMix64::new(21);
-    let mut evs = events(1024, 20, 0);
-    for e in &mut evs {
-        let len = 500 + rng.below(600);
-        e.hist_item_ids = (0..len)
-            .map(|_| ItemId(rng.below(100_000) as u64))
-            .collect();
-        e.hist_category_ids = vec![CategoryId(1); len];
-    }
-    let batch =
-        FeatureBatch::from_record_batch(&record_batch(&evs), &config.features).expect("features");
-    trainer.train_step(&batch).expect("warm-up");
-    let steps = 3;
-    let start = std::time::Instant::now();
-    for _ in 0..steps {
-        trainer.train_step(&batch).expect("step");
-    }
-    let seconds = start.elapsed().as_secs_f64();
-    eprintln!(
-        "batch 1024, S 50, k 50, L <= 1000, d 16: {:.0} samples/s ({:.3} s/step)",
-        (steps * 1024) as f64 / seconds,
-        seconds / steps as f64
-    );
-    // The share of the item table's lookup + gather (ids of candidates and both sequences).
-    use crate::embedding::{EmbeddingTable, EmbeddingTableConfig, Lookup};
-    let mut table = EmbeddingTable::new(EmbeddingTableConfig::new(16)).expect("table");
-    let ids: Vec<u64> = batch
-        .item_ids
-        .iter()
-        .chain(&batch.short.ids)
-        .chain(&batch.long.ids)
-        .copied()
-        .collect();
-    let (mut lookup, mut rows) = (Lookup::new(), Vec::new());
-    table.lookup(&ids, batch.day, true, &mut lookup);
-    let start = std::time::Instant::now();
-    table.lookup(&ids, batch.day, true, &mut lookup);
-    table.gather(&lookup, &mut rows).expect("gather");
-    eprintln!(
-        "item lookup + gather of {} ids ({} unique): {:.3} s",
-        ids.len(),
-        lookup.unique_len(),
-        start.elapsed().as_secs_f64()
-    );
-}
-
 #[test]
 fn actr_from_cpm_copies_all_but_batch_norm_and_starts_counting_afresh() {
     use crate::nn::ParamAction;

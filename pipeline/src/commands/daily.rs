@@ -1,5 +1,6 @@
 //! `ctrflow daily` and `ctrflow backfill`.
 
+use ctrflow_models::ComputeDevice;
 use ctrflow_schemas::EventDate;
 
 use crate::cli::{BackfillArgs, DailyArgs, UsageError};
@@ -13,8 +14,29 @@ fn parse_date(flag: &str, value: &str) -> anyhow::Result<EventDate> {
         .map_err(|e| UsageError(format!("{flag}: {e}")))?)
 }
 
+/// `--device` over every model's `train.device`.
+fn set_device(config: &mut CtrflowConfig, device: Option<ComputeDevice>) -> anyhow::Result<()> {
+    if let Some(device) = device {
+        if !device.is_compiled_in() {
+            // The same message the trainer would give, before any work starts.
+            device
+                .burn_device()
+                .map_err(|e| UsageError(format!("--device: {e}")))?;
+        }
+        for m in [
+            &mut config.daily.tpm,
+            &mut config.daily.cpm,
+            &mut config.daily.actr,
+        ] {
+            m.train.device = device;
+        }
+    }
+    Ok(())
+}
+
 pub async fn run_daily(args: DailyArgs, mut config: CtrflowConfig) -> anyhow::Result<()> {
     let date = parse_date("--date", &args.date)?;
+    set_device(&mut config, args.device)?;
     let stores = super::open_stores(args.store, args.models_store, &mut config)?;
     let options = DailyOptions {
         force: args.force,
@@ -38,6 +60,7 @@ pub async fn run_backfill(args: BackfillArgs, mut config: CtrflowConfig) -> anyh
     if to < from {
         return Err(UsageError(format!("--to {to} is before --from {from}")).into());
     }
+    set_device(&mut config, args.device)?;
     let stores = super::open_stores(args.store, args.models_store, &mut config)?;
     let options = DailyOptions {
         force: args.force,

@@ -403,7 +403,8 @@ impl Runner<'_> {
         {
             Start::Continue(v) => {
                 let checkpoint = self.checkpoint(ModelKind::Tpm, v).await?;
-                Box::new(move || TpmTrainer::resume(&checkpoint))
+                let device = train.device;
+                Box::new(move || TpmTrainer::resume_on(&checkpoint, device))
             }
             _ => Box::new(move || TpmTrainer::new(train, net)),
         };
@@ -595,7 +596,8 @@ impl Runner<'_> {
             Start::Fresh => Box::new(move || with_historical(CtrTrainer::new(train, net)?)),
             Start::Continue(v) => {
                 let checkpoint = self.checkpoint(kind, v).await?;
-                Box::new(move || with_historical(CtrTrainer::resume(&checkpoint)?))
+                let device = train.device;
+                Box::new(move || with_historical(CtrTrainer::resume_on(&checkpoint, device)?))
             }
             Start::FromCpm(v) => {
                 let checkpoint = self.checkpoint(ModelKind::Cpm, v).await?;
@@ -622,8 +624,9 @@ impl Runner<'_> {
             } else {
                 None
             };
+            let device = training.train.device;
             let live_trainer = blocking("loading the live model", self.date, move || {
-                let mut t = CtrTrainer::resume(&checkpoint)?;
+                let mut t = CtrTrainer::resume_on(&checkpoint, device)?;
                 if let Some(h) = live_historical {
                     t.set_historical(h)?;
                 }

@@ -81,3 +81,31 @@ fn failures_exit_1_and_bad_stores_exit_2() {
         ExitCode::from(1)
     );
 }
+
+#[test]
+fn device_flag_is_checked_before_any_work() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().display().to_string();
+    let daily = |device: &str| {
+        code(&[
+            "daily",
+            "--store",
+            &store,
+            "--date",
+            "2024-01-02",
+            "--dry-run",
+            "--device",
+            device,
+        ])
+    };
+    assert_eq!(daily("tpu"), ExitCode::from(2), "not a device");
+    assert_eq!(daily("cuda:x"), ExitCode::from(2), "not a device index");
+    // A libtorch device in a build without the `tch` feature is a usage error, not a fall-back.
+    let libtorch = daily("libtorch");
+    if ctrflow_models::ComputeDevice::LibTorchCpu.is_compiled_in() {
+        assert_ne!(libtorch, ExitCode::from(2));
+    } else {
+        assert_eq!(libtorch, ExitCode::from(2));
+    }
+    assert_ne!(daily("flex"), ExitCode::from(2));
+}
