@@ -21,7 +21,9 @@
 //! ```text
 //! cargo bench -p ctrflow-models --bench train_throughput -- [--steps N] [--rows R] [FILTER...]
 //! ```
-//! `--rows R` sets the user and item tables to R ids (default 100,000).
+//! `--rows R` sets the user and item tables to R ids (default 100,000). The bench re-executes
+//! itself with the malloc settings the training commands use (`ctrflow_models::malloc`);
+//! `--default-malloc` measures with glibc's defaults instead.
 //! FILTERs select variants by substring (`flex`, `pytorch`, `table`). The PyTorch reference
 //! needs `scripts/setup-torch.sh` (or `CTRFLOW_TORCH_PYTHON` naming a python with torch).
 //! Without `--bench` (as `cargo test --all-targets` runs it) a small smoke run asserts that
@@ -602,6 +604,13 @@ fn table_run(shape: &Shape, kind: TableKind) -> (String, f64, f64, f64, f64) {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let bench = args.iter().any(|a| a == "--bench");
+    // Measure what the training commands run with (see ctrflow_models::malloc), unless asked
+    // for glibc's defaults.
+    let default_malloc = args.iter().any(|a| a == "--default-malloc");
+    if bench && !default_malloc {
+        ctrflow_models::malloc::reexec_with_training_malloc().expect("re-execute");
+    }
+    let tuned = std::env::var_os(ctrflow_models::malloc::TUNED_MARKER).is_some();
     let flag = |name: &str| -> Option<u64> {
         let i = args.iter().position(|a| a == name)?;
         let value = args.get(i + 1).and_then(|s| s.parse().ok());
@@ -628,7 +637,14 @@ fn main() {
         (shape.users, shape.items) = (rows, rows);
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    eprintln!("shape: {shape:?}, {threads} threads");
+    eprintln!(
+        "shape: {shape:?}, {threads} threads, malloc: {}",
+        if tuned {
+            "training settings"
+        } else {
+            "glibc defaults"
+        }
+    );
     let data = batches(&shape, shape.distinct_batches);
 
     let mut results = Vec::new();

@@ -6,6 +6,7 @@
 //!   bound with least-recently-seen eviction, or fixed hashing), kept outside autodiff and
 //!   updated row-sparsely by lazy Adam; exact binary checkpoints.
 //! - [`eta`]: SimHash codes and O(L) Hamming top-k selection for ETA's long-sequence retrieval.
+//! - [`malloc`]: glibc malloc settings that training processes run with.
 //! - [`metrics`]: offline evaluation (AUC, GAUC, logloss, calibration) used by the evaluator and
 //!   the publish gate.
 //! - [`nn`]: the dense burn networks (TPM, CtrNet with DIN and ETA target attention, the TPM
@@ -22,6 +23,7 @@ pub mod device;
 pub mod embedding;
 mod error;
 pub mod eta;
+pub mod malloc;
 pub mod metrics;
 pub mod nn;
 mod rng;

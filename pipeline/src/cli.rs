@@ -475,6 +475,29 @@ pub enum ConfigCommand {
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// Whether `args` name a command that trains models (`daily`, `backfill`, `demo`,
+/// `experiment`): the binary runs those with tuned malloc settings.
+pub fn trains(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> bool {
+    Cli::try_parse_from(args).is_ok_and(|cli| {
+        matches!(
+            cli.command,
+            Command::Daily(_) | Command::Backfill(_) | Command::Demo(_) | Command::Experiment(_)
+        )
+    })
+}
+
+/// The `ctrflow` binary's entry point: a training command first re-executes the process with
+/// tuned malloc settings ([`ctrflow_models::malloc`]), then [`run`] parses and runs it.
+pub fn main_entry() -> ExitCode {
+    if trains(std::env::args_os()) {
+        // If the re-execution fails, train with glibc's defaults rather than not at all.
+        if let Err(e) = ctrflow_models::malloc::reexec_with_training_malloc() {
+            eprintln!("warning: could not re-execute with tuned malloc settings: {e}");
+        }
+    }
+    run(std::env::args_os())
+}
+
 /// Parses `args`, runs the command and maps the outcome to the documented exit codes.
 pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> ExitCode {
     let cli = match Cli::try_parse_from(args) {
@@ -522,6 +545,15 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         config.log.format = format;
     }
     crate::logging::init(&config.log, cli.verbose, cli.quiet);
+    let tuned = std::env::var_os(ctrflow_models::malloc::TUNED_MARKER).is_some();
+    tracing::debug!(
+        malloc = if tuned {
+            "training settings"
+        } else {
+            "glibc defaults"
+        },
+        "allocator"
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("ctrflow-worker")
@@ -531,7 +563,28 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::render_error;
+    use super::{render_error, trains};
+
+    #[test]
+    fn only_training_commands_count_as_training() {
+        for args in [
+            &["ctrflow", "daily", "--date", "2024-01-02"][..],
+            &[
+                "ctrflow", "--config", "x.toml", "backfill", "--from", "a", "--to", "b",
+            ],
+            &["ctrflow", "demo"],
+        ] {
+            assert!(trains(args), "{args:?}");
+        }
+        for args in [
+            &["ctrflow", "ingest", "--brokers", "b:1"][..],
+            &["ctrflow", "sql", "SELECT 1"],
+            &["ctrflow", "--help"],
+            &["ctrflow", "daily"],
+        ] {
+            assert!(!trains(args), "{args:?}");
+        }
+    }
 
     #[derive(Debug, thiserror::Error)]
     #[error("operator `decode` failed: {source}")]

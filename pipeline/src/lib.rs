@@ -15,4 +15,4 @@ mod logging;
 pub mod metrics;
 mod progress;
 
-pub use cli::run;
+pub use cli::{main_entry, run, trains};

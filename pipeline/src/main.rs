@@ -1,5 +1,5 @@
 //! The `ctrflow` binary. See `ctrflow --help`.
 
 fn main() -> std::process::ExitCode {
-    ctrflow_pipeline::run(std::env::args_os())
+    ctrflow_pipeline::main_entry()
 }

@@ -3,5 +3,5 @@
 //! the same entry point as `pipeline/src/main.rs`.
 
 fn main() -> std::process::ExitCode {
-    ctrflow_pipeline::run(std::env::args_os())
+    ctrflow_pipeline::main_entry()
 }

@@ -109,3 +109,32 @@ fn device_flag_is_checked_before_any_work() {
     }
     assert_ne!(daily("flex"), ExitCode::from(2));
 }
+
+#[test]
+fn training_commands_run_with_tuned_malloc_and_others_do_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().display().to_string();
+    let allocator = |args: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ctrflow-under-test"));
+        command.arg("-v").args(args);
+        command.env_remove(ctrflow_models::malloc::TUNED_MARKER);
+        command.env_remove("CTRFLOW_MALLOC_TUNING");
+        let output = command.output().expect("run ctrflow");
+        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+        stderr
+            .lines()
+            .find(|l| l.contains("allocator"))
+            .unwrap_or_else(|| panic!("no allocator log line in {stderr}"))
+            .to_string()
+    };
+    let daily = [
+        "daily",
+        "--store",
+        &store,
+        "--date",
+        "2024-01-02",
+        "--dry-run",
+    ];
+    assert!(allocator(&daily).contains("training settings"));
+    assert!(allocator(&["sql", "--store", &store, "SELECT 1"]).contains("glibc defaults"));
+}
