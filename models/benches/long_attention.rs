@@ -11,12 +11,14 @@
 //! `cargo bench -p ctrflow-models --bench long_attention`; docs/benchmarks.md has the figures as
 //! ratios of the two, measured in the same run.
 
+mod support;
+
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use ctrflow_models::embedding::Day;
 use ctrflow_models::nn::CtrNetConfig;
-use ctrflow_models::train::{CONTEXT_WIDTH, CtrTrainer, FeatureBatch, Sequence, TrainConfig};
+use ctrflow_models::train::{CONTEXT_WIDTH, CtrTrainer, FeatureBatch, TrainConfig};
+use support::{BatchShape, Rng, full_history_batch};
 
 const BATCH: usize = 256;
 const LONG: usize = 1000;
@@ -25,33 +27,15 @@ const ITEMS: u64 = 20_000;
 
 /// A deterministic batch: every row has a full 1,000-long history.
 fn batch() -> FeatureBatch {
-    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
-    let mut next = move |bound: u64| {
-        state = ctrflow_models::mix64(state.wrapping_add(1));
-        state % bound
+    let shape = BatchShape {
+        rows: BATCH,
+        users: BATCH as u64,
+        items: ITEMS,
+        categories: 40,
+        short: SHORT,
+        long: LONG,
     };
-    let mut b = FeatureBatch::new();
-    let (mut short, mut long) = (Sequence::default(), Sequence::default());
-    short.offsets.push(0);
-    long.offsets.push(0);
-    short.max_len = SHORT;
-    long.max_len = LONG;
-    for row in 0..BATCH {
-        b.user_ids.push(row as u64);
-        b.item_ids.push(next(ITEMS));
-        b.category_ids.push(next(40));
-        b.context.extend(std::iter::repeat_n(0.0, CONTEXT_WIDTH));
-        b.labels.push((next(2)) as f32);
-        let history: Vec<u64> = (0..LONG).map(|_| next(ITEMS)).collect();
-        short.ids.extend_from_slice(&history[..SHORT]);
-        short.offsets.push(short.ids.len() as u32);
-        long.ids.extend_from_slice(&history);
-        long.offsets.push(long.ids.len() as u32);
-    }
-    b.short = short;
-    b.long = long;
-    b.day = Day(0);
-    b
+    full_history_batch(&mut Rng(0x9E37_79B9_7F4A_7C15), &shape)
 }
 
 fn trainer(full_attention: bool) -> CtrTrainer {
@@ -104,11 +88,8 @@ fn long_branch(c: &mut Criterion) {
     let device = Device::flex().autodiff();
     device.seed(5);
     let attention = TargetAttentionConfig::new(D).with_n_heads(2).init(&device);
-    let mut state = 0x5EED_u64;
-    let mut value = move || {
-        state = ctrflow_models::mix64(state.wrapping_add(1));
-        (state % 2001) as f32 / 1000.0 - 1.0
-    };
+    let mut rng = Rng(0x5EED);
+    let mut value = move || rng.below(2001) as f32 / 1000.0 - 1.0;
     let rows: Vec<f32> = (0..BATCH * LONG * D).map(|_| value()).collect();
     let targets: Vec<f32> = (0..BATCH * D).map(|_| value()).collect();
     let target = || Tensor::<2>::from_data(TensorData::new(targets.clone(), [BATCH, D]), &device);

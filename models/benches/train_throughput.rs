@@ -29,6 +29,8 @@
 //! Without `--bench` (as `cargo test --all-targets` runs it) a small smoke run asserts that
 //! every Rust variant learns a repeated batch and that the 10M-row machinery holds its ids.
 
+mod support;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
@@ -45,8 +47,9 @@ use ctrflow_models::eta::{SimHash, TopKScratch, top_k_by_hamming_batch};
 use ctrflow_models::mix64;
 use ctrflow_models::nn::{CtrNet, CtrNetConfig, CtrNetInput, bce_with_logits};
 use ctrflow_models::train::{
-    CONTEXT_WIDTH, CtrTrainer, FeatureBatch, FeatureConfig, HistoricalTables, Sequence, TrainConfig,
+    CONTEXT_WIDTH, CtrTrainer, FeatureBatch, FeatureConfig, HistoricalTables, TrainConfig,
 };
+use support::{BatchShape, Rng, full_history_batch};
 
 /// Sizes of one run.
 #[derive(Debug, Clone)]
@@ -108,47 +111,19 @@ impl Shape {
     }
 }
 
-/// A deterministic stream of numbers below a bound.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, bound: u64) -> u64 {
-        self.0 = mix64(self.0.wrapping_add(0x9E37_79B9_7F4A_7C15));
-        self.0 % bound
-    }
-}
-
-/// `count` batches: ids uniform over each table, every history full length, labels a
-/// learnable function of the candidate (so that the smoke run can see the loss fall).
+/// `count` batches of the shape (see [`support::full_history_batch`]).
 fn batches(shape: &Shape, count: usize) -> Vec<FeatureBatch> {
     let mut rng = Rng(7);
+    let batch = BatchShape {
+        rows: shape.batch,
+        users: shape.users,
+        items: shape.items,
+        categories: shape.categories,
+        short: shape.short,
+        long: shape.long,
+    };
     (0..count)
-        .map(|_| {
-            let mut b = FeatureBatch::new();
-            let (mut short, mut long) = (Sequence::default(), Sequence::default());
-            short.offsets.push(0);
-            long.offsets.push(0);
-            short.max_len = shape.short;
-            long.max_len = shape.long;
-            for _ in 0..shape.batch {
-                b.user_ids.push(rng.below(shape.users));
-                let item = rng.below(shape.items);
-                b.item_ids.push(item);
-                b.category_ids.push(rng.below(shape.categories));
-                b.context
-                    .extend((0..CONTEXT_WIDTH).map(|_| rng.below(1000) as f32 / 1000.0));
-                b.labels.push((item % 2) as f32);
-                let history: Vec<u64> = (0..shape.long).map(|_| rng.below(shape.items)).collect();
-                short.ids.extend_from_slice(&history[..shape.short]);
-                short.offsets.push(short.ids.len() as u32);
-                long.ids.extend_from_slice(&history);
-                long.offsets.push(long.ids.len() as u32);
-            }
-            b.short = short;
-            b.long = long;
-            b.day = Day(20_000);
-            b
-        })
+        .map(|_| full_history_batch(&mut rng, &batch))
         .collect()
 }
 

@@ -42,6 +42,23 @@ impl ComputeDevice {
         }
     }
 
+    /// Checks that this build has the device's backend, without touching the backend.
+    ///
+    /// # Errors
+    /// [`ModelsError::InvalidConfig`] naming `device` and the build flag it needs.
+    pub fn ensure_available(&self) -> Result<()> {
+        if self.is_compiled_in() {
+            return Ok(());
+        }
+        Err(ModelsError::config(
+            "device",
+            format!(
+                "`{self}` needs the libtorch backend: build ctrflow with `--features tch` \
+                 (LIBTORCH pointing at a libtorch 2.9.0, see docs/models.md)"
+            ),
+        ))
+    }
+
     /// The CPU devices compiled into this build (what the backend conformance test trains on).
     pub fn compiled_cpu_devices() -> Vec<ComputeDevice> {
         let mut devices = vec![ComputeDevice::Flex];
@@ -71,13 +88,8 @@ impl ComputeDevice {
                 Ok(Device::libtorch_cuda(*index))
             }
             #[cfg(not(feature = "tch"))]
-            other => Err(ModelsError::config(
-                "device",
-                format!(
-                    "`{other}` needs the libtorch backend: build ctrflow with `--features tch` \
-                     (LIBTORCH pointing at a libtorch 2.9.0, see docs/models.md)"
-                ),
-            )),
+            // Without the feature every libtorch device is an error here.
+            other => other.ensure_available().map(|()| Device::flex()),
         }
     }
 }

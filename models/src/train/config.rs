@@ -126,8 +126,7 @@ impl TrainConfig {
         if !(1..=64).contains(&self.simhash_bits) {
             return Err(ModelsError::config("simhash-bits", "must be in 1..=64"));
         }
-        self.device.burn_device()?;
-        Ok(())
+        self.device.ensure_available()
     }
 
     /// The config of one table: the configured one, or a managed table of width `dim` seeded

@@ -307,14 +307,19 @@ fn train_epochs(trainer: &mut CtrTrainer, train: &[Event], epochs: usize, seed: 
     losses
 }
 
+/// 600 held-out events (seed 12) in batches of 200, for evaluation.
+fn held_out() -> Vec<FeatureBatch> {
+    record_batches(&events(600, 12, 40), 200)
+        .iter()
+        .map(features)
+        .collect()
+}
+
 #[test]
 fn ctr_trainer_learns_a_user_category_interaction() {
     let _rng = test_util::device(101);
     let train = events(2_000, 11, 40);
-    let held_out: Vec<FeatureBatch> = record_batches(&events(600, 12, 40), 200)
-        .iter()
-        .map(features)
-        .collect();
+    let held_out = held_out();
     let mut trainer = CtrTrainer::new(train_config(7), ctr_config()).expect("trainer");
     let before = trainer.evaluate(&held_out).expect("evaluate");
     let losses = train_epochs(&mut trainer, &train, 15, 100);

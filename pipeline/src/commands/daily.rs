@@ -17,12 +17,10 @@ fn parse_date(flag: &str, value: &str) -> anyhow::Result<EventDate> {
 /// `--device` over every model's `train.device`.
 fn set_device(config: &mut CtrflowConfig, device: Option<ComputeDevice>) -> anyhow::Result<()> {
     if let Some(device) = device {
-        if !device.is_compiled_in() {
-            // The same message the trainer would give, before any work starts.
-            device
-                .burn_device()
-                .map_err(|e| UsageError(format!("--device: {e}")))?;
-        }
+        // The trainer's own message, before any work starts.
+        device
+            .ensure_available()
+            .map_err(|e| UsageError(format!("--device: {e}")))?;
         for m in [
             &mut config.daily.tpm,
             &mut config.daily.cpm,

@@ -9,10 +9,7 @@ use crate::ComputeDevice;
 fn every_compiled_backend_learns_the_same_model_alike() {
     let _rng = test_util::device(109);
     let train = events(2_000, 11, 40);
-    let held_out: Vec<FeatureBatch> = record_batches(&events(600, 12, 40), 200)
-        .iter()
-        .map(features)
-        .collect();
+    let held_out = held_out();
     // One initial model for every backend (their RNGs differ, so `new` on each would not
     // start from the same weights): built on flex, resumed on each device.
     let initial = CtrTrainer::new(train_config(7), ctr_config())
