@@ -25,6 +25,7 @@
 pub mod checkpoint;
 mod config;
 pub mod features;
+mod item_rows;
 mod net;
 pub mod shuffle;
 mod thread;

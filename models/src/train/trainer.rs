@@ -6,11 +6,12 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, decay::WeightDec
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 use super::config::TableRole;
+use super::item_rows::ItemRows;
 use super::net::{NetInputs, NetSpec, TrainableNet};
 use super::{CONTEXT_WIDTH, FeatureBatch, TrainConfig};
 use crate::embedding::{EmbeddingTable, Lookup, SnapshotTable};
 use crate::error::{ModelsError, Result};
-use crate::eta::{SimHash, TopKScratch, top_k_by_hamming_batch};
+use crate::eta::SimHash;
 use crate::metrics::{self, Evaluation};
 use crate::nn::{CtrNet, NetConfig, Tpm, bce_with_logits};
 use crate::rng::{burn_rng_lock, mix64};
@@ -62,24 +63,9 @@ struct Scratch {
     item_ids: Vec<u64>,
     rows: Vec<f32>,
     codes: Vec<u64>,
-    target_codes: Vec<u64>,
-    seq_codes: Vec<u64>,
-    valid_lens: Vec<u32>,
-    top_k: Vec<u32>,
-    top_k_counts: Vec<u32>,
-    topk_scratch: TopKScratch,
-    /// Indices into the item lookup's unique rows: candidates, short and long sequence.
-    item_index: Vec<u32>,
-    short_index: Vec<u32>,
-    long_index: Vec<u32>,
-    /// Per unique item row: its index in the leaf, or PAD when the forward does not read it.
-    item_compact: Vec<u32>,
-    /// The unique item rows the forward reads, ascending: the rows that get gradients.
-    item_used: Vec<u32>,
+    /// The item rows the network reads (ETA's choice included) and their leaf indices.
+    item_rows: ItemRows,
 }
-
-/// Marks a padding position (and an unused row in `Scratch::item_compact`).
-const PAD: u32 = u32::MAX;
 
 /// One batch's leaves (training) and network inputs.
 struct Prepared {
@@ -335,7 +321,7 @@ impl<N: TrainableNet> Trainer<N> {
             };
         }
         // The item leaf has one extra zero row for padding: its gradient is dropped.
-        let item_rows = self.scratch.item_used.len();
+        let item_rows = self.scratch.item_rows.used.len();
         row_grads[1].truncate(item_rows * d);
         // Check every table's gradients before changing anything.
         for (g, feature) in
@@ -358,9 +344,11 @@ impl<N: TrainableNet> Trainer<N> {
         let [user_grads, item_grads, category_grads] = &row_grads;
         let [user_lookup, item_lookup, category_lookup] = &self.scratch.lookups;
         self.tables.user.apply_gradients(user_lookup, user_grads)?;
-        self.tables
-            .item
-            .apply_gradients_to(item_lookup, &self.scratch.item_used, item_grads)?;
+        self.tables.item.apply_gradients_to(
+            item_lookup,
+            &self.scratch.item_rows.used,
+            item_grads,
+        )?;
         self.tables
             .category
             .apply_gradients(category_lookup, category_grads)?;
@@ -459,152 +447,26 @@ impl<N: TrainableNet> Trainer<N> {
         }
         let positions = item_lookup.positions();
 
-        // What the network reads, as indices into the lookup's unique rows (PAD: padding).
-        s.item_index.clear();
-        s.item_index.extend_from_slice(&positions[..rows]);
-        s.short_index.clear();
-        s.long_index.clear();
-        let mut short_mask = Vec::new();
-        let mut long_mask = Vec::new();
-        let (mut short_len, mut long_len) = (0, 0);
-        if let Some(seq) = sequences {
-            let short_base = rows;
-            let long_base = rows + batch.short.ids.len();
-            // Short: the first S behaviours, padded.
-            short_len = seq.short_len;
-            short_mask.reserve(rows * short_len);
-            for b in 0..rows {
-                let start = short_base + batch.short.offsets[b] as usize;
-                let n = batch.short.len_of(b).min(short_len);
-                s.short_index
-                    .extend_from_slice(&positions[start..start + n]);
-                s.short_index
-                    .extend(std::iter::repeat_n(PAD, short_len - n));
-                short_mask.extend((0..short_len).map(|j| j < n));
-            }
-            if seq.full_long_attention {
-                long_len = batch.long.max_len.max(1);
-                long_mask.reserve(rows * long_len);
-                for b in 0..rows {
-                    let start = long_base + batch.long.offsets[b] as usize;
-                    let n = batch.long.len_of(b).min(long_len);
-                    s.long_index.extend_from_slice(&positions[start..start + n]);
-                    s.long_index.extend(std::iter::repeat_n(PAD, long_len - n));
-                    long_mask.extend((0..long_len).map(|j| j < n));
-                }
-            } else {
-                // ETA: Hamming top-k of each row's long behaviours against its candidate.
-                let k = seq.eta_top_k;
-                long_len = k;
-                let width = (0..rows)
-                    .map(|b| batch.long.len_of(b))
-                    .max()
-                    .unwrap_or(0)
-                    .max(1);
-                s.target_codes.clear();
-                s.target_codes
-                    .extend(positions[..rows].iter().map(|&p| s.codes[p as usize]));
-                s.seq_codes.clear();
-                s.seq_codes.resize(rows * width, 0);
-                s.valid_lens.clear();
-                for b in 0..rows {
-                    let start = long_base + batch.long.offsets[b] as usize;
-                    let n = batch.long.len_of(b);
-                    for (c, &p) in s.seq_codes[b * width..b * width + n]
-                        .iter_mut()
-                        .zip(&positions[start..start + n])
-                    {
-                        *c = s.codes[p as usize];
-                    }
-                    s.valid_lens.push(n as u32);
-                }
-                s.top_k.resize(rows * k, 0);
-                s.top_k_counts.resize(rows, 0);
-                top_k_by_hamming_batch(
-                    &s.target_codes,
-                    &s.seq_codes,
-                    &s.valid_lens,
-                    k,
-                    &mut s.topk_scratch,
-                    &mut s.top_k,
-                    &mut s.top_k_counts,
-                )?;
-                long_mask.reserve(rows * k);
-                for b in 0..rows {
-                    let start = long_base + batch.long.offsets[b] as usize;
-                    let n = s.top_k_counts[b] as usize;
-                    for j in 0..k {
-                        s.long_index.push(if j < n {
-                            positions[start + s.top_k[b * k + j] as usize]
-                        } else {
-                            PAD
-                        });
-                        long_mask.push(j < n);
-                    }
-                }
-            }
-        }
-
-        // The leaf holds only the rows the forward pass reads (plus one zero row for padding):
-        // rows ETA merely hashed get no gradient and no optimiser step, as with PyTorch's
-        // sparse embeddings. `item_used` lists them in lookup order for the update.
-        s.item_compact.clear();
-        s.item_compact.resize(item_u, PAD);
-        for &u in s
-            .item_index
-            .iter()
-            .chain(&s.short_index)
-            .chain(&s.long_index)
-        {
-            if u != PAD {
-                s.item_compact[u as usize] = 0;
-            }
-        }
-        s.item_used.clear();
-        for (u, c) in s.item_compact.iter_mut().enumerate() {
-            if *c != PAD {
-                *c = s.item_used.len() as u32;
-                s.item_used.push(u as u32);
-            }
-        }
-        let used = s.item_used.len();
-        let mut item_rows = Vec::with_capacity((used + 1) * d);
-        for &u in &s.item_used {
-            let u = u as usize;
-            item_rows.extend_from_slice(&s.rows[u * d..(u + 1) * d]);
-        }
-        item_rows.resize((used + 1) * d, 0.0);
-        let item_leaf = leaf(item_rows, used + 1);
-        let compact = &s.item_compact;
-        let remap = |index: &[u32]| -> Vec<i64> {
-            index
-                .iter()
-                .map(|&u| {
-                    if u == PAD {
-                        used as i64
-                    } else {
-                        i64::from(compact[u as usize])
-                    }
-                })
-                .collect()
-        };
+        s.item_rows
+            .select(batch, positions, item_u, &s.codes, sequences)?;
+        let picked = &s.item_rows;
+        let item_leaf = leaf(picked.leaf_rows(&s.rows, d), picked.used.len() + 1);
 
         let as_index = |p: &[u32]| p.iter().map(|&i| i64::from(i)).collect::<Vec<_>>();
         let select =
             |leaf: &Tensor<2>, index: Vec<i64>| leaf.clone().select(0, int_tensor(index, device));
         let user = select(&user_leaf, as_index(user_lookup.positions()));
         let category = select(&category_leaf, as_index(category_lookup.positions()));
-        let item = select(&item_leaf, remap(&s.item_index));
+        let item = select(&item_leaf, picked.remap(&picked.item_index));
         let (short, long) = if sequences.is_some() {
-            let short_seq = select(&item_leaf, remap(&s.short_index)).reshape([rows, short_len, d]);
-            let long_seq = select(&item_leaf, remap(&s.long_index)).reshape([rows, long_len, d]);
-            (
-                Some((
-                    short_seq,
-                    bool_tensor(short_mask, [rows, short_len], device),
-                )),
-                Some((long_seq, bool_tensor(long_mask, [rows, long_len], device))),
-            )
+            let (short_len, long_len) = (picked.short_len, picked.long_len);
+            let short_seq =
+                select(&item_leaf, picked.remap(&picked.short_index)).reshape([rows, short_len, d]);
+            let long_seq =
+                select(&item_leaf, picked.remap(&picked.long_index)).reshape([rows, long_len, d]);
+            let short_mask = bool_tensor(picked.short_mask.clone(), [rows, short_len], device);
+            let long_mask = bool_tensor(picked.long_mask.clone(), [rows, long_len], device);
+            (Some((short_seq, short_mask)), Some((long_seq, long_mask)))
         } else {
             (None, None)
         };

@@ -1,0 +1,195 @@
+//! Which item rows one training step reads: the candidates, the short sequence and the long
+//! behaviours the network attends to (ETA's Hamming top-k of each row, or all of them for the
+//! full-attention baseline), as indices into the item lookup's unique rows; and the compact set
+//! of those rows that becomes the item leaf. Rows the lookup resolved only so that ETA could
+//! hash them are not in it, so they get no gradient and no optimiser step (as with PyTorch's
+//! sparse embeddings).
+
+use super::FeatureBatch;
+use super::net::SequenceSpec;
+use crate::error::Result;
+use crate::eta::{TopKScratch, top_k_by_hamming_batch};
+
+/// Marks a padding position (and, in `compact`, a row the network does not read).
+const PAD: u32 = u32::MAX;
+
+/// The rows one step reads; reusable buffers (cleared by every [`select`](Self::select)).
+#[derive(Debug, Default)]
+pub(super) struct ItemRows {
+    target_codes: Vec<u64>,
+    seq_codes: Vec<u64>,
+    valid_lens: Vec<u32>,
+    top_k: Vec<u32>,
+    top_k_counts: Vec<u32>,
+    topk_scratch: TopKScratch,
+    /// The candidates `[B]`, as indices into the lookup's unique rows.
+    pub(super) item_index: Vec<u32>,
+    /// The short sequences `[B, short_len]` (PAD: padding).
+    pub(super) short_index: Vec<u32>,
+    /// The long behaviours attended to `[B, long_len]` (PAD: padding).
+    pub(super) long_index: Vec<u32>,
+    /// `[B, short_len]`, true at real behaviours.
+    pub(super) short_mask: Vec<bool>,
+    /// `[B, long_len]`, true at real behaviours.
+    pub(super) long_mask: Vec<bool>,
+    /// Short-sequence width `S` (0 without sequences).
+    pub(super) short_len: usize,
+    /// Long width: ETA's `k`, or the batch's longest history with full attention.
+    pub(super) long_len: usize,
+    /// Per unique row: its index in the leaf, or PAD.
+    compact: Vec<u32>,
+    /// The unique rows the network reads, ascending: the leaf's rows, the rows that get
+    /// gradients.
+    pub(super) used: Vec<u32>,
+}
+
+impl ItemRows {
+    /// Chooses the rows of `batch`'s step. `positions` are the item lookup's positions of the
+    /// candidates, then the short, then the long sequence ids; `unique` its number of unique
+    /// rows; `codes` their SimHash codes (read only for ETA).
+    pub(super) fn select(
+        &mut self,
+        batch: &FeatureBatch,
+        positions: &[u32],
+        unique: usize,
+        codes: &[u64],
+        sequences: Option<SequenceSpec>,
+    ) -> Result<()> {
+        let rows = batch.rows();
+        self.item_index.clear();
+        self.item_index.extend_from_slice(&positions[..rows]);
+        self.short_index.clear();
+        self.long_index.clear();
+        self.short_mask.clear();
+        self.long_mask.clear();
+        (self.short_len, self.long_len) = (0, 0);
+        if let Some(seq) = sequences {
+            let short_base = rows;
+            let long_base = rows + batch.short.ids.len();
+            // Short: the first S behaviours, padded.
+            self.short_len = seq.short_len;
+            self.short_mask.reserve(rows * self.short_len);
+            for b in 0..rows {
+                let start = short_base + batch.short.offsets[b] as usize;
+                let n = batch.short.len_of(b).min(self.short_len);
+                self.short_index
+                    .extend_from_slice(&positions[start..start + n]);
+                self.short_index
+                    .extend(std::iter::repeat_n(PAD, self.short_len - n));
+                self.short_mask.extend((0..self.short_len).map(|j| j < n));
+            }
+            if seq.full_long_attention {
+                self.long_len = batch.long.max_len.max(1);
+                self.long_mask.reserve(rows * self.long_len);
+                for b in 0..rows {
+                    let start = long_base + batch.long.offsets[b] as usize;
+                    let n = batch.long.len_of(b).min(self.long_len);
+                    self.long_index
+                        .extend_from_slice(&positions[start..start + n]);
+                    self.long_index
+                        .extend(std::iter::repeat_n(PAD, self.long_len - n));
+                    self.long_mask.extend((0..self.long_len).map(|j| j < n));
+                }
+            } else {
+                // ETA: Hamming top-k of each row's long behaviours against its candidate.
+                let k = seq.eta_top_k;
+                self.long_len = k;
+                let width = (0..rows)
+                    .map(|b| batch.long.len_of(b))
+                    .max()
+                    .unwrap_or(0)
+                    .max(1);
+                self.target_codes.clear();
+                self.target_codes
+                    .extend(positions[..rows].iter().map(|&p| codes[p as usize]));
+                self.seq_codes.clear();
+                self.seq_codes.resize(rows * width, 0);
+                self.valid_lens.clear();
+                for b in 0..rows {
+                    let start = long_base + batch.long.offsets[b] as usize;
+                    let n = batch.long.len_of(b);
+                    for (c, &p) in self.seq_codes[b * width..b * width + n]
+                        .iter_mut()
+                        .zip(&positions[start..start + n])
+                    {
+                        *c = codes[p as usize];
+                    }
+                    self.valid_lens.push(n as u32);
+                }
+                self.top_k.resize(rows * k, 0);
+                self.top_k_counts.resize(rows, 0);
+                top_k_by_hamming_batch(
+                    &self.target_codes,
+                    &self.seq_codes,
+                    &self.valid_lens,
+                    k,
+                    &mut self.topk_scratch,
+                    &mut self.top_k,
+                    &mut self.top_k_counts,
+                )?;
+                self.long_mask.reserve(rows * k);
+                for b in 0..rows {
+                    let start = long_base + batch.long.offsets[b] as usize;
+                    let n = self.top_k_counts[b] as usize;
+                    for j in 0..k {
+                        self.long_index.push(if j < n {
+                            positions[start + self.top_k[b * k + j] as usize]
+                        } else {
+                            PAD
+                        });
+                        self.long_mask.push(j < n);
+                    }
+                }
+            }
+        }
+
+        // The leaf rows: the ones read above, in lookup order.
+        self.compact.clear();
+        self.compact.resize(unique, PAD);
+        for &u in self
+            .item_index
+            .iter()
+            .chain(&self.short_index)
+            .chain(&self.long_index)
+        {
+            if u != PAD {
+                self.compact[u as usize] = 0;
+            }
+        }
+        self.used.clear();
+        for (u, c) in self.compact.iter_mut().enumerate() {
+            if *c != PAD {
+                *c = self.used.len() as u32;
+                self.used.push(u as u32);
+            }
+        }
+        Ok(())
+    }
+
+    /// The leaf's values: the used rows of the `[unique, d]` matrix `rows`, then a zero row
+    /// that padding positions read.
+    pub(super) fn leaf_rows(&self, rows: &[f32], d: usize) -> Vec<f32> {
+        let mut out = Vec::with_capacity((self.used.len() + 1) * d);
+        for &u in &self.used {
+            let u = u as usize;
+            out.extend_from_slice(&rows[u * d..(u + 1) * d]);
+        }
+        out.resize((self.used.len() + 1) * d, 0.0);
+        out
+    }
+
+    /// `index` (unique-row indices, PAD for padding) as indices into the leaf.
+    pub(super) fn remap(&self, index: &[u32]) -> Vec<i64> {
+        let pad = self.used.len() as i64;
+        index
+            .iter()
+            .map(|&u| {
+                if u == PAD {
+                    pad
+                } else {
+                    i64::from(self.compact[u as usize])
+                }
+            })
+            .collect()
+    }
+}
