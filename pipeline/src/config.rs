@@ -177,7 +177,7 @@ pub struct IngestConfig {
     /// `[ingest.decode]`: validation rules and the bad-input ceiling. Its `max-seq-len` and
     /// `content-dim` are taken from `[schema]`.
     pub decode: DecodeConfig,
-    /// `[ingest.sink]`: Parquet file rolling.
+    /// `[ingest.sink]`: Parquet file rolling and compression.
     pub sink: SinkConfig,
     /// `[ingest.coordinator]`: day close.
     pub coordinator: CoordinatorConfig,
@@ -342,6 +342,12 @@ impl CtrflowConfig {
         }
         if self.ingest.sink.rows_per_file == 0 {
             return invalid("ingest.sink.rows-per-file", "must be at least 1");
+        }
+        if self.ingest.coordinator.checkpoint_every == 0 {
+            return invalid("ingest.coordinator.checkpoint-every", "must be at least 1");
+        }
+        if !(1..=22).contains(&self.ingest.sink.zstd_level) {
+            return invalid("ingest.sink.zstd-level", "must be between 1 and 22");
         }
         if self.generator.content_dim as usize != self.schema.content_dim {
             return invalid(
@@ -534,6 +540,21 @@ mod tests {
             ("CTRFLOW__GENERATOR__USERS", "0", "generator.users"),
             ("CTRFLOW__GENERATOR__DAYS", "0", "generator.days"),
             ("CTRFLOW__METRICS__LISTEN", "\"9464\"", "metrics.listen"),
+            (
+                "CTRFLOW__INGEST__SINK__ZSTD_LEVEL",
+                "0",
+                "ingest.sink.zstd-level",
+            ),
+            (
+                "CTRFLOW__INGEST__SINK__ZSTD_LEVEL",
+                "23",
+                "ingest.sink.zstd-level",
+            ),
+            (
+                "CTRFLOW__INGEST__COORDINATOR__CHECKPOINT_EVERY",
+                "0",
+                "ingest.coordinator.checkpoint-every",
+            ),
         ];
         for (var, value, field) in cases {
             let err = CtrflowConfig::load(None, env(&[(var, value)])).expect_err(var);

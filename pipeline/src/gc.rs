@@ -58,6 +58,7 @@ fn is_protected(key: &str) -> bool {
         || key.ends_with("/LATEST")
         || key.ends_with(".lock")
         || key.starts_with(KeyLayout.epochs_dir())
+        || key.starts_with(KeyLayout.epoch_checkpoints_dir())
 }
 
 /// Every key a manifest vouches for.

@@ -113,6 +113,16 @@ impl KeyLayout {
         format!("landing/_epochs/{:020}.json", epoch.0)
     }
 
+    /// `landing/_epoch_checkpoints/`
+    pub fn epoch_checkpoints_dir(&self) -> &'static str {
+        "landing/_epoch_checkpoints/"
+    }
+
+    /// `landing/_epoch_checkpoints/{epoch:020}.json`: epoch manifests 1..=`epoch` folded.
+    pub fn epoch_checkpoint(&self, epoch: Epoch) -> String {
+        format!("landing/_epoch_checkpoints/{:020}.json", epoch.0)
+    }
+
     /// `dead-letter/{domain}/`
     pub fn dead_letter_table(&self, domain: Domain) -> String {
         format!("dead-letter/{domain}/")

@@ -23,9 +23,9 @@ pub use ids::{
 };
 pub use layout::{EmbeddingTable, KeyLayout, PartName};
 pub use manifest::{
-    DataWindow, DayManifest, EmbeddingManifest, EpochManifest, FileEntry, FileRole, GateVerdict,
-    LatestPointer, Manifest, ModelManifest, ModelMetrics, OffsetRange, Parents, decode_manifest,
-    encode_manifest, fingerprint,
+    DataWindow, DayManifest, EmbeddingManifest, EpochCheckpoint, EpochManifest, FileEntry,
+    FileRole, GateVerdict, LandedThrough, LatestPointer, Manifest, ModelManifest, ModelMetrics,
+    OffsetRange, Parents, decode_manifest, encode_manifest, fingerprint,
 };
 pub use raw::{dead_letter_schema, provenance_fields, raw_columns, raw_message_schema};
 pub use schema::{

@@ -155,6 +155,43 @@ impl Manifest for EpochManifest {
     const FORMAT_VERSION: u32 = 1;
 }
 
+/// The newest landed offset of one partition and the epoch manifest that landed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LandedThrough {
+    /// Topic name.
+    pub topic: String,
+    /// Partition number.
+    pub partition: i32,
+    /// Every offset up to and including this one is landed.
+    pub last_offset: i64,
+    /// The replica whose manifest landed `last_offset`.
+    pub writer: String,
+    /// That manifest's epoch.
+    pub epoch: Epoch,
+}
+
+/// The epoch manifests `1..=through` folded into one document, so that a reader starting cold
+/// (an ingest replica opening, `landed_offsets`) reads the newest checkpoint and the manifests
+/// after it instead of every manifest ever written. Derived data: the manifests stay the truth
+/// and a missing or older checkpoint only means more manifests to read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochCheckpoint {
+    /// The last epoch folded in; every manifest from 1 to it is.
+    pub through: Epoch,
+    /// Per partition (`topic/partition`), the maximum event time over the folded manifests (ms).
+    pub max_event_time_ms: BTreeMap<String, i64>,
+    /// Per partition, the newest landed offset, in (topic, partition) order.
+    pub landed: Vec<LandedThrough>,
+    /// Landing files of the days that were still open when the checkpoint was written (a closed
+    /// day's files are in its `_SUCCESS`).
+    pub open_day_files: Vec<FileEntry>,
+}
+
+impl Manifest for EpochCheckpoint {
+    const KIND: &'static str = "epoch-checkpoint";
+    const FORMAT_VERSION: u32 = 1;
+}
+
 /// The `_SUCCESS` manifest of one domain and day: the day is closed and complete; the daily job
 /// may read exactly the files listed here.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -27,6 +27,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{KeyValue, ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
 use crate::error::{Ctx, Result};
 use crate::open::Storage;
@@ -58,6 +59,10 @@ pub struct ParquetWriteOptions {
     pub max_row_group_rows: usize,
     /// Dictionary encoding. Default on.
     pub dictionary: bool,
+    /// Top-level columns written without a dictionary even when `dictionary` is on: columns
+    /// whose values are (nearly) all distinct, where building a dictionary costs a hash probe
+    /// per value and is then abandoned once it outgrows its page. Default none.
+    pub plain_columns: Vec<String>,
     /// Page-level statistics (min/max, null counts) for pruning. Default on.
     pub statistics: bool,
     /// Key-value pairs stored in the file footer (e.g. schema hash, writer version).
@@ -70,6 +75,7 @@ impl Default for ParquetWriteOptions {
             compression: ParquetCompression::Zstd(3),
             max_row_group_rows: 64 * 1024,
             dictionary: true,
+            plain_columns: Vec::new(),
             statistics: true,
             key_value_metadata: Vec::new(),
         }
@@ -94,13 +100,17 @@ impl ParquetWriteOptions {
                 .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
                 .collect()
         });
-        Ok(WriterProperties::builder()
+        let mut builder = WriterProperties::builder()
             .set_compression(compression)
             .set_max_row_group_row_count(Some(self.max_row_group_rows.max(1)))
             .set_dictionary_enabled(self.dictionary)
             .set_statistics_enabled(statistics)
-            .set_key_value_metadata(kv)
-            .build())
+            .set_key_value_metadata(kv);
+        for column in &self.plain_columns {
+            builder =
+                builder.set_column_dictionary_enabled(ColumnPath::from(column.as_str()), false);
+        }
+        Ok(builder.build())
     }
 }
 
@@ -297,5 +307,53 @@ impl Storage {
             path,
             size: meta.size,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, RecordBatch};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use parquet::basic::Encoding;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    use super::*;
+
+    /// `plain_columns` turns the dictionary off for the named columns only.
+    #[test]
+    fn plain_columns_are_written_without_a_dictionary() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("unique", DataType::Int64, false),
+            Field::new("repeated", DataType::Int64, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(Int64Array::from_iter_values(0..1000)),
+                Arc::new(Int64Array::from_iter_values((0..1000).map(|i| i % 7))),
+            ],
+        )
+        .expect("batch");
+        let dictionary_of = |opts: &ParquetWriteOptions| -> Vec<bool> {
+            let bytes = encode_parquet(&schema, &[batch.clone()], opts).expect("encode");
+            let reader = SerializedFileReader::new(bytes).expect("read");
+            let row_group = reader.metadata().row_group(0);
+            row_group
+                .columns()
+                .iter()
+                .map(|c| c.encodings().any(|e| e == Encoding::RLE_DICTIONARY))
+                .collect()
+        };
+        assert_eq!(
+            dictionary_of(&ParquetWriteOptions::default()),
+            vec![true, true]
+        );
+        let plain = ParquetWriteOptions {
+            plain_columns: vec!["unique".into()],
+            ..Default::default()
+        };
+        assert_eq!(dictionary_of(&plain), vec![false, true]);
     }
 }

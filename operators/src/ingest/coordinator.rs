@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use ctrflow_schemas::{
-    DayManifest, Domain, Epoch, EpochManifest, EventDate, FileEntry, FileRole, KeyLayout,
-    OffsetRange, decode_manifest, encode_manifest,
+    DayManifest, Domain, Epoch, EpochCheckpoint, EpochManifest, EventDate, FileEntry, FileRole,
+    KeyLayout, LandedThrough, OffsetRange, encode_manifest,
 };
 use ctrflow_storage::{Storage, StorageError};
 use serde::{Deserialize, Serialize};
@@ -38,8 +38,11 @@ use super::sink::{ClosedDays, SinkAck};
 use crate::OperatorError;
 use crate::kafka::{AssignedPartition, EpochOffsets};
 
+mod checkpoint;
 #[cfg(test)]
 mod tests;
+
+use checkpoint::{epoch_keys_after, newest_checkpoint, read_epoch};
 
 /// Coordinator settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,6 +57,10 @@ pub struct CoordinatorConfig {
     /// Its next event, if older than the watermark by then, lands under `late/`.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// Every this many epochs the coordinator writes an epoch checkpoint (the state folded from
+    /// all manifests so far), so that a replica starting cold reads one checkpoint and at most
+    /// this many manifests instead of every manifest ever written (default 100).
+    pub checkpoint_every: u64,
 }
 
 impl Default for CoordinatorConfig {
@@ -61,6 +68,7 @@ impl Default for CoordinatorConfig {
         CoordinatorConfig {
             allowed_lateness: Duration::from_secs(3600),
             idle_timeout: Duration::from_secs(300),
+            checkpoint_every: 100,
         }
     }
 }
@@ -78,14 +86,26 @@ pub struct CoordinatorStats {
     pub dead_letter_rows: u64,
     /// Days closed (domain, date).
     pub closed_days: Vec<(Domain, EventDate)>,
+    /// Epoch checkpoints written.
+    pub checkpoints: u64,
 }
 
-/// The highest landed offset per (topic, partition) over every epoch manifest in `storage`.
+/// The highest landed offset per (topic, partition): the newest epoch checkpoint plus every
+/// epoch manifest after it.
 pub async fn landed_offsets(
     storage: &Storage,
 ) -> Result<HashMap<(String, i32), i64>, OperatorError> {
     let mut out: HashMap<(String, i32), i64> = HashMap::new();
-    for key in epoch_keys(storage).await? {
+    let checkpoint = newest_checkpoint(storage).await?;
+    let after = checkpoint.as_ref().map(|c| {
+        out.extend(
+            c.landed
+                .iter()
+                .map(|l| ((l.topic.clone(), l.partition), l.last_offset)),
+        );
+        KeyLayout.epoch_manifest(c.through)
+    });
+    for key in epoch_keys_after(storage, after.as_deref()).await? {
         let m = read_epoch(storage, &key).await?;
         for r in m.offsets {
             let e = out.entry((r.topic, r.partition)).or_insert(r.last_offset);
@@ -93,21 +113,6 @@ pub async fn landed_offsets(
         }
     }
     Ok(out)
-}
-
-async fn epoch_keys(storage: &Storage) -> Result<Vec<String>, OperatorError> {
-    Ok(storage
-        .list(KeyLayout.epochs_dir())
-        .await?
-        .into_iter()
-        .map(|o| o.key)
-        .filter(|k| k.ends_with(".json"))
-        .collect())
-}
-
-async fn read_epoch(storage: &Storage, key: &str) -> Result<EpochManifest, OperatorError> {
-    let bytes = storage.get(key).await?;
-    Ok(decode_manifest(key, &bytes)?)
 }
 
 /// The newest landed offset of one partition and the manifest that landed it.
@@ -144,6 +149,7 @@ pub struct EpochCoordinator {
     /// Partitions known to hold data (whichever replica consumes them): `topic/partition`.
     expected: BTreeSet<String>,
     day_files: BTreeMap<(Domain, EventDate), Vec<FileEntry>>,
+    checkpoint_every: u64,
     stats: CoordinatorStats,
 }
 
@@ -185,8 +191,12 @@ impl EpochCoordinator {
             idle_timeout: config.idle_timeout,
             expected: BTreeSet::new(),
             day_files: BTreeMap::new(),
+            checkpoint_every: config.checkpoint_every.max(1),
             stats: CoordinatorStats::default(),
         };
+        if let Some(checkpoint) = newest_checkpoint(&c.storage).await? {
+            c.restore(checkpoint);
+        }
         c.refresh().await?;
         Ok((c, closed))
     }
@@ -195,24 +205,83 @@ impl EpochCoordinator {
     /// zero-padded, so only keys after the highest one read so far can be new: the listing
     /// starts there, and its cost does not grow with the number of epochs.
     async fn refresh(&mut self) -> Result<(), OperatorError> {
-        let listed = match &self.last_key {
-            Some(last) => {
-                self.storage
-                    .list_after(KeyLayout.epochs_dir(), last)
-                    .await?
-            }
-            None => self.storage.list(KeyLayout.epochs_dir()).await?,
-        };
-        for key in listed
-            .into_iter()
-            .map(|o| o.key)
-            .filter(|k| k.ends_with(".json"))
-        {
+        for key in epoch_keys_after(&self.storage, self.last_key.as_deref()).await? {
             let m = read_epoch(&self.storage, &key).await?;
             self.absorb(&m);
             self.last_key = Some(key);
         }
         Ok(())
+    }
+
+    /// Takes the state of a checkpoint as if its manifests had been read one by one.
+    fn restore(&mut self, checkpoint: EpochCheckpoint) {
+        self.next_epoch = self.next_epoch.max(checkpoint.through.0 + 1);
+        self.last_key = Some(KeyLayout.epoch_manifest(checkpoint.through));
+        self.partition_max = checkpoint.max_event_time_ms;
+        self.landed = checkpoint
+            .landed
+            .into_iter()
+            .map(|l| {
+                let by = LandedBy {
+                    last_offset: l.last_offset,
+                    writer: l.writer,
+                    epoch: l.epoch.0,
+                };
+                ((l.topic, l.partition), by)
+            })
+            .collect();
+        for f in checkpoint.open_day_files {
+            self.day_files
+                .entry((f.domain, f.date))
+                .or_default()
+                .push(f);
+        }
+    }
+
+    /// The state after manifest `through` as a checkpoint. Only valid right after this
+    /// coordinator wrote manifest `through`: it had then read every manifest below it.
+    fn checkpoint(&self, through: Epoch) -> EpochCheckpoint {
+        let mut landed: Vec<LandedThrough> = self
+            .landed
+            .iter()
+            .map(|((topic, partition), by)| LandedThrough {
+                topic: topic.clone(),
+                partition: *partition,
+                last_offset: by.last_offset,
+                writer: by.writer.clone(),
+                epoch: Epoch(by.epoch),
+            })
+            .collect();
+        landed.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        EpochCheckpoint {
+            through,
+            max_event_time_ms: self.partition_max.clone(),
+            landed,
+            open_day_files: self.day_files.values().flatten().cloned().collect(),
+        }
+    }
+
+    /// Writes the checkpoint through `epoch` if it is due. A failure costs only read time for
+    /// later cold starts, so it is logged, not fatal.
+    async fn write_checkpoint_if_due(&mut self, epoch: Epoch) {
+        if epoch.0 % self.checkpoint_every != 0 {
+            return;
+        }
+        let checkpoint = self.checkpoint(epoch);
+        let key = KeyLayout.epoch_checkpoint(epoch);
+        match self
+            .storage
+            .swap_pointer(&key, encode_manifest(&checkpoint).into(), None)
+            .await
+        {
+            Ok(_) | Err(StorageError::PointerConflict { .. }) => {
+                self.stats.checkpoints += 1;
+                tracing::debug!(%epoch, "epoch checkpoint written");
+            }
+            Err(e) => {
+                tracing::warn!(%epoch, error = %e, "could not write the epoch checkpoint; later cold starts read more manifests")
+            }
+        }
     }
 
     fn absorb(&mut self, m: &EpochManifest) {
@@ -456,6 +525,7 @@ impl EpochCoordinator {
         }
         tracing::debug!(epoch = %manifest.epoch, source_epoch = %source_epoch, files = manifest.files.len(), "epoch manifest written");
         self.close_days().await?;
+        self.write_checkpoint_if_due(manifest.epoch).await;
         // The source commits offsets only after this: the manifest above is durable.
         let _ = confirm.send(source_epoch).await;
         Ok(())

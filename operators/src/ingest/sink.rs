@@ -21,7 +21,7 @@ use ctrflow_schemas::{
     Domain, Epoch, EventDate, EventSchema, FileEntry, FileRole, KeyLayout, PartName, columns,
     dead_letter_schema, raw_columns,
 };
-use ctrflow_storage::{ParquetWriteOptions, Storage};
+use ctrflow_storage::{ParquetCompression, ParquetWriteOptions, Storage};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -40,12 +40,37 @@ pub struct SinkConfig {
     /// A part is written early once it holds this many rows (files are also closed at every
     /// epoch barrier, so the epoch interval bounds file age).
     pub rows_per_file: usize,
+    /// zstd level of landing, late and dead-letter files, 1 (fastest to encode) to 22
+    /// (smallest files). Default 3.
+    pub zstd_level: i32,
 }
 
 impl Default for SinkConfig {
     fn default() -> Self {
         SinkConfig {
             rows_per_file: 250_000,
+            zstd_level: 3,
+        }
+    }
+}
+
+impl SinkConfig {
+    /// How this sink's files are encoded. Landing files skip the dictionary on the columns
+    /// whose values are all distinct (`event_id`, `event_time`): there a dictionary costs a
+    /// hash probe per row and is abandoned once it outgrows its page.
+    fn parquet_options(&self, landing: bool) -> ParquetWriteOptions {
+        let plain_columns = if landing {
+            vec![
+                columns::EVENT_ID.to_string(),
+                columns::EVENT_TIME.to_string(),
+            ]
+        } else {
+            Vec::new()
+        };
+        ParquetWriteOptions {
+            compression: ParquetCompression::Zstd(self.zstd_level),
+            plain_columns,
+            ..ParquetWriteOptions::default()
         }
     }
 }
@@ -134,12 +159,13 @@ impl PartSink {
         config: SinkConfig,
         acks: mpsc::Sender<SinkAck>,
     ) -> Self {
+        let options = config.parquet_options(matches!(role, Role::Landing { .. }));
         PartSink {
             name: name.to_string(),
             role,
             storage,
             config,
-            options: ParquetWriteOptions::default(),
+            options,
             buffer: PartBuffer::default(),
             written: Vec::new(),
             max_event_time: BTreeMap::new(),

@@ -1,4 +1,5 @@
 use super::*;
+use ctrflow_schemas::decode_manifest;
 
 fn date(s: &str) -> EventDate {
     s.parse().expect("date")
@@ -271,6 +272,7 @@ async fn an_idle_partition_stops_holding_the_watermark_after_the_idle_timeout() 
         let config = CoordinatorConfig {
             allowed_lateness: Duration::from_secs(60),
             idle_timeout: idle,
+            ..CoordinatorConfig::default()
         };
         let (c, _) = EpochCoordinator::open(memory(), 2, "replica-a", &config)
             .await
@@ -398,4 +400,105 @@ async fn a_replica_whose_offsets_another_landed_is_fenced() {
             Some(&120)
         );
     }
+}
+
+/// Every `checkpoint-every` epochs the folded state is written; a replica opening cold (and
+/// `landed_offsets`) reads the newest checkpoint plus the manifests after it, and gets the same
+/// state as from every manifest: shown by deleting the manifests the checkpoint covers.
+#[tokio::test]
+async fn a_cold_reader_starts_from_the_newest_checkpoint() {
+    let storage = memory();
+    let config = CoordinatorConfig {
+        allowed_lateness: Duration::from_secs(60),
+        checkpoint_every: 3,
+        ..CoordinatorConfig::default()
+    };
+    let (coord, closed) = EpochCoordinator::open(storage.clone(), 2, "replica-a", &config)
+        .await
+        .expect("open");
+    let (otx, orx) = mpsc::channel(8);
+    let (atx, arx) = mpsc::channel(8);
+    let (ctx, mut crx) = mpsc::channel(8);
+    let task = tokio::spawn(coord.run(orx, arx, ctx));
+    let (d1, d2) = (date("2024-01-01"), date("2024-01-02"));
+    // Epochs 1-4 land day 1, epochs 5-7 day 2 (which closes day 1 at epoch 5).
+    for e in 1..=7u64 {
+        let (day, d) = if e <= 4 {
+            ("2024-01-01", d1)
+        } else {
+            ("2024-01-02", d2)
+        };
+        let first = (e as i64 - 1) * 10;
+        otx.send(offsets(e, first, first + 9)).await.expect("send");
+        let f = file(Domain::Natural, day, 10, FileRole::Landing, e as u32);
+        atx.send(ack("landing", e, vec![f], d.start_ms() + 3_600_000))
+            .await
+            .expect("send");
+        atx.send(ack("dead-letter", e, vec![], d.start_ms()))
+            .await
+            .expect("send");
+        assert_eq!(crx.recv().await, Some(Epoch(e)));
+    }
+    drop((otx, atx));
+    let stats = task.await.expect("join").expect("run");
+    assert_eq!(stats.checkpoints, 2);
+    assert!(
+        closed
+            .read()
+            .expect("lock")
+            .contains(&(Domain::Natural, d1))
+    );
+    let checkpoints: Vec<String> = storage
+        .list(KeyLayout.epoch_checkpoints_dir())
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(
+        checkpoints,
+        vec![
+            KeyLayout.epoch_checkpoint(Epoch(3)),
+            KeyLayout.epoch_checkpoint(Epoch(6))
+        ]
+    );
+
+    let state = |c: &EpochCoordinator| {
+        let mut files: Vec<String> = c
+            .day_files
+            .values()
+            .flatten()
+            .map(|f| f.key.clone())
+            .collect();
+        files.sort();
+        let landed = c
+            .landed
+            .get(&("t".to_string(), 0))
+            .map(|l| (l.last_offset, l.epoch, l.writer.clone()));
+        (c.next_epoch, landed, c.partition_max.clone(), files)
+    };
+    let (full, _) = EpochCoordinator::open(storage.clone(), 2, "replica-b", &config)
+        .await
+        .expect("open");
+    let expected = state(&full);
+    assert_eq!(expected.0, 8);
+    assert_eq!(expected.1, Some((69, 7, "replica-a".to_string())));
+    // Day 1 is closed (its files are in its _SUCCESS); day 2's three files are open.
+    assert_eq!(expected.3.len(), 3, "{:?}", expected.3);
+
+    // Remove every manifest the newest checkpoint covers: a cold reader does not need them.
+    for e in 1..=6 {
+        storage
+            .delete(&KeyLayout.epoch_manifest(Epoch(e)))
+            .await
+            .expect("delete");
+    }
+    let (cold, _) = EpochCoordinator::open(storage.clone(), 2, "replica-c", &config)
+        .await
+        .expect("open");
+    assert_eq!(state(&cold), expected);
+    let landed = landed_offsets(&storage).await.expect("landed");
+    assert_eq!(landed.get(&("t".to_string(), 0)), Some(&69));
+    // The next epoch a cold replica writes is numbered after the newest manifest.
+    assert_eq!(cold.next_epoch, 8);
 }

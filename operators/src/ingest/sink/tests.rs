@@ -160,7 +160,10 @@ async fn full_parts_are_written_early_and_nothing_is_written_twice() {
         storage.clone(),
         &EventSchema::default(),
         ClosedDays::default(),
-        SinkConfig { rows_per_file: 2 },
+        SinkConfig {
+            rows_per_file: 2,
+            ..SinkConfig::default()
+        },
         tx,
     );
     let d = day("2024-03-03");
