@@ -337,7 +337,8 @@ mod tests {
         )
         .expect("batch");
         let dictionary_of = |opts: &ParquetWriteOptions| -> Vec<bool> {
-            let bytes = encode_parquet(&schema, &[batch.clone()], opts).expect("encode");
+            let bytes =
+                encode_parquet(&schema, std::slice::from_ref(&batch), opts).expect("encode");
             let reader = SerializedFileReader::new(bytes).expect("read");
             let row_group = reader.metadata().row_group(0);
             row_group

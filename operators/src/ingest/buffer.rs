@@ -208,7 +208,7 @@ mod tests {
     /// right offset range; contiguous runs become slices of the input (no copy).
     #[test]
     fn every_key_gets_its_rows_in_order_whether_sliced_or_taken() {
-        let groups = vec![key(0), key(1), key(2)];
+        let groups = [key(0), key(1), key(2)];
         let cases: Vec<Vec<u32>> = vec![
             vec![0; 10],
             [vec![0; 6], vec![1; 3], vec![2; 5]].concat(),

@@ -264,7 +264,7 @@ impl EpochCoordinator {
     /// Writes the checkpoint through `epoch` if it is due. A failure costs only read time for
     /// later cold starts, so it is logged, not fatal.
     async fn write_checkpoint_if_due(&mut self, epoch: Epoch) {
-        if epoch.0 % self.checkpoint_every != 0 {
+        if !epoch.0.is_multiple_of(self.checkpoint_every) {
             return;
         }
         let checkpoint = self.checkpoint(epoch);
