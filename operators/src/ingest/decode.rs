@@ -35,6 +35,7 @@ mod config;
 mod engine;
 mod ipc;
 mod json;
+mod plain;
 mod stats;
 #[cfg(test)]
 mod tests;

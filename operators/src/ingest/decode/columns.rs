@@ -50,7 +50,7 @@ pub(super) struct Limits {
 
 /// The fixed-width fields of the row being decoded. Integers whose range is checked after
 /// parsing (label, hour) are kept wide so any JSON integer fits.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(super) struct Row {
     pub event_time: i64,
     pub domain_ad: bool,

@@ -14,6 +14,7 @@ use serde_json::error::Category;
 
 use super::RejectReason;
 use super::columns::{EventColumns, Limits, Reject, Row, check_row, too_long};
+use super::plain::parse_plain;
 
 /// The fields of wire format version 1; the discriminant is the bit in `State::seen`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,7 +119,35 @@ struct State {
 /// Parses one wire-format message onto the tails of `cols` and checks it. On `Ok` the row's
 /// variable-length parts are on the tails, ready for [`EventColumns::commit`]; on `Err` the
 /// tails are as before the call.
+///
+/// A message of the plain shape takes the one-pass fast path ([`parse_plain`]); any other
+/// goes through serde ([`parse_serde`]), which then decides and words its rejection.
 pub(super) fn parse(cols: &mut EventColumns, text: &str, limits: &Limits) -> Result<Row, Reject> {
+    let mark = cols.mark();
+    if let Some(row) = parse_plain(cols, text.as_bytes(), limits) {
+        let checked = check_row(
+            &row,
+            &cols.event_id[mark.event_id..],
+            cols.hist_items.len() - mark.hist_items,
+            cols.hist_cats.len() - mark.hist_cats,
+            &cols.content[mark.content..],
+            limits,
+        );
+        if checked.is_err() {
+            cols.rollback(mark);
+        }
+        return checked.map(|()| row);
+    }
+    cols.rollback(mark);
+    parse_serde(cols, text, limits)
+}
+
+/// [`parse`] through serde only: every message shape, every rejection reason and detail.
+pub(super) fn parse_serde(
+    cols: &mut EventColumns,
+    text: &str,
+    limits: &Limits,
+) -> Result<Row, Reject> {
     let mark = cols.mark();
     let mut state = State::default();
     let mut row = Row::default();

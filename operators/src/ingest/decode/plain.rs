@@ -1,0 +1,417 @@
+//! The fast path of the JSON decoder: one pass over a message of the common, plain shape.
+//!
+//! The wire format is written by producers we know, and almost every message has the same
+//! shape: one flat object, the known keys once each, integers without fraction or exponent,
+//! strings without escapes, short decimal numbers in `item_content`. [`parse_plain`] reads
+//! exactly that shape in
+//! one pass over the bytes, with the behaviour lists (most of a message: 2 x 50 to 2 x 1,000
+//! ids of up to 20 digits) read eight digits at a time ([`read_u64`]).
+//!
+//! Anything else returns `None` and the caller re-reads the message through the serde path
+//! ([`super::json`]), which makes every accept/reject decision and error message for it: an
+//! unknown or repeated key, escapes, fractions or signs where none belong, an overflowing
+//! number, a content number whose rounding is not certain (see [`Cursor::float`]), a list
+//! longer than `max-seq-len` or `content-dim`, trailing bytes, malformed JSON. So the
+//! fast path only ever accepts what the serde path accepts, with the same values (a property
+//! test mutates generated messages and compares both).
+
+use super::columns::{EventColumns, Limits, Row};
+
+/// Names of the `domain` values, in order (index 1 = ad); as in [`super::json`].
+const DOMAINS: [&[u8]; 2] = [b"natural", b"ad"];
+/// Names of the `device` values, in code order.
+const DEVICES: [&[u8]; 4] = [b"unknown", b"ios", b"android", b"web"];
+
+/// The fields, as bits of the `seen` mask.
+const SCHEMA_VERSION: u16 = 1 << 0;
+const EVENT_ID: u16 = 1 << 1;
+const EVENT_TIME: u16 = 1 << 2;
+const DOMAIN: u16 = 1 << 3;
+const USER_ID: u16 = 1 << 4;
+const ITEM_ID: u16 = 1 << 5;
+const CATEGORY_ID: u16 = 1 << 6;
+const POSITION: u16 = 1 << 7;
+const HOUR: u16 = 1 << 8;
+const DEVICE: u16 = 1 << 9;
+const HIST_ITEM_IDS: u16 = 1 << 10;
+const HIST_CATEGORY_IDS: u16 = 1 << 11;
+const ITEM_CONTENT: u16 = 1 << 12;
+const LABEL: u16 = 1 << 13;
+/// Every field but the optional `item_content`.
+const REQUIRED: u16 = (1 << 14) - 1 - ITEM_CONTENT;
+
+/// Parses `text` if it has the plain shape (see the module docs), appending its variable-length
+/// parts to the tails of `cols`. `None`: not plain; the tails may hold a partial row, which the
+/// caller rolls back before taking the serde path. The returned row is not checked yet.
+pub(super) fn parse_plain(cols: &mut EventColumns, text: &[u8], limits: &Limits) -> Option<Row> {
+    let mut p = Cursor { text, at: 0 };
+    let mut row = Row::default();
+    let mut seen = 0u16;
+    p.ws();
+    p.byte(b'{')?;
+    p.ws();
+    loop {
+        let key = p.plain_string()?;
+        p.ws();
+        p.byte(b':')?;
+        p.ws();
+        let bit = match key {
+            b"schema_version" => {
+                (p.integer()? == 1).then_some(())?;
+                SCHEMA_VERSION
+            }
+            b"event_id" => {
+                cols.event_id.extend_from_slice(p.plain_string()?);
+                EVENT_ID
+            }
+            b"event_time" => {
+                row.event_time = i64::try_from(p.integer()?).ok()?;
+                EVENT_TIME
+            }
+            b"domain" => {
+                row.domain_ad = p.name(&DOMAINS)? == 1;
+                DOMAIN
+            }
+            b"user_id" => {
+                row.user_id = p.unsigned()?;
+                USER_ID
+            }
+            b"item_id" => {
+                row.item_id = p.unsigned()?;
+                ITEM_ID
+            }
+            b"category_id" => {
+                row.category_id = p.unsigned()?;
+                CATEGORY_ID
+            }
+            b"position" => {
+                row.position = u32::try_from(p.unsigned()?).ok()?;
+                POSITION
+            }
+            b"hour" => {
+                row.hour = p.integer()?;
+                HOUR
+            }
+            b"device" => {
+                row.device = p.name(&DEVICES)? as u8;
+                DEVICE
+            }
+            b"hist_item_ids" => {
+                p.ids(&mut cols.hist_items, limits.max_seq_len)?;
+                HIST_ITEM_IDS
+            }
+            b"hist_category_ids" => {
+                p.ids(&mut cols.hist_cats, limits.max_seq_len)?;
+                HIST_CATEGORY_IDS
+            }
+            b"item_content" => {
+                row.content_present = p.content(&mut cols.content, limits.content_dim)?;
+                ITEM_CONTENT
+            }
+            b"label" => {
+                row.label = p.integer()?;
+                LABEL
+            }
+            _ => return None,
+        };
+        if seen & bit != 0 {
+            return None;
+        }
+        seen |= bit;
+        p.ws();
+        match p.next()? {
+            b',' => p.ws(),
+            b'}' => break,
+            _ => return None,
+        }
+    }
+    p.ws();
+    (p.at == text.len() && seen & REQUIRED == REQUIRED).then_some(row)
+}
+
+/// A position in the message.
+struct Cursor<'a> {
+    text: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.text.get(self.at).copied()
+    }
+
+    #[inline]
+    fn next(&mut self) -> Option<u8> {
+        let b = self.peek()?;
+        self.at += 1;
+        Some(b)
+    }
+
+    #[inline]
+    fn byte(&mut self, expected: u8) -> Option<()> {
+        (self.next()? == expected).then_some(())
+    }
+
+    /// Skips JSON whitespace.
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        let end = self.at + word.len();
+        (self.text.get(self.at..end)? == word).then_some(())?;
+        self.at = end;
+        Some(())
+    }
+
+    /// A string without escapes or control characters; its bytes between the quotes.
+    #[inline]
+    fn plain_string(&mut self) -> Option<&'a [u8]> {
+        self.byte(b'"')?;
+        let start = self.at;
+        loop {
+            match self.next()? {
+                b'"' => return Some(&self.text[start..self.at - 1]),
+                b'\\' | 0..=0x1f => return None,
+                _ => {}
+            }
+        }
+    }
+
+    /// One of `names`, as its index.
+    fn name(&mut self, names: &[&[u8]]) -> Option<usize> {
+        let s = self.plain_string()?;
+        names.iter().position(|n| *n == s)
+    }
+
+    /// An unsigned integer (no sign) that fits a u64.
+    #[inline]
+    fn unsigned(&mut self) -> Option<u64> {
+        let (value, end) = read_u64(self.text, self.at)?;
+        self.at = end;
+        Some(value)
+    }
+
+    /// An integer with an optional minus sign, of at most u64 magnitude (what serde reads as
+    /// an i64 or a u64).
+    fn integer(&mut self) -> Option<i128> {
+        if self.peek() == Some(b'-') {
+            self.at += 1;
+            let magnitude = self.unsigned()?;
+            // serde reads negatives as i64: -2^63 is the smallest.
+            (magnitude <= 1 << 63).then_some(-i128::from(magnitude))
+        } else {
+            self.unsigned().map(i128::from)
+        }
+    }
+
+    /// `item_content`: `null` (false) or a list of at most `dim` numbers appended to `out`
+    /// (true).
+    fn content(&mut self, out: &mut Vec<f32>, dim: usize) -> Option<bool> {
+        if self.peek() == Some(b'n') {
+            self.literal(b"null")?;
+            return Some(false);
+        }
+        let end = out.len().saturating_add(dim);
+        self.byte(b'[')?;
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.at += 1;
+            return Some(true);
+        }
+        loop {
+            let x = self.float()?;
+            if out.len() == end {
+                return None;
+            }
+            out.push(x);
+            self.ws();
+            match self.next()? {
+                b',' => self.ws(),
+                b']' => return Some(true),
+                _ => return None,
+            }
+        }
+    }
+
+    /// A JSON number read as an f32 exactly as serde_json reads it, or `None` where that is
+    /// not certain. serde_json (without `float_roundtrip`) computes `significand * 10^exp` (or
+    /// `/ 10^-exp`) in f64 and the f32 visitor narrows it. With at most 15 significant digits
+    /// and `|exp| <= 22` both operands are exact and the one f64 operation is correctly
+    /// rounded, so it equals the correctly rounded `str::parse::<f64>`; anything else is left
+    /// to serde.
+    fn float(&mut self) -> Option<f32> {
+        let start = self.at;
+        if self.peek() == Some(b'-') {
+            self.at += 1;
+        }
+        let mut digits = 0usize;
+        let mut exponent = 0i64;
+        match self.next()? {
+            b'0' => {}
+            b'1'..=b'9' => {
+                digits += 1;
+                while let Some(b'0'..=b'9') = self.peek() {
+                    self.at += 1;
+                    digits += 1;
+                }
+            }
+            _ => return None,
+        }
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            let before = self.at;
+            while let Some(b'0'..=b'9') = self.peek() {
+                self.at += 1;
+            }
+            let fraction = self.at - before;
+            if fraction == 0 {
+                return None;
+            }
+            digits += fraction;
+            exponent -= fraction as i64;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.at += 1;
+            let negative = match self.peek() {
+                Some(b'-') => {
+                    self.at += 1;
+                    true
+                }
+                Some(b'+') => {
+                    self.at += 1;
+                    false
+                }
+                _ => false,
+            };
+            let before = self.at;
+            let mut e = 0i64;
+            while let Some(d @ b'0'..=b'9') = self.peek() {
+                self.at += 1;
+                e = e.checked_mul(10)?.checked_add(i64::from(d - b'0'))?;
+                if e > 1_000 {
+                    return None;
+                }
+            }
+            if self.at == before {
+                return None;
+            }
+            exponent += if negative { -e } else { e };
+        }
+        if digits > 15 || !(-22..=22).contains(&exponent) {
+            return None;
+        }
+        let token = std::str::from_utf8(&self.text[start..self.at]).ok()?;
+        let value: f64 = token.parse().ok()?;
+        Some(value as f32)
+    }
+
+    /// A list of unsigned ids appended to `out`, at most `max` of them.
+    fn ids(&mut self, out: &mut Vec<u64>, max: usize) -> Option<()> {
+        let end = out.len().saturating_add(max);
+        self.byte(b'[')?;
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            let id = self.unsigned()?;
+            if out.len() == end {
+                return None;
+            }
+            out.push(id);
+            self.ws();
+            match self.next()? {
+                b',' => self.ws(),
+                b']' => return Some(()),
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// Reads an unsigned JSON integer starting at `i`: its value and the index after its last
+/// digit. `None` when there is no digit at `i`, the number has a leading zero, does not fit a
+/// u64, or continues as a fraction or exponent.
+#[inline]
+fn read_u64(raw: &[u8], i: usize) -> Option<(u64, usize)> {
+    let first = *raw.get(i)?;
+    if !first.is_ascii_digit() {
+        return None;
+    }
+    let mut value = u64::from(first - b'0');
+    let mut j = i + 1;
+    if first == b'0' {
+        // "0" alone is fine; "01" is not JSON, "0.5" and "0e1" are not integers.
+        return match raw.get(j) {
+            Some(b'0'..=b'9' | b'.' | b'e' | b'E') => None,
+            _ => Some((0, j)),
+        };
+    }
+    // Up to 19 digits cannot overflow a u64 (10^19 - 1 < 2^64); only the 20th needs checks.
+    // Eight digits at a time while they fit in those 19, then one at a time.
+    let mut digits = 1;
+    while digits + 8 <= 19 {
+        let Some(block) = eight_digits(raw, j) else {
+            break;
+        };
+        value = value * 100_000_000 + block;
+        j += 8;
+        digits += 8;
+    }
+    let fast_end = (i + 19).min(raw.len());
+    while j < fast_end {
+        let d = raw[j].wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        value = value * 10 + u64::from(d);
+        j += 1;
+    }
+    if let Some(&b) = raw.get(j)
+        && b.is_ascii_digit()
+    {
+        value = value.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+        j += 1;
+        if raw.get(j).is_some_and(u8::is_ascii_digit) {
+            return None;
+        }
+    }
+    match raw.get(j) {
+        Some(b'.' | b'e' | b'E') => None,
+        _ => Some((value, j)),
+    }
+}
+
+/// The value of the eight ASCII digits at `raw[j..j + 8]`, or `None` if there are fewer than
+/// eight bytes left or one of them is not a digit. SWAR: the bytes are read as one little-endian
+/// u64 (first digit in the lowest byte), checked together, then combined pairwise in three
+/// multiplications instead of eight dependent multiply-adds.
+#[inline]
+fn eight_digits(raw: &[u8], j: usize) -> Option<u64> {
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    const HIGH_NIBBLES: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    let chunk: [u8; 8] = raw.get(j..j + 8)?.try_into().ok()?;
+    let v = u64::from_le_bytes(chunk);
+    // Every byte is 0x30..=0x3F, and adding 6 keeps it below 0x40: 0x30..=0x39.
+    if v & HIGH_NIBBLES != ZEROS || v.wrapping_add(0x0606_0606_0606_0606) & HIGH_NIBBLES != ZEROS {
+        return None;
+    }
+    let d = v - ZEROS; // byte k = digit k, most significant digit first
+    // Byte 2k becomes the two-digit number of digits 2k, 2k+1 (at most 99: no carries).
+    let pairs = d * 10 + (d >> 8);
+    // Pairs 1 and 3 (bytes 0 and 4) and pairs 2 and 4 (bytes 2 and 6) weighted into the upper
+    // half: pair1 * 10^6 + pair2 * 10^4 + pair3 * 10^2 + pair4.
+    const LANES: u64 = 0x0000_00FF_0000_00FF;
+    let high = (pairs & LANES).wrapping_mul(100 + (1_000_000 << 32));
+    let low = ((pairs >> 16) & LANES).wrapping_mul(1 + (10_000 << 32));
+    Some(high.wrapping_add(low) >> 32)
+}
+
+#[cfg(test)]
+mod tests;
