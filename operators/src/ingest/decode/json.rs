@@ -13,7 +13,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde_json::error::Category;
 
 use super::RejectReason;
-use super::columns::{EventColumns, Limits, Reject, Row, check_row, too_long};
+use super::columns::{EventColumns, Limits, Mark, Reject, Row, check_row, too_long};
 use super::plain::parse_plain;
 
 /// The fields of wire format version 1; the discriminant is the bit in `State::seen`.
@@ -125,18 +125,11 @@ struct State {
 pub(super) fn parse(cols: &mut EventColumns, text: &str, limits: &Limits) -> Result<Row, Reject> {
     let mark = cols.mark();
     if let Some(row) = parse_plain(cols, text.as_bytes(), limits) {
-        let checked = check_row(
-            &row,
-            &cols.event_id[mark.event_id..],
-            cols.hist_items.len() - mark.hist_items,
-            cols.hist_cats.len() - mark.hist_cats,
-            &cols.content[mark.content..],
-            limits,
-        );
+        let checked = check_tail(cols, mark, row, limits);
         if checked.is_err() {
             cols.rollback(mark);
         }
-        return checked.map(|()| row);
+        return checked;
     }
     cols.rollback(mark);
     parse_serde(cols, text, limits)
@@ -179,20 +172,25 @@ pub(super) fn parse_serde(
             );
             Err(prefer_version(reject, state.seen, text))
         }
-        Ok(()) => check_row(
-            &row,
-            &cols.event_id[mark.event_id..],
-            cols.hist_items.len() - mark.hist_items,
-            cols.hist_cats.len() - mark.hist_cats,
-            &cols.content[mark.content..],
-            limits,
-        )
-        .map(|()| row),
+        Ok(()) => check_tail(cols, mark, row, limits),
     };
     if result.is_err() {
         cols.rollback(mark);
     }
     result
+}
+
+/// [`check_row`] on `row` and the variable-length parts appended since `mark`.
+fn check_tail(cols: &EventColumns, mark: Mark, row: Row, limits: &Limits) -> Result<Row, Reject> {
+    check_row(
+        &row,
+        &cols.event_id[mark.event_id..],
+        cols.hist_items.len() - mark.hist_items,
+        cols.hist_cats.len() - mark.hist_cats,
+        &cols.content[mark.content..],
+        limits,
+    )
+    .map(|()| row)
 }
 
 fn classify(e: &serde_json::Error, field: Option<Key>) -> Reject {

@@ -216,15 +216,27 @@ impl<'a> Cursor<'a> {
             self.literal(b"null")?;
             return Some(false);
         }
-        let end = out.len().saturating_add(dim);
+        self.list(out, dim, Self::float)?;
+        Some(true)
+    }
+
+    /// A JSON list whose elements `element` reads, appended to `out`: at most `max` of them.
+    #[inline]
+    fn list<T>(
+        &mut self,
+        out: &mut Vec<T>,
+        max: usize,
+        mut element: impl FnMut(&mut Self) -> Option<T>,
+    ) -> Option<()> {
+        let end = out.len().saturating_add(max);
         self.byte(b'[')?;
         self.ws();
         if self.peek() == Some(b']') {
             self.at += 1;
-            return Some(true);
+            return Some(());
         }
         loop {
-            let x = self.float()?;
+            let x = element(self)?;
             if out.len() == end {
                 return None;
             }
@@ -232,7 +244,7 @@ impl<'a> Cursor<'a> {
             self.ws();
             match self.next()? {
                 b',' => self.ws(),
-                b']' => return Some(true),
+                b']' => return Some(()),
                 _ => return None,
             }
         }
@@ -312,26 +324,7 @@ impl<'a> Cursor<'a> {
 
     /// A list of unsigned ids appended to `out`, at most `max` of them.
     fn ids(&mut self, out: &mut Vec<u64>, max: usize) -> Option<()> {
-        let end = out.len().saturating_add(max);
-        self.byte(b'[')?;
-        self.ws();
-        if self.peek() == Some(b']') {
-            self.at += 1;
-            return Some(());
-        }
-        loop {
-            let id = self.unsigned()?;
-            if out.len() == end {
-                return None;
-            }
-            out.push(id);
-            self.ws();
-            match self.next()? {
-                b',' => self.ws(),
-                b']' => return Some(()),
-                _ => return None,
-            }
-        }
+        self.list(out, max, Self::unsigned)
     }
 }
 
