@@ -6,6 +6,7 @@
 //! sparse embeddings).
 
 use super::FeatureBatch;
+use super::features::Sequence;
 use super::net::SequenceSpec;
 use crate::error::Result;
 use crate::eta::{TopKScratch, top_k_by_hamming_batch};
@@ -68,28 +69,22 @@ impl ItemRows {
             let long_base = rows + batch.short.ids.len();
             // Short: the first S behaviours, padded.
             self.short_len = seq.short_len;
-            self.short_mask.reserve(rows * self.short_len);
-            for b in 0..rows {
-                let start = short_base + batch.short.offsets[b] as usize;
-                let n = batch.short.len_of(b).min(self.short_len);
-                self.short_index
-                    .extend_from_slice(&positions[start..start + n]);
-                self.short_index
-                    .extend(std::iter::repeat_n(PAD, self.short_len - n));
-                self.short_mask.extend((0..self.short_len).map(|j| j < n));
-            }
+            gather_padded(
+                &batch.short,
+                &positions[short_base..],
+                self.short_len,
+                &mut self.short_index,
+                &mut self.short_mask,
+            );
             if seq.full_long_attention {
                 self.long_len = batch.long.max_len.max(1);
-                self.long_mask.reserve(rows * self.long_len);
-                for b in 0..rows {
-                    let start = long_base + batch.long.offsets[b] as usize;
-                    let n = batch.long.len_of(b).min(self.long_len);
-                    self.long_index
-                        .extend_from_slice(&positions[start..start + n]);
-                    self.long_index
-                        .extend(std::iter::repeat_n(PAD, self.long_len - n));
-                    self.long_mask.extend((0..self.long_len).map(|j| j < n));
-                }
+                gather_padded(
+                    &batch.long,
+                    &positions[long_base..],
+                    self.long_len,
+                    &mut self.long_index,
+                    &mut self.long_mask,
+                );
             } else {
                 // ETA: Hamming top-k of each row's long behaviours against its candidate.
                 let k = seq.eta_top_k;
@@ -191,5 +186,26 @@ impl ItemRows {
                 }
             })
             .collect()
+    }
+}
+
+/// Appends, per row of `seq`, the unique-row positions of its first `width` behaviours padded
+/// with PAD to `width`, and the matching mask. `positions[i]` is the unique row of `seq.ids[i]`.
+fn gather_padded(
+    seq: &Sequence,
+    positions: &[u32],
+    width: usize,
+    index: &mut Vec<u32>,
+    mask: &mut Vec<bool>,
+) {
+    let rows = seq.rows();
+    index.reserve(rows * width);
+    mask.reserve(rows * width);
+    for b in 0..rows {
+        let start = seq.offsets[b] as usize;
+        let n = seq.len_of(b).min(width);
+        index.extend_from_slice(&positions[start..start + n]);
+        index.extend(std::iter::repeat_n(PAD, width - n));
+        mask.extend((0..width).map(|j| j < n));
     }
 }

@@ -96,15 +96,15 @@ pub async fn landed_offsets(
     storage: &Storage,
 ) -> Result<HashMap<(String, i32), i64>, OperatorError> {
     let mut out: HashMap<(String, i32), i64> = HashMap::new();
-    let checkpoint = newest_checkpoint(storage).await?;
-    let after = checkpoint.as_ref().map(|c| {
+    let mut after = None;
+    if let Some(c) = newest_checkpoint(storage).await? {
         out.extend(
             c.landed
-                .iter()
-                .map(|l| ((l.topic.clone(), l.partition), l.last_offset)),
+                .into_iter()
+                .map(|l| ((l.topic, l.partition), l.last_offset)),
         );
-        KeyLayout.epoch_manifest(c.through)
-    });
+        after = Some(KeyLayout.epoch_manifest(c.through));
+    }
     for key in epoch_keys_after(storage, after.as_deref()).await? {
         let m = read_epoch(storage, &key).await?;
         for r in m.offsets {
@@ -268,12 +268,16 @@ impl EpochCoordinator {
             return;
         }
         let checkpoint = self.checkpoint(epoch);
+        // It lists every open day's files (megabytes at short epochs): encode off the runtime.
+        let bytes = match tokio::task::spawn_blocking(move || encode_manifest(&checkpoint)).await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::warn!(%epoch, error = %e, "could not encode the epoch checkpoint");
+                return;
+            }
+        };
         let key = KeyLayout.epoch_checkpoint(epoch);
-        match self
-            .storage
-            .swap_pointer(&key, encode_manifest(&checkpoint).into(), None)
-            .await
-        {
+        match self.storage.swap_pointer(&key, bytes.into(), None).await {
             Ok(_) | Err(StorageError::PointerConflict { .. }) => {
                 self.stats.checkpoints += 1;
                 tracing::debug!(%epoch, "epoch checkpoint written");

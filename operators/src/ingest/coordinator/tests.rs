@@ -58,10 +58,7 @@ async fn an_assigned_partition_that_delivered_nothing_holds_the_watermark() {
     let (coord, closed) = EpochCoordinator::open(storage.clone(), 2, "replica-a", &config)
         .await
         .expect("open");
-    let (otx, orx) = mpsc::channel(8);
-    let (atx, arx) = mpsc::channel(8);
-    let (ctx, mut crx) = mpsc::channel(8);
-    let task = tokio::spawn(coord.run(orx, arx, ctx));
+    let (otx, atx, mut crx, task) = spawn(coord);
     let d1 = date("2024-01-01");
     let day2_file = |n| file(Domain::Natural, "2024-01-02", 10, FileRole::Landing, n);
 
@@ -113,6 +110,22 @@ async fn an_assigned_partition_that_delivered_nothing_holds_the_watermark() {
     task.await.expect("join").expect("run");
 }
 
+/// The coordinator's input channels (source offsets, sink acks), its confirmations, and its task.
+type Running = (
+    mpsc::Sender<EpochOffsets>,
+    mpsc::Sender<SinkAck>,
+    mpsc::Receiver<Epoch>,
+    tokio::task::JoinHandle<Result<CoordinatorStats, OperatorError>>,
+);
+
+/// Runs `coord` on a task, wired to fresh channels.
+fn spawn(coord: EpochCoordinator) -> Running {
+    let (otx, orx) = mpsc::channel(8);
+    let (atx, arx) = mpsc::channel(8);
+    let (ctx, crx) = mpsc::channel(8);
+    (otx, atx, crx, tokio::spawn(coord.run(orx, arx, ctx)))
+}
+
 fn memory() -> Storage {
     Storage::open(&format!(
         "memory://{}",
@@ -131,10 +144,7 @@ async fn confirms_only_after_the_manifest_and_closes_days_by_watermark() {
     let (coord, closed) = EpochCoordinator::open(storage.clone(), 2, "replica-a", &config)
         .await
         .expect("open");
-    let (otx, orx) = mpsc::channel(8);
-    let (atx, arx) = mpsc::channel(8);
-    let (ctx, mut crx) = mpsc::channel(8);
-    let task = tokio::spawn(coord.run(orx, arx, ctx));
+    let (otx, atx, mut crx, task) = spawn(coord);
 
     let d1 = date("2024-01-01");
     // Epoch 1: day 1 data; the watermark stays inside day 1.
@@ -240,10 +250,7 @@ async fn replicas_claim_distinct_epoch_numbers() {
             let (coord, _) = EpochCoordinator::open(storage, 1, replica, &config)
                 .await
                 .expect("open");
-            let (otx, orx) = mpsc::channel(8);
-            let (atx, arx) = mpsc::channel(8);
-            let (ctx, mut crx) = mpsc::channel(8);
-            let task = tokio::spawn(coord.run(orx, arx, ctx));
+            let (otx, atx, mut crx, task) = spawn(coord);
             for e in 1..=4 {
                 let offset = e as i64;
                 let mut o = offsets(e, offset, offset);
@@ -316,10 +323,7 @@ async fn finish_one_epoch(
     offsets: EpochOffsets,
 ) -> Result<Epoch, OperatorError> {
     let epoch = offsets.epoch;
-    let (otx, orx) = mpsc::channel(8);
-    let (atx, arx) = mpsc::channel(8);
-    let (ctx, mut crx) = mpsc::channel(8);
-    let task = tokio::spawn(coord.run(orx, arx, ctx));
+    let (otx, atx, mut crx, task) = spawn(coord);
     otx.send(offsets).await.expect("send");
     atx.send(ack("landing", epoch.0, vec![], 0))
         .await
@@ -416,10 +420,7 @@ async fn a_cold_reader_starts_from_the_newest_checkpoint() {
     let (coord, closed) = EpochCoordinator::open(storage.clone(), 2, "replica-a", &config)
         .await
         .expect("open");
-    let (otx, orx) = mpsc::channel(8);
-    let (atx, arx) = mpsc::channel(8);
-    let (ctx, mut crx) = mpsc::channel(8);
-    let task = tokio::spawn(coord.run(orx, arx, ctx));
+    let (otx, atx, mut crx, task) = spawn(coord);
     let (d1, d2) = (date("2024-01-01"), date("2024-01-02"));
     // Epochs 1-4 land day 1, epochs 5-7 day 2 (which closes day 1 at epoch 5).
     for e in 1..=7u64 {
