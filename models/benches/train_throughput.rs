@@ -370,6 +370,9 @@ impl Variant for Dense {
                 d,
                 device,
             )),
+            short_categories: None,
+            long_categories: None,
+            content: None,
             extra: None,
         };
         let labels = Tensor::from_data(TensorData::new(b.labels.clone(), [rows, 1]), device);

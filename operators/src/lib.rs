@@ -8,6 +8,7 @@
 //! - [`dataflow`]: the operator runtime (messages, operator traits, graphs).
 //! - [`ingest`]: decode, validate, dead-letter and landing operators of `ctrflow ingest`.
 //! - [`kafka`]: the Kafka source and producer (rdkafka types stay inside).
+//! - [`train`]: the trainer sink that feeds a model's training thread from a graph.
 
 pub mod archive;
 pub mod dataflow;
@@ -17,5 +18,6 @@ pub mod ingest;
 pub mod kafka;
 pub mod movielens;
 pub mod sql;
+pub mod train;
 
 pub use error::OperatorError;

@@ -39,12 +39,26 @@ pub trait NetConfig: Config {
 
     /// Builds the network on `device` with freshly initialised parameters.
     fn build(&self, device: &Device) -> Self::Net;
+
+    /// Fields added after configs of this type were first published, with the value that
+    /// reproduces the network those older configs built. [`Checkpoint::config`] fills them in
+    /// when a stored `config.json` lacks them (burn's `Config` has no serde defaults).
+    fn added_fields() -> Vec<(&'static str, serde_json::Value)> {
+        Vec::new()
+    }
 }
 
 impl NetConfig for CtrNetConfig {
     type Net = CtrNet;
     fn build(&self, device: &Device) -> CtrNet {
         self.init(device)
+    }
+
+    fn added_fields() -> Vec<(&'static str, serde_json::Value)> {
+        vec![
+            ("sequence_categories", serde_json::Value::Bool(false)),
+            ("d_content", serde_json::Value::from(0)),
+        ]
     }
 }
 
@@ -97,10 +111,17 @@ impl Checkpoint {
         })
     }
 
-    /// The config, parsed.
+    /// The config, parsed; fields added since the checkpoint was written take the values
+    /// [`NetConfig::added_fields`] gives (the network it was trained as).
     pub fn config<C: NetConfig>(&self) -> Result<C, CheckpointError> {
-        C::load_binary(self.config_json.as_bytes())
-            .map_err(|e| CheckpointError::Config(e.to_string()))
+        let mut json: serde_json::Value = serde_json::from_str(&self.config_json)
+            .map_err(|e| CheckpointError::Config(e.to_string()))?;
+        if let Some(fields) = json.as_object_mut() {
+            for (name, value) in C::added_fields() {
+                fields.entry(name).or_insert(value);
+            }
+        }
+        serde_json::from_value(json).map_err(|e| CheckpointError::Config(e.to_string()))
     }
 
     /// Rebuilds the network on `device` (add `.train()` / use an autodiff device to continue

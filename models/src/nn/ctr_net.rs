@@ -10,8 +10,14 @@
 //! long behaviours [B,k,d] + mask ── TargetAttention ──────┤
 //! historical user [B,K,d_h] ── HistoricalEmbedding ───────┤ (if use_historical)
 //! historical item [B,K,d_h] ── HistoricalEmbedding ───────┤ (if use_historical)
+//! content [B,w] ── Linear(w -> d) ────────────────────────┤ (if d_content = w > 0)
 //! extra [B,e] (SRP4CTR / PPM outputs, if e > 0) ──────────┘
 //! ```
+//!
+//! With `sequence_categories`, a behaviour is its item embedding plus its category embedding
+//! (`[B,S,d] + [B,S,d]`, likewise for the long behaviours), and the attention query is the
+//! target item plus its category, so both attentions can match on the category as well as on
+//! the item (a new item of a liked category is close to the user's history from its first day).
 //!
 //! The long-behaviour branch is ETA when the trainer passes the top-k behaviours its SimHash
 //! retrieval selected (k = `eta_top_k`), and the full-attention baseline when it passes all L
@@ -20,6 +26,7 @@
 
 use burn::config::Config;
 use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Bool, Device, Tensor};
 
 use super::{
@@ -67,6 +74,14 @@ pub struct CtrNetConfig {
     /// Historical inputs are pre-merged `[B, 1, d_h]` vectors (frozen attention, merged table).
     #[config(default = false)]
     pub hist_merged: bool,
+    /// Add each behaviour's category embedding to its item embedding, and the candidate's
+    /// category to the attention query (needs `hist_category_ids`).
+    #[config(default = false)]
+    pub sequence_categories: bool,
+    /// Width `w` of the candidate's content vector (`item_content`), projected to `d` and
+    /// concatenated (0: not used).
+    #[config(default = 0)]
+    pub d_content: usize,
     /// Width `e` of the extra input vector (SRP4CTR query outputs, PPM plug-in outputs;
     /// 0: absent).
     #[config(default = 0)]
@@ -105,6 +120,14 @@ pub struct CtrNetInput {
     pub historical_user: Option<Tensor<3>>,
     /// The item's K TPM snapshot vectors `[B, K, d_h]`; `Some` exactly when `use_historical`.
     pub historical_item: Option<Tensor<3>>,
+    /// Categories of the short behaviours `[B, S, d]`; `Some` exactly when
+    /// `sequence_categories`.
+    pub short_categories: Option<Tensor<3>>,
+    /// Categories of the long behaviours `[B, k, d]` (or `[B, L, d]`); `Some` exactly when
+    /// `sequence_categories`.
+    pub long_categories: Option<Tensor<3>>,
+    /// The candidate's content vector `[B, w]`; `Some` exactly when `d_content > 0`.
+    pub content: Option<Tensor<2>>,
     /// Extra vector `[B, e]` (SRP4CTR / PPM); `Some` exactly when `d_extra > 0`.
     pub extra: Option<Tensor<2>>,
 }
@@ -121,8 +144,12 @@ pub struct CtrNet {
     pub historical_user: Option<HistoricalEmbedding>,
     /// Historical-embedding feature of the item (if configured).
     pub historical_item: Option<HistoricalEmbedding>,
+    /// Projection of the content vector to `d` (if configured).
+    pub content: Option<Linear>,
     /// The top MLP to the logit.
     pub mlp: Mlp,
+    /// Whether behaviours and the attention query include their category embedding.
+    pub sequence_categories: bool,
     /// Width of the context input (0: none).
     pub d_context: usize,
     /// Width of the extra input (0: none).
@@ -136,14 +163,16 @@ impl CtrNetConfig {
             .with_merged(self.hist_merged)
     }
 
-    /// Width of the MLP input: `3d + c + d (DIN) + d (long) [+ 2 d_hist_out] + e`.
+    /// Width of the MLP input: `3d + c + d (DIN) + d (long) [+ 2 d_hist_out] [+ d (content)]
+    /// + e`.
     pub fn d_mlp_input(&self) -> usize {
         let historical = if self.use_historical {
             2 * self.historical().output_width()
         } else {
             0
         };
-        5 * self.d_embed + self.d_context + historical + self.d_extra
+        let content = if self.d_content > 0 { self.d_embed } else { 0 };
+        5 * self.d_embed + self.d_context + historical + content + self.d_extra
     }
 
     /// Builds the network on `device` with freshly initialised parameters.
@@ -159,11 +188,14 @@ impl CtrNetConfig {
                 .init(device),
             historical_user: historical(),
             historical_item: historical(),
+            content: (self.d_content > 0)
+                .then(|| LinearConfig::new(self.d_content, self.d_embed).init(device)),
             mlp: MlpConfig::new(self.d_mlp_input())
                 .with_hidden(self.mlp_hidden.clone())
                 .with_batch_norm(self.batch_norm)
                 .with_dropout(self.dropout)
                 .init(device),
+            sequence_categories: self.sequence_categories,
             d_context: self.d_context,
             d_extra: self.d_extra,
         }
@@ -204,14 +236,28 @@ impl CtrNet {
             long_mask,
             historical_user,
             historical_item,
+            short_categories,
+            long_categories,
+            content,
             extra,
         } = input;
 
+        // Behaviours and the query with their categories added (if configured): [B, S|k, d].
+        let with_categories = self.sequence_categories;
+        let short_categories = present("short_categories", short_categories, with_categories);
+        let long_categories = present("long_categories", long_categories, with_categories);
+        let (query, short_seq, long_seq) = match (short_categories, long_categories) {
+            (Some(short_cat), Some(long_cat)) => (
+                item.clone() + category.clone(),
+                short_seq + short_cat,
+                long_seq + long_cat,
+            ),
+            _ => (item.clone(), short_seq, long_seq),
+        };
+
         // Interest in the candidate from the short and the long behaviour sequences.
-        let short_interest = self.din.forward(item.clone(), short_seq, short_mask); // [B, d]
-        let long_interest = self
-            .long_attention
-            .forward(item.clone(), long_seq, long_mask); // [B, d]
+        let short_interest = self.din.forward(query.clone(), short_seq, short_mask); // [B, d]
+        let long_interest = self.long_attention.forward(query, long_seq, long_mask); // [B, d]
 
         let mut parts = vec![user, item, category]; // [B, d] each
         parts.extend(present("context", context, self.d_context > 0)); // [B, c]
@@ -227,6 +273,11 @@ impl CtrNet {
         }
         if let (Some(module), Some(x)) = (&self.historical_item, hist_item) {
             parts.push(module.forward(x));
+        }
+
+        let content = present("content", content, self.content.is_some());
+        if let (Some(projection), Some(x)) = (&self.content, content) {
+            parts.push(projection.forward(x)); // [B, w] -> [B, d]
         }
 
         parts.extend(present("extra", extra, self.d_extra > 0)); // [B, e]
@@ -284,6 +335,13 @@ pub(crate) mod tests {
             historical_item: config
                 .use_historical
                 .then(|| normal([b, 3, config.d_hist], device)),
+            short_categories: config
+                .sequence_categories
+                .then(|| normal([b, s, d], device)),
+            long_categories: config
+                .sequence_categories
+                .then(|| normal([b, l, d], device)),
+            content: (config.d_content > 0).then(|| normal([b, config.d_content], device)),
             extra: (config.d_extra > 0).then(|| normal([b, config.d_extra], device)),
         }
     }
@@ -301,6 +359,65 @@ pub(crate) mod tests {
             let out = net.forward(random_input(&config, 6, 5, 9, &device));
             assert_eq!(out.dims(), [6, 1]);
         }
+    }
+
+    #[test]
+    fn behaviour_categories_and_content_change_the_logit() {
+        let device = device(56);
+        let config = small_config()
+            .with_sequence_categories(true)
+            .with_d_content(5);
+        assert_eq!(config.d_mlp_input(), small_config().d_mlp_input() + 4);
+        let net = config.init(&device);
+        assert!(net.content.is_some());
+        let input = random_input(&config, 6, 5, 7, &device);
+        let base = net.forward(input.clone());
+        assert_eq!(base.dims(), [6, 1]);
+        // Each new input reaches the logit: changing it alone changes the output.
+        let changed = |edit: fn(&mut CtrNetInput, &Device)| {
+            let mut other = input.clone();
+            edit(&mut other, &device);
+            let diff: f32 = (net.forward(other) - base.clone())
+                .abs()
+                .sum()
+                .into_scalar();
+            diff > 1e-6
+        };
+        assert!(changed(
+            |i, d| i.short_categories = Some(normal([6, 5, 4], d))
+        ));
+        assert!(changed(
+            |i, d| i.long_categories = Some(normal([6, 7, 4], d))
+        ));
+        assert!(changed(|i, d| i.content = Some(normal([6, 5], d))));
+    }
+
+    #[test]
+    #[should_panic(expected = "short_categories")]
+    fn behaviour_categories_are_required_when_configured() {
+        let device = device(57);
+        let config = small_config().with_sequence_categories(true);
+        let net = config.init(&device);
+        let mut input = random_input(&config, 3, 5, 4, &device);
+        input.short_categories = None;
+        let _ = net.forward(input);
+    }
+
+    #[test]
+    fn checkpoints_saved_before_the_category_and_content_inputs_still_load() {
+        let device = device(58);
+        let config = small_config();
+        let net = config.init(&device);
+        let mut checkpoint = crate::nn::Checkpoint::capture(&config, &net).expect("capture");
+        let mut json: serde_json::Value =
+            serde_json::from_str(&checkpoint.config_json).expect("config json");
+        let object = json.as_object_mut().expect("object");
+        assert!(object.remove("sequence_categories").is_some());
+        assert!(object.remove("d_content").is_some());
+        checkpoint.config_json = json.to_string();
+        let (old, _net): (CtrNetConfig, CtrNet) = checkpoint.restore(&device).expect("restore");
+        assert!(!old.sequence_categories);
+        assert_eq!(old.d_content, 0);
     }
 
     #[test]

@@ -11,16 +11,19 @@
 //! | context | `position` (UInt32), `hour` (UInt8), `device` (UInt8, 0..=3) | `[B, 6]` row-major: `1 / (1 + position)`, `hour / 23`, one-hot device (4) |
 //! | short sequence | `hist_item_ids` (List<UInt64>, most recent first) | first `short-len` ids (default 50), ragged |
 //! | long sequence | `hist_item_ids` | first `long-len` ids (default 1000), ragged; longer histories are truncated (most recent kept) and counted |
+//! | behaviour categories | `hist_category_ids` (List<UInt64>, aligned with `hist_item_ids`) | the categories of the short and long behaviours above, aligned with their ids |
+//! | content | `item_content` (FixedSizeList<Float32, W>, nullable; optional column) | `[B, W]` row-major; a null vector reads zeros; `W = 0` without the column |
 //! | label | `label` (UInt8) | `[B]` f32, 1.0 for any non-zero label |
 //! | day | `event_time` (Timestamp ms) | the latest event's UTC day, for table recency |
 //!
 //! Sequences are stored ragged ([`Sequence`]: flat ids + offsets) and padded only when they
 //! become tensors; the mask is "position < the row's length" (sequences are prefixes). An empty
-//! history is an empty row. `hist_category_ids` and `item_content` are not read: `CtrNet` has no
-//! behaviour-category or content input yet.
+//! history is an empty row. A row whose `hist_category_ids` is not as long as its `hist_item_ids`
+//! is an error naming the column (ingest never lands one).
 
 use arrow::array::{
-    Array, ArrayRef, ListArray, PrimitiveArray, RecordBatch, TimestampMillisecondArray,
+    Array, ArrayRef, FixedSizeListArray, Float32Array, ListArray, PrimitiveArray, RecordBatch,
+    TimestampMillisecondArray,
 };
 use arrow::datatypes::{ArrowPrimitiveType, UInt8Type, UInt32Type, UInt64Type};
 use ctrflow_schemas::columns;
@@ -67,6 +70,9 @@ impl Default for FeatureConfig {
 pub struct Sequence {
     /// All rows' ids, concatenated.
     pub ids: Vec<u64>,
+    /// The category of each id in `ids` (same length), or empty when the batch has no
+    /// behaviour categories (hand-built batches; networks that do not read them).
+    pub categories: Vec<u64>,
     /// `B + 1` offsets into `ids`, starting at 0.
     pub offsets: Vec<u32>,
     /// The padded length `S` or `L` this sequence becomes as a tensor (every row is at most
@@ -100,15 +106,26 @@ impl Sequence {
         mask
     }
 
+    /// The categories of row `b`'s behaviours (empty when the batch has none).
+    pub fn row_categories(&self, b: usize) -> &[u64] {
+        if self.categories.is_empty() {
+            &[]
+        } else {
+            &self.categories[self.offsets[b] as usize..self.offsets[b + 1] as usize]
+        }
+    }
+
     fn reset(&mut self, max_len: usize) {
         self.ids.clear();
+        self.categories.clear();
         self.offsets.clear();
         self.offsets.push(0);
         self.max_len = max_len;
     }
 
-    fn push_row(&mut self, ids: &[u64]) {
+    fn push_row(&mut self, ids: &[u64], categories: &[u64]) {
         self.ids.extend_from_slice(ids);
+        self.categories.extend_from_slice(categories);
         self.offsets.push(self.ids.len() as u32);
     }
 }
@@ -124,6 +141,10 @@ pub struct FeatureBatch {
     pub category_ids: Vec<u64>,
     /// Dense context `[B, CONTEXT_WIDTH]` row-major (see the module docs).
     pub context: Vec<f32>,
+    /// The candidate's content vector `[B, content_width]` row-major (zeros where absent).
+    pub content: Vec<f32>,
+    /// Width `W` of [`content`](Self::content); 0 when the batch has no `item_content` column.
+    pub content_width: usize,
     /// The first `short-len` behaviours.
     pub short: Sequence,
     /// The first `long-len` behaviours.
@@ -161,6 +182,33 @@ fn primitive<'a, T: ArrowPrimitiveType>(
     Ok(typed)
 }
 
+/// A `List<UInt64>` column and its values.
+fn u64_list<'a>(
+    batch: &'a RecordBatch,
+    name: &'static str,
+) -> Result<(&'a ListArray, &'a PrimitiveArray<UInt64Type>)> {
+    let list = column(batch, name)?;
+    let list = list
+        .as_any()
+        .downcast_ref::<ListArray>()
+        .ok_or_else(|| ModelsError::Column {
+            column: name,
+            reason: format!("expected List<UInt64>, found {}", list.data_type()),
+        })?;
+    let values = list
+        .values()
+        .as_any()
+        .downcast_ref::<PrimitiveArray<UInt64Type>>()
+        .ok_or_else(|| ModelsError::Column {
+            column: name,
+            reason: format!(
+                "expected List<UInt64>, found List<{}>",
+                list.values().data_type()
+            ),
+        })?;
+    Ok((list, values))
+}
+
 fn no_nulls(array: &dyn Array, name: &'static str) -> Result<()> {
     if array.null_count() > 0 {
         return Err(ModelsError::Column {
@@ -193,9 +241,9 @@ impl FeatureBatch {
 
     /// Replaces the contents with the features of `batch`, reusing the vectors' capacity. On
     /// error the contents are unspecified (but valid to refill).
-    pub fn fill_from_record_batch(
+    pub fn fill_from_record_batch<'a>(
         &mut self,
-        batch: &RecordBatch,
+        batch: &'a RecordBatch,
         config: &FeatureConfig,
     ) -> Result<()> {
         let users = primitive::<UInt64Type>(batch, columns::USER_ID)?;
@@ -214,25 +262,8 @@ impl FeatureBatch {
                 reason: format!("expected Timestamp(ms), found {}", times.data_type()),
             })?;
         no_nulls(times, columns::EVENT_TIME)?;
-        let history = column(batch, columns::HIST_ITEM_IDS)?;
-        let history = history
-            .as_any()
-            .downcast_ref::<ListArray>()
-            .ok_or_else(|| ModelsError::Column {
-                column: columns::HIST_ITEM_IDS,
-                reason: format!("expected List<UInt64>, found {}", history.data_type()),
-            })?;
-        let history_values = history
-            .values()
-            .as_any()
-            .downcast_ref::<PrimitiveArray<UInt64Type>>()
-            .ok_or_else(|| ModelsError::Column {
-                column: columns::HIST_ITEM_IDS,
-                reason: format!(
-                    "expected List<UInt64>, found List<{}>",
-                    history.values().data_type()
-                ),
-            })?;
+        let (history, history_values) = u64_list(batch, columns::HIST_ITEM_IDS)?;
+        let (hist_categories, hist_category_values) = u64_list(batch, columns::HIST_CATEGORY_IDS)?;
 
         let rows = batch.num_rows();
         self.user_ids.clear();
@@ -269,25 +300,93 @@ impl FeatureBatch {
         let latest_ms = times.values().iter().copied().max().unwrap_or(0);
         self.day = Day(u32::try_from(latest_ms.div_euclid(86_400_000).max(0)).unwrap_or(u32::MAX));
 
+        self.fill_content(batch)?;
+
         // Sequences: slice the list offsets and values; a null list row is an empty history.
         self.short.reset(config.short_len);
         self.long.reset(config.long_len);
         self.truncated_rows = 0;
         self.truncated_ids = 0;
-        let offsets = history.value_offsets();
-        let values = history_values.values();
-        for b in 0..rows {
-            let row: &[u64] = if history.is_null(b) {
+        let list_row = |list: &ListArray, values: &'a [u64], b: usize| -> &'a [u64] {
+            if list.is_null(b) {
                 &[]
             } else {
+                let offsets = list.value_offsets();
                 &values[offsets[b] as usize..offsets[b + 1] as usize]
-            };
-            self.short.push_row(&row[..row.len().min(config.short_len)]);
+            }
+        };
+        for b in 0..rows {
+            let row = list_row(history, history_values.values(), b);
+            let cats = list_row(hist_categories, hist_category_values.values(), b);
+            if cats.len() != row.len() {
+                return Err(ModelsError::Column {
+                    column: columns::HIST_CATEGORY_IDS,
+                    reason: format!(
+                        "row {b} has {} categories for {} behaviours",
+                        cats.len(),
+                        row.len()
+                    ),
+                });
+            }
+            let short = row.len().min(config.short_len);
+            self.short.push_row(&row[..short], &cats[..short]);
             if row.len() > config.long_len {
                 self.truncated_rows += 1;
                 self.truncated_ids += (row.len() - config.long_len) as u64;
             }
-            self.long.push_row(&row[..row.len().min(config.long_len)]);
+            let long = row.len().min(config.long_len);
+            self.long.push_row(&row[..long], &cats[..long]);
+        }
+        Ok(())
+    }
+
+    /// Reads `item_content` (if the batch has it) into [`content`](Self::content).
+    fn fill_content(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.content.clear();
+        self.content_width = 0;
+        let Some(array) = batch.column_by_name(columns::ITEM_CONTENT) else {
+            return Ok(());
+        };
+        let content = array
+            .as_any()
+            .downcast_ref::<FixedSizeListArray>()
+            .ok_or_else(|| ModelsError::Column {
+                column: columns::ITEM_CONTENT,
+                reason: format!(
+                    "expected FixedSizeList<Float32>, found {}",
+                    array.data_type()
+                ),
+            })?;
+        let values = content
+            .values()
+            .as_any()
+            .downcast_ref::<Float32Array>()
+            .ok_or_else(|| ModelsError::Column {
+                column: columns::ITEM_CONTENT,
+                reason: format!(
+                    "expected FixedSizeList<Float32>, found FixedSizeList<{}>",
+                    content.values().data_type()
+                ),
+            })?;
+        let width = usize::try_from(content.value_length()).unwrap_or(0);
+        self.content_width = width;
+        let start = content.offset() * width;
+        let flat = &values.values()[start..start + content.len() * width];
+        if content.null_count() == 0 {
+            self.content.extend_from_slice(flat);
+        } else {
+            self.content.reserve(flat.len());
+            for (b, row) in flat
+                .chunks_exact(width.max(1))
+                .enumerate()
+                .take(content.len())
+            {
+                if content.is_null(b) {
+                    self.content.extend(std::iter::repeat_n(0.0, width));
+                } else {
+                    self.content.extend_from_slice(row);
+                }
+            }
         }
         Ok(())
     }

@@ -29,6 +29,9 @@ pub(super) struct ItemRows {
     pub(super) short_index: Vec<u32>,
     /// The long behaviours attended to `[B, long_len]` (PAD: padding).
     pub(super) long_index: Vec<u32>,
+    /// Where each of `long_index`'s behaviours sits in the batch's long sequence (an index
+    /// into its `ids` and `categories`; PAD: padding).
+    pub(super) long_source: Vec<u32>,
     /// `[B, short_len]`, true at real behaviours.
     pub(super) short_mask: Vec<bool>,
     /// `[B, long_len]`, true at real behaviours.
@@ -61,6 +64,7 @@ impl ItemRows {
         self.item_index.extend_from_slice(&positions[..rows]);
         self.short_index.clear();
         self.long_index.clear();
+        self.long_source.clear();
         self.short_mask.clear();
         self.long_mask.clear();
         (self.short_len, self.long_len) = (0, 0);
@@ -85,6 +89,13 @@ impl ItemRows {
                     &mut self.long_index,
                     &mut self.long_mask,
                 );
+                for b in 0..rows {
+                    let start = batch.long.offsets[b];
+                    let n = batch.long.len_of(b).min(self.long_len) as u32;
+                    self.long_source.extend(start..start + n);
+                    self.long_source
+                        .extend(std::iter::repeat_n(PAD, self.long_len - n as usize));
+                }
             } else {
                 // ETA: Hamming top-k of each row's long behaviours against its candidate.
                 let k = seq.eta_top_k;
@@ -123,12 +134,19 @@ impl ItemRows {
                     &mut self.top_k_counts,
                 )?;
                 self.long_mask.reserve(rows * k);
+                self.long_source.reserve(rows * k);
                 for b in 0..rows {
-                    let start = long_base + batch.long.offsets[b] as usize;
+                    let start = batch.long.offsets[b];
                     let n = self.top_k_counts[b] as usize;
                     for j in 0..k {
+                        let source = if j < n {
+                            start + self.top_k[b * k + j]
+                        } else {
+                            PAD
+                        };
+                        self.long_source.push(source);
                         self.long_index.push(if j < n {
-                            positions[start + self.top_k[b * k + j] as usize]
+                            positions[long_base + source as usize]
                         } else {
                             PAD
                         });
@@ -187,6 +205,73 @@ impl ItemRows {
             })
             .collect()
     }
+}
+
+/// The category rows one step reads when behaviours carry their categories: the candidates',
+/// the short behaviours' and the attended long behaviours' categories, looked up together.
+#[derive(Debug, Default)]
+pub(super) struct CategoryRows {
+    /// The ids to look up: candidates `[B]`, then the short behaviours' categories (ragged, as
+    /// the short sequence), then the categories of the attended long behaviours in order.
+    pub(super) ids: Vec<u64>,
+    /// The short behaviours' categories `[B, short_len]` as lookup positions (PAD: padding).
+    pub(super) short_index: Vec<u32>,
+    /// The attended long behaviours' categories `[B, long_len]` (PAD: padding).
+    pub(super) long_index: Vec<u32>,
+}
+
+impl CategoryRows {
+    /// The ids to look up for `batch`, given the item rows `items` chose (candidates first).
+    pub(super) fn collect_ids(&mut self, batch: &FeatureBatch, items: &ItemRows) {
+        self.ids.clear();
+        self.ids.extend_from_slice(&batch.category_ids);
+        self.ids.extend_from_slice(&batch.short.categories);
+        self.ids.extend(
+            items
+                .long_source
+                .iter()
+                .filter(|&&s| s != PAD)
+                .map(|&s| batch.long.categories[s as usize]),
+        );
+    }
+
+    /// Lays the lookup's `positions` (of [`ids`](Self::ids)) out as the padded short and long
+    /// behaviour grids of `items`.
+    pub(super) fn place(&mut self, batch: &FeatureBatch, items: &ItemRows, positions: &[u32]) {
+        let rows = batch.rows();
+        let short_end = rows + batch.short.categories.len();
+        self.short_index.clear();
+        let mut mask = Vec::new();
+        gather_padded(
+            &batch.short,
+            &positions[rows..short_end],
+            items.short_len,
+            &mut self.short_index,
+            &mut mask,
+        );
+        self.long_index.clear();
+        let mut long = positions[short_end..].iter();
+        self.long_index
+            .extend(items.long_source.iter().map(|&s| match s {
+                PAD => PAD,
+                _ => *long.next().unwrap_or(&PAD),
+            }));
+    }
+}
+
+/// `index` (lookup positions, PAD for padding) as indices into a leaf of `unique` rows plus
+/// one zero row that padding reads.
+pub(super) fn with_pad_row(index: &[u32], unique: usize) -> Vec<i64> {
+    index
+        .iter()
+        .map(|&u| {
+            if u == PAD {
+                unique as i64
+            } else {
+                i64::from(u)
+            }
+        })
+        .collect()
 }
 
 /// Appends, per row of `seq`, the unique-row positions of its first `width` behaviours padded

@@ -23,6 +23,11 @@ pub struct NetInputs {
     pub short: Option<(Tensor<3>, Tensor<2, Bool>)>,
     /// Long behaviours `[B, k, d]` (ETA top-k) or `[B, L, d]` (full attention) and mask.
     pub long: Option<(Tensor<3>, Tensor<2, Bool>)>,
+    /// Category embeddings of the short and of the long behaviours (shapes as theirs), when
+    /// the network adds them.
+    pub behaviour_categories: Option<(Tensor<3>, Tensor<3>)>,
+    /// The candidate's content vector `[B, w]`, when the network takes it.
+    pub content: Option<Tensor<2>>,
     /// The user's K TPM snapshot vectors `[B, K, d_h]`, when the network takes them.
     pub historical_user: Option<Tensor<3>>,
     /// The item's K TPM snapshot vectors `[B, K, d_h]`, when the network takes them.
@@ -38,6 +43,8 @@ pub struct SequenceSpec {
     pub eta_top_k: usize,
     /// Attend over all `L` long behaviours instead of the top-k.
     pub full_long_attention: bool,
+    /// Behaviours carry their category embeddings (from `hist_category_ids`).
+    pub categories: bool,
 }
 
 /// The historical-embedding inputs of a network.
@@ -60,6 +67,8 @@ pub struct NetSpec {
     pub sequences: Option<SequenceSpec>,
     /// Historical-embedding inputs, if any.
     pub historical: Option<HistoricalSpec>,
+    /// Width `w` of the content vector the network takes (0: none).
+    pub content_width: usize,
 }
 
 /// A network a [`Trainer`](super::Trainer) can train: built from a [`NetConfig`], fed
@@ -104,17 +113,20 @@ impl TrainableNet for CtrNet {
                 short_len: config.short_len,
                 eta_top_k: config.eta_top_k,
                 full_long_attention: config.full_long_attention,
+                categories: config.sequence_categories,
             }),
             historical: config.use_historical.then_some(HistoricalSpec {
                 d_hist: config.d_hist,
                 merged: config.hist_merged,
             }),
+            content_width: config.d_content,
         })
     }
 
     fn logits(&self, inputs: NetInputs) -> Tensor<2> {
         let (short_seq, short_mask) = inputs.short.expect("CtrNet takes the short sequence");
         let (long_seq, long_mask) = inputs.long.expect("CtrNet takes the long sequence");
+        let (short_categories, long_categories) = inputs.behaviour_categories.unzip();
         self.forward(CtrNetInput {
             user: inputs.user,
             item: inputs.item,
@@ -126,6 +138,9 @@ impl TrainableNet for CtrNet {
             long_mask,
             historical_user: inputs.historical_user,
             historical_item: inputs.historical_item,
+            short_categories,
+            long_categories,
+            content: inputs.content,
             extra: None,
         })
     }
@@ -140,6 +155,7 @@ impl TrainableNet for Tpm {
             context: context_width(config.d_context)?,
             sequences: None,
             historical: None,
+            content_width: 0,
         })
     }
 

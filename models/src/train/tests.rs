@@ -17,6 +17,7 @@ use crate::nn::{CtrNetConfig, TpmConfig};
 use crate::rng::SplitMix64;
 
 mod backends;
+mod inputs;
 mod sparse;
 
 const USERS: u64 = 60;

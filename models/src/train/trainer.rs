@@ -6,7 +6,7 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, decay::WeightDec
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 use super::config::TableRole;
-use super::item_rows::ItemRows;
+use super::item_rows::{CategoryRows, ItemRows, with_pad_row};
 use super::net::{NetInputs, NetSpec, TrainableNet};
 use super::{CONTEXT_WIDTH, FeatureBatch, TrainConfig};
 use crate::embedding::{EmbeddingTable, Lookup, SnapshotTable};
@@ -65,6 +65,8 @@ struct Scratch {
     codes: Vec<u64>,
     /// The item rows the network reads (ETA's choice included) and their leaf indices.
     item_rows: ItemRows,
+    /// The behaviours' category rows (networks with `sequence_categories`).
+    category_rows: CategoryRows,
 }
 
 /// One batch's leaves (training) and network inputs.
@@ -320,9 +322,11 @@ impl<N: TrainableNet> Trainer<N> {
                 None => vec![0.0; u * d],
             };
         }
-        // The item leaf has one extra zero row for padding: its gradient is dropped.
+        // The item and category leaves have one extra zero row for padding: its gradient is
+        // dropped.
         let item_rows = self.scratch.item_rows.used.len();
         row_grads[1].truncate(item_rows * d);
+        row_grads[2].truncate(self.scratch.lookups[2].unique_len() * d);
         // Check every table's gradients before changing anything.
         for (g, feature) in
             row_grads
@@ -405,6 +409,39 @@ impl<N: TrainableNet> Trainer<N> {
                 value: batch.context[i],
             });
         }
+        let content_width = self.spec.content_width;
+        if content_width > 0 {
+            if batch.content_width != content_width || batch.content.len() != rows * content_width {
+                return Err(ModelsError::shape(
+                    "content [B, d_content] (item_content)",
+                    rows * content_width,
+                    batch.content.len(),
+                ));
+            }
+            if let Some(i) = batch.content.iter().position(|v| !v.is_finite()) {
+                return Err(ModelsError::NonFiniteInput {
+                    step,
+                    feature: "content",
+                    row: i / content_width,
+                    value: batch.content[i],
+                });
+            }
+        }
+        let with_categories = self.spec.sequences.is_some_and(|q| q.categories);
+        if with_categories {
+            for (what, seq) in [
+                ("short behaviour categories", &batch.short),
+                ("long behaviour categories", &batch.long),
+            ] {
+                if seq.categories.len() != seq.ids.len() {
+                    return Err(ModelsError::shape(
+                        what,
+                        seq.ids.len(),
+                        seq.categories.len(),
+                    ));
+                }
+            }
+        }
         let historical = self.historical_inputs(batch, device)?;
 
         // One lookup per table; the item table resolves candidate + short + long together.
@@ -424,9 +461,6 @@ impl<N: TrainableNet> Trainer<N> {
         self.tables
             .item
             .lookup(&s.item_ids, day, train, item_lookup);
-        self.tables
-            .category
-            .lookup(&batch.category_ids, day, train, category_lookup);
 
         let leaf = |rows: Vec<f32>, u: usize| {
             let t = float_tensor(rows, [u, d], device);
@@ -435,9 +469,6 @@ impl<N: TrainableNet> Trainer<N> {
         let user_u = user_lookup.unique_len();
         self.tables.user.gather(user_lookup, &mut s.rows)?;
         let user_leaf = leaf(s.rows.clone(), user_u);
-        let category_u = category_lookup.unique_len();
-        self.tables.category.gather(category_lookup, &mut s.rows)?;
-        let category_leaf = leaf(s.rows.clone(), category_u);
         let item_u = item_lookup.unique_len();
         self.tables.item.gather(item_lookup, &mut s.rows)?;
         // ETA codes of the current item rows (no gradient through the hash).
@@ -452,11 +483,30 @@ impl<N: TrainableNet> Trainer<N> {
         let picked = &s.item_rows;
         let item_leaf = leaf(picked.leaf_rows(&s.rows, d), picked.used.len() + 1);
 
+        // Categories: the candidates', and the behaviours' when the network adds them (the
+        // long ones only for the behaviours it attends to). One zero row for padding.
+        let categories = if with_categories {
+            s.category_rows.collect_ids(batch, picked);
+            &s.category_rows.ids
+        } else {
+            &batch.category_ids
+        };
+        self.tables
+            .category
+            .lookup(categories, day, train, category_lookup);
+        let category_u = category_lookup.unique_len();
+        self.tables.category.gather(category_lookup, &mut s.rows)?;
+        s.rows.resize((category_u + 1) * d, 0.0);
+        let category_leaf = leaf(s.rows.clone(), category_u + 1);
+
         let as_index = |p: &[u32]| p.iter().map(|&i| i64::from(i)).collect::<Vec<_>>();
         let select =
             |leaf: &Tensor<2>, index: Vec<i64>| leaf.clone().select(0, int_tensor(index, device));
         let user = select(&user_leaf, as_index(user_lookup.positions()));
-        let category = select(&category_leaf, as_index(category_lookup.positions()));
+        let category = select(
+            &category_leaf,
+            as_index(&category_lookup.positions()[..rows]),
+        );
         let item = select(&item_leaf, picked.remap(&picked.item_index));
         let (short, long) = if sequences.is_some() {
             let (short_len, long_len) = (picked.short_len, picked.long_len);
@@ -470,6 +520,24 @@ impl<N: TrainableNet> Trainer<N> {
         } else {
             (None, None)
         };
+        let behaviour_categories = with_categories.then(|| {
+            let rows_of = &mut s.category_rows;
+            rows_of.place(batch, picked, category_lookup.positions());
+            let (short_len, long_len) = (picked.short_len, picked.long_len);
+            let short = select(
+                &category_leaf,
+                with_pad_row(&rows_of.short_index, category_u),
+            )
+            .reshape([rows, short_len, d]);
+            let long = select(
+                &category_leaf,
+                with_pad_row(&rows_of.long_index, category_u),
+            )
+            .reshape([rows, long_len, d]);
+            (short, long)
+        });
+        let content = (content_width > 0)
+            .then(|| float_tensor(batch.content.clone(), [rows, content_width], device));
 
         let context = self
             .spec
@@ -488,6 +556,8 @@ impl<N: TrainableNet> Trainer<N> {
                 context,
                 short,
                 long,
+                behaviour_categories,
+                content,
                 historical_user,
                 historical_item,
             },

@@ -23,11 +23,22 @@ pub trait Collector: Send {
 pub struct Output {
     ports: Vec<Vec<mpsc::Sender<Message>>>,
     name: String,
+    /// Whether end of stream was sent (the runtime then does not send it again).
+    ended: bool,
 }
 
 impl Output {
     pub(crate) fn new(name: String, ports: Vec<Vec<mpsc::Sender<Message>>>) -> Self {
-        Output { ports, name }
+        Output {
+            ports,
+            name,
+            ended: false,
+        }
+    }
+
+    /// Whether [`Message::End`] went out through this output.
+    pub(crate) fn ended(&self) -> bool {
+        self.ended
     }
 
     async fn send(
@@ -61,11 +72,13 @@ impl Collector for Output {
     }
 
     async fn broadcast(&mut self, message: Message) -> Result<(), OperatorError> {
+        let end = matches!(message, Message::End);
         for targets in &self.ports {
             for tx in targets {
                 Output::send(&self.name, tx, message.clone()).await?;
             }
         }
+        self.ended |= end;
         Ok(())
     }
 }

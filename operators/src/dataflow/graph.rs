@@ -122,7 +122,11 @@ impl Graph {
                     tasks.spawn(async move {
                         let result = async {
                             source.run(&mut ctx).await?;
-                            ctx.out.broadcast(Message::End).await
+                            if ctx.out.ended() {
+                                Ok(())
+                            } else {
+                                ctx.out.broadcast(Message::End).await
+                            }
                         }
                         .await;
                         (name, result)

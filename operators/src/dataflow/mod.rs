@@ -17,9 +17,11 @@
 
 mod collector;
 mod graph;
+mod map;
 
 pub use collector::{Collector, Output, VecCollector};
 pub use graph::{Graph, GraphHandle, NodeId};
+pub use map::MapBatches;
 
 use arrow::array::RecordBatch;
 use async_trait::async_trait;

@@ -93,6 +93,12 @@ pub struct NetworkConfig {
     pub dropout: f64,
     /// Use the TPM historical embeddings as a feature.
     pub use_historical: bool,
+    /// Add each behaviour's category embedding (`hist_category_ids`) to its item embedding,
+    /// and the candidate's category to the attention query.
+    pub sequence_categories: bool,
+    /// Use the candidate's content vector (`item_content`, `[schema] content-dim` wide; a
+    /// missing vector reads zeros) as a feature, projected to `d-embed`.
+    pub use_content: bool,
 }
 
 impl Default for NetworkConfig {
@@ -107,6 +113,8 @@ impl Default for NetworkConfig {
             batch_norm: true,
             dropout: 0.0,
             use_historical: true,
+            sequence_categories: false,
+            use_content: false,
         }
     }
 }
@@ -177,8 +185,9 @@ impl Default for ReadConfig {
 }
 
 impl DailyConfig {
-    /// The CPM / A-CTR network config.
-    pub fn ctr_net(&self) -> CtrNetConfig {
+    /// The CPM / A-CTR network config; `content_dim` is `[schema] content-dim`, the width of
+    /// `item_content`.
+    pub fn ctr_net(&self, content_dim: usize) -> CtrNetConfig {
         let n = &self.network;
         CtrNetConfig::new()
             .with_d_embed(n.d_embed)
@@ -193,6 +202,8 @@ impl DailyConfig {
             .with_mlp_hidden(n.mlp_hidden.clone())
             .with_batch_norm(n.batch_norm)
             .with_dropout(n.dropout)
+            .with_sequence_categories(n.sequence_categories)
+            .with_d_content(if n.use_content { content_dim } else { 0 })
     }
 
     /// The TPM network config.

@@ -6,12 +6,15 @@
 //! one DataFusion partition, so the row order - and with it training - is deterministic: a rerun
 //! of a day trains the same model. Each batch is handed to an async sink and the next one is
 //! only decoded when the sink has taken it (backpressure: at most one batch in flight here,
-//! plus what the sink's channel holds).
+//! plus what the sink's channel holds). [`LandingDaysSource`] is the same read as a dataflow
+//! source, the head of a training graph.
 
 use std::future::Future;
 
 use arrow::array::RecordBatch;
-use ctrflow_schemas::{DayManifest, Domain, EventDate, KeyLayout, decode_manifest};
+use ctrflow_operators::OperatorError;
+use ctrflow_operators::dataflow::{Collector, Message, Source, SourceContext};
+use ctrflow_schemas::{DayManifest, Domain, Epoch, EventDate, KeyLayout, decode_manifest};
 use ctrflow_storage::Storage;
 use datafusion::execution::context::SessionConfig;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
@@ -100,5 +103,54 @@ impl TrainingReader {
             }
         }
         Ok(rows)
+    }
+}
+
+/// The closed days of one domain as a dataflow source: every row of `days`, `passes` times
+/// over, in [`TrainingReader::for_each_batch`]'s deterministic order, with a barrier after
+/// each pass (`Epoch(1)` after the first). Backpressure comes from the graph's channels.
+pub struct LandingDaysSource {
+    reader: TrainingReader,
+    domain: Domain,
+    days: Vec<EventDate>,
+    passes: u32,
+}
+
+impl LandingDaysSource {
+    /// A source of `days` of `domain`, read `passes` times.
+    pub fn new(reader: TrainingReader, domain: Domain, days: Vec<EventDate>, passes: u32) -> Self {
+        LandingDaysSource {
+            reader,
+            domain,
+            days,
+            passes,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for LandingDaysSource {
+    fn name(&self) -> String {
+        format!("landing-reader ({})", self.domain)
+    }
+
+    async fn run(&mut self, ctx: &mut SourceContext) -> std::result::Result<(), OperatorError> {
+        for pass in 1..=u64::from(self.passes) {
+            let out = &mut ctx.out;
+            let result = self
+                .reader
+                .for_each_batch(self.domain, &self.days, |batch| {
+                    let mut out = out.clone();
+                    async move { Ok(out.collect(0, batch).await?) }
+                })
+                .await;
+            match result {
+                Ok(_) => {}
+                Err(DailyError::Operator(e)) => return Err(e),
+                Err(e) => return Err(OperatorError::Internal(e.to_string())),
+            }
+            ctx.out.broadcast(Message::Barrier(Epoch(pass))).await?;
+        }
+        ctx.out.broadcast(Message::End).await
     }
 }

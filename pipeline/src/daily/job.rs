@@ -2,12 +2,13 @@
 //! version, or an A-CTR initialised from a CPM), stream the window's days through a training
 //! thread, then score the evaluation day.
 //!
-//! The reader (async, DataFusion) and the training thread overlap: batches go through a
+//! Training runs as a dataflow graph (`landing-reader -> holdout -> trainer`) on the operator
+//! runtime. The reader (async, DataFusion) and the training thread overlap: batches go through a
 //! bounded channel of `daily.read.channel-batches`, so memory stays bounded however long the
 //! window is, and the trainer only waits when reading is slower than training. The time the
 //! trainer spent waiting is measured (wall time minus the time inside training steps).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -20,7 +21,10 @@ use ctrflow_models::train::{
 use ctrflow_schemas::{Domain, EventDate, ModelMetrics};
 use serde::Serialize;
 
-use super::data::TrainingReader;
+use ctrflow_operators::dataflow::{Graph, MapBatches};
+use ctrflow_operators::train::TrainerSink;
+
+use super::data::{LandingDaysSource, TrainingReader};
 use super::error::{DailyError, Result};
 use super::holdout::Holdout;
 
@@ -56,6 +60,11 @@ pub async fn blocking<T: Send + 'static>(
 }
 
 /// Trains `build()`'s trainer on `days` of `domain`, `epochs` times over, through `shuffle`.
+///
+/// The training is a dataflow graph on the operator runtime:
+/// `landing-reader -> holdout (if any) -> trainer`, where the trainer sink feeds the training
+/// thread. An error names the operator that failed; when the training thread itself failed
+/// (a NaN loss, bad features), its error is returned rather than the sink's.
 #[allow(clippy::too_many_arguments)]
 pub async fn train_window<N, B>(
     reader: &TrainingReader,
@@ -85,69 +94,45 @@ where
             *b += rows / p.samples_per_second.max(1e-9);
         }
     })?;
-    let sender = thread.sender().clone();
-    let sent = Arc::new(AtomicU64::new(0));
-    let mut send_failed = false;
-    for _ in 0..epochs {
-        let result = reader
-            .for_each_batch(domain, days, |batch| {
-                let (sender, sent) = (sender.clone(), Arc::clone(&sent));
-                async move {
-                    // On a blocking thread: the holdout split (rows of the holdout never reach
-                    // the trainer) and the wait for room in the trainer's channel.
-                    let sent_ok = blocking("training feeder", date, move || {
-                        let batch = match holdout {
-                            Some(h) => h.apply(&batch)?,
-                            None => batch,
-                        };
-                        let n = batch.num_rows() as u64;
-                        if n > 0 && sender.send(batch).is_err() {
-                            return Ok(false);
-                        }
-                        sent.fetch_add(n, Ordering::Relaxed);
-                        Ok::<_, DailyError>(true)
-                    })
-                    .await??;
-                    if sent_ok {
-                        Ok(())
-                    } else {
-                        Err(DailyError::Worker {
-                            what: "training thread",
-                            date,
-                            reason: "stopped".into(),
-                        })
-                    }
-                }
-            })
-            .await;
-        match result {
-            Ok(_) => {}
-            Err(DailyError::Worker {
-                what: "training thread",
-                ..
-            }) => {
-                send_failed = true;
-                break;
-            }
-            Err(e) => return Err(e),
+
+    // The graph's own channels hold one batch each: the trainer's channel is the buffer.
+    let mut graph = Graph::new(1);
+    let source = graph.source(LandingDaysSource::new(
+        reader.clone(),
+        domain,
+        days.to_vec(),
+        epochs,
+    ));
+    let sink = TrainerSink::new("trainer", thread.sender().clone());
+    let handed = sink.rows_handed();
+    let trainer_node = graph.operator(sink, 0);
+    match holdout {
+        Some(h) => {
+            // Rows of the holdout never reach the trainer.
+            let split = graph.operator(
+                MapBatches::new("holdout", move |batch| {
+                    h.apply(&batch)
+                        .map_err(|e| ctrflow_operators::OperatorError::Internal(e.to_string()))
+                }),
+                1,
+            );
+            graph.connect(source, 0, split)?;
+            graph.connect(split, 0, trainer_node)?;
         }
+        None => graph.connect(source, 0, trainer_node)?,
     }
-    drop(sender);
-    let trainer = tokio::task::spawn_blocking(move || thread.finish())
+    let graph_result = graph.start()?.join().await;
+    let finished = tokio::task::spawn_blocking(move || thread.finish())
         .await
         .map_err(|e| DailyError::Worker {
             what: "training thread",
             date,
             reason: e.to_string(),
-        })??;
-    if send_failed {
-        return Err(DailyError::Worker {
-            what: "training thread",
-            date,
-            reason: "stopped without an error".into(),
-        });
-    }
-    let rows = sent.load(Ordering::Relaxed);
+        })?;
+    // The thread's error is the root cause of a sink that found it stopped.
+    let trainer = finished?;
+    graph_result?;
+    let rows = handed.load(Ordering::Relaxed);
     let train_wall = start.elapsed().as_secs_f64();
     let train_busy = busy.lock().map(|b| *b).unwrap_or(0.0).min(train_wall);
     Ok((

@@ -140,6 +140,7 @@ async fn run_date(
         storage,
         daily: &config.daily,
         schema_hash: config.schema.event_schema().fingerprint(),
+        content_dim: config.schema.content_dim,
         reader: TrainingReader::new(&stores.landing, config.daily.read.batch_rows),
         published,
         snapshots: HashMap::new(),
@@ -268,6 +269,8 @@ struct Runner<'a> {
     storage: &'a Storage,
     daily: &'a DailyConfig,
     schema_hash: String,
+    /// `[schema] content-dim`: the width of `item_content`.
+    content_dim: usize,
     reader: TrainingReader,
     published: &'a mut Published,
     snapshots: HashMap<ModelVersion, (SnapshotTable, SnapshotTable)>,
@@ -577,7 +580,7 @@ impl Runner<'_> {
     async fn run_ctr(&mut self, job: &PlannedJob) -> Result<JobReport> {
         let kind = job.model;
         let training = self.training(kind).clone();
-        let net = self.daily.ctr_net();
+        let net = self.daily.ctr_net(self.content_dim);
         let use_historical = self.daily.network.use_historical;
         let historical = if use_historical {
             Some(self.historical(&job.parents.tpm).await?)

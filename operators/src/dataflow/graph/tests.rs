@@ -155,6 +155,32 @@ async fn batches_and_control_flow_through_in_order() {
     );
 }
 
+/// Emits one batch and ends the stream itself, as the `Source` contract asks.
+struct EndsItself;
+
+#[async_trait]
+impl Source for EndsItself {
+    fn name(&self) -> String {
+        "ends-itself".into()
+    }
+    async fn run(&mut self, ctx: &mut SourceContext) -> Result<(), OperatorError> {
+        ctx.out.collect(0, batch(&[7])).await?;
+        ctx.out.broadcast(Message::End).await
+    }
+}
+
+#[tokio::test]
+async fn a_source_that_sends_end_itself_ends_the_graph_once() {
+    let mut g = Graph::new(1);
+    let s = g.source(EndsItself);
+    let rec = Recorder::default();
+    let r = g.operator(rec.clone(), 0);
+    g.connect(s, 0, r).expect("s->r");
+    // The runtime must not send a second End to an operator that already finished.
+    g.start().expect("start").join().await.expect("run");
+    assert_eq!(*rec.log.lock().expect("lock"), ["b[7]", "end"]);
+}
+
 #[tokio::test]
 async fn an_error_names_the_operator_and_stops_the_graph() {
     let mut g = Graph::new(2);
