@@ -339,3 +339,6 @@ fn event_times(
             reason: "missing or not Timestamp(ms)".into(),
         })
 }
+
+#[cfg(test)]
+mod tests;

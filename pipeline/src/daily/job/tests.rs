@@ -1,0 +1,161 @@
+//! The training graph of [`train_window`] on a generated archive in an in-memory store.
+
+use ctrflow_models::ModelsError;
+use ctrflow_models::nn::TpmConfig;
+use ctrflow_models::train::{CONTEXT_WIDTH, TpmTrainer, TrainConfig};
+use ctrflow_operators::generate::{GeneratorConfig, generate_archive};
+use ctrflow_storage::Storage;
+
+use super::*;
+use crate::daily::holdout::Side;
+
+/// Two generated days in the store `memory://{name}`.
+async fn archive(name: &str) -> (Storage, Vec<EventDate>) {
+    let storage = Storage::open(&format!("memory://{name}")).expect("store");
+    let config = GeneratorConfig {
+        days: 2,
+        events_per_day: 1_500,
+        ..GeneratorConfig::default()
+    };
+    generate_archive(&storage, &config, |_| {})
+        .await
+        .expect("archive");
+    let days = vec![config.start_date, config.start_date.succ()];
+    (storage, days)
+}
+
+fn tpm(train: TrainConfig) -> ctrflow_models::Result<TpmTrainer> {
+    TpmTrainer::new(
+        train,
+        TpmConfig::new()
+            .with_d_embed(4)
+            .with_d_context(CONTEXT_WIDTH)
+            .with_hidden(vec![8]),
+    )
+}
+
+fn train_config() -> TrainConfig {
+    TrainConfig {
+        batch_size: 128,
+        shuffle_rows: 256,
+        ..TrainConfig::default()
+    }
+}
+
+fn shuffle() -> ShuffleBuffer {
+    ShuffleBuffer::new(256, 128, 1).expect("shuffle")
+}
+
+/// Rows of `days` on the given side of `holdout` (all rows without one).
+async fn rows_of(reader: &TrainingReader, days: &[EventDate], holdout: Option<Holdout>) -> u64 {
+    let mut rows = 0u64;
+    reader
+        .for_each_batch(Domain::Natural, days, |batch| {
+            let kept = match holdout {
+                Some(h) => h.apply(&batch).map(|b| b.num_rows()),
+                None => Ok(batch.num_rows()),
+            };
+            let result = kept.map(|n| rows += n as u64);
+            async move { result }
+        })
+        .await
+        .expect("read");
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_training_graph_trains_on_every_row_outside_the_holdout_each_pass() {
+    let (storage, days) = archive("job-graph-rows").await;
+    let reader = TrainingReader::new(&storage, 500);
+    let date = days[1].succ();
+    let all = rows_of(&reader, &days, None).await;
+    assert!(all > 2_000, "{all} natural rows");
+
+    let (trainer, rows, timings) = train_window(
+        &reader,
+        Domain::Natural,
+        &days,
+        2,
+        shuffle(),
+        2,
+        date,
+        None,
+        || tpm(train_config()),
+    )
+    .await
+    .expect("train");
+    assert_eq!(rows, 2 * all, "two passes over every row");
+    assert_eq!(trainer.stats().samples, 2 * all);
+    assert!(timings.train_busy > 0.0 && timings.train_busy <= timings.train_wall);
+
+    let holdout = Holdout {
+        percent: 20,
+        side: Side::Train,
+    };
+    let outside = rows_of(&reader, &days, Some(holdout)).await;
+    assert!(outside < all && outside > all / 2, "{outside} of {all}");
+    let (trainer, rows, _) = train_window(
+        &reader,
+        Domain::Natural,
+        &days,
+        1,
+        shuffle(),
+        2,
+        date,
+        Some(holdout),
+        || tpm(train_config()),
+    )
+    .await
+    .expect("train");
+    assert_eq!(rows, outside, "held-out rows never reach the trainer");
+    assert_eq!(trainer.stats().samples, outside);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_trainer_reports_its_own_error_not_the_sinks() {
+    let (storage, days) = archive("job-graph-failure").await;
+    let reader = TrainingReader::new(&storage, 500);
+    let bad = TrainConfig {
+        learning_rate: -1.0,
+        ..train_config()
+    };
+    let err = train_window(
+        &reader,
+        Domain::Natural,
+        &days,
+        1,
+        shuffle(),
+        1,
+        days[1].succ(),
+        None,
+        move || tpm(bad),
+    )
+    .await
+    .expect_err("must fail");
+    assert!(
+        matches!(err, DailyError::Models(ModelsError::InvalidConfig { .. })),
+        "{err}"
+    );
+    assert!(err.to_string().contains("learning"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_day_is_an_error_naming_the_reader() {
+    let (storage, days) = archive("job-graph-missing").await;
+    let reader = TrainingReader::new(&storage, 500);
+    let missing = [days[0], days[1].offset(30)];
+    let err = train_window(
+        &reader,
+        Domain::Natural,
+        &missing,
+        1,
+        shuffle(),
+        1,
+        days[1].succ(),
+        None,
+        || tpm(train_config()),
+    )
+    .await
+    .expect_err("must fail");
+    assert!(err.to_string().contains("landing-reader"), "{err}");
+}
