@@ -22,6 +22,7 @@
 //!    collected, checked, and applied row-sparsely by the tables' lazy Adam; burn's Adam steps
 //!    the dense parameters.
 
+mod check;
 pub mod checkpoint;
 mod config;
 pub mod features;

@@ -5,6 +5,7 @@
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, decay::WeightDecayConfig};
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
+use super::check::check_batch;
 use super::config::TableRole;
 use super::item_rows::{CategoryRows, ItemRows, with_pad_row};
 use super::net::{NetInputs, NetSpec, TrainableNet};
@@ -392,56 +393,9 @@ impl<N: TrainableNet> Trainer<N> {
         let step = self.stats.steps;
         let rows = batch.rows();
         let d = self.spec.d_embed;
-        check_shapes(batch)?;
-        if let Some(row) = batch.labels.iter().position(|l| !l.is_finite()) {
-            return Err(ModelsError::NonFiniteInput {
-                step,
-                feature: "label",
-                row,
-                value: batch.labels[row],
-            });
-        }
-        if let Some(i) = batch.context.iter().position(|v| !v.is_finite()) {
-            return Err(ModelsError::NonFiniteInput {
-                step,
-                feature: "context",
-                row: i / CONTEXT_WIDTH,
-                value: batch.context[i],
-            });
-        }
+        check_batch(batch, &self.spec, step)?;
         let content_width = self.spec.content_width;
-        if content_width > 0 {
-            if batch.content_width != content_width || batch.content.len() != rows * content_width {
-                return Err(ModelsError::shape(
-                    "content [B, d_content] (item_content)",
-                    rows * content_width,
-                    batch.content.len(),
-                ));
-            }
-            if let Some(i) = batch.content.iter().position(|v| !v.is_finite()) {
-                return Err(ModelsError::NonFiniteInput {
-                    step,
-                    feature: "content",
-                    row: i / content_width,
-                    value: batch.content[i],
-                });
-            }
-        }
         let with_categories = self.spec.sequences.is_some_and(|q| q.categories);
-        if with_categories {
-            for (what, seq) in [
-                ("short behaviour categories", &batch.short),
-                ("long behaviour categories", &batch.long),
-            ] {
-                if seq.categories.len() != seq.ids.len() {
-                    return Err(ModelsError::shape(
-                        what,
-                        seq.ids.len(),
-                        seq.categories.len(),
-                    ));
-                }
-            }
-        }
         let historical = self.historical_inputs(batch, device)?;
 
         // One lookup per table; the item table resolves candidate + short + long together.
@@ -608,33 +562,4 @@ impl<N: TrainableNet> Trainer<N> {
             read(&tables.item, &batch.item_ids, "historical-item")?,
         )))
     }
-}
-
-/// Checks that a (possibly hand-built) batch is internally consistent.
-fn check_shapes(batch: &FeatureBatch) -> Result<()> {
-    let rows = batch.rows();
-    let checks = [
-        ("user ids [B]", rows, batch.user_ids.len()),
-        ("item ids [B]", rows, batch.item_ids.len()),
-        ("category ids [B]", rows, batch.category_ids.len()),
-        (
-            "context [B, CONTEXT_WIDTH]",
-            rows * CONTEXT_WIDTH,
-            batch.context.len(),
-        ),
-        ("short offsets [B + 1]", rows + 1, batch.short.offsets.len()),
-        ("long offsets [B + 1]", rows + 1, batch.long.offsets.len()),
-    ];
-    for (what, expected, found) in checks {
-        if expected != found {
-            return Err(ModelsError::shape(what, expected, found));
-        }
-    }
-    for (what, seq) in [("short ids", &batch.short), ("long ids", &batch.long)] {
-        let last = seq.offsets.last().copied().unwrap_or(0) as usize;
-        if last != seq.ids.len() || seq.offsets.windows(2).any(|w| w[0] > w[1]) {
-            return Err(ModelsError::shape(what, last, seq.ids.len()));
-        }
-    }
-    Ok(())
 }
