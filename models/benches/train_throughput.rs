@@ -373,6 +373,7 @@ impl Variant for Dense {
             short_categories: None,
             long_categories: None,
             content: None,
+            plugin: None,
             extra: None,
         };
         let labels = Tensor::from_data(TensorData::new(b.labels.clone(), [rows, 1]), device);

@@ -9,7 +9,9 @@
 //! - [`DinAttention`]: DIN target attention (local activation unit) over the short sequence.
 //! - [`TargetAttention`]: multi-head scaled dot-product target attention (ETA top-k, or all L).
 //! - [`HistoricalEmbedding`]: self-attention + mean pool over the K TPM snapshot vectors.
-//! - [`Tpm`]: the tiny pre-training model (user, item, category -> logit).
+//! - [`PluginTower`] / [`PlugIn`]: PPM, the content tower pre-trained in TPM and plugged into
+//!   `CtrNet` frozen, its outputs cached per item.
+//! - [`Tpm`]: the tiny pre-training model (user, item, category [, content tower] -> logit).
 //! - [`CtrNet`]: the CPM / A-CTR network.
 //! - [`bce_with_logits`]: the numerically stable training loss.
 //! - [`transfer`]: A-CTR initialisation from a CPM (every parameter except batch norm).
@@ -31,6 +33,7 @@ mod din;
 mod historical;
 mod loss;
 mod mlp;
+mod plugin;
 mod target_attention;
 mod tpm;
 #[cfg(test)]
@@ -43,6 +46,7 @@ pub use din::{DinAttention, DinAttentionConfig};
 pub use historical::{HistoricalEmbedding, HistoricalEmbeddingConfig};
 pub use loss::bce_with_logits;
 pub use mlp::{Mlp, MlpBlock, MlpConfig};
+pub use plugin::{PlugIn, PluginTower, PluginTowerConfig};
 pub use target_attention::{TargetAttention, TargetAttentionConfig};
 pub use tpm::{Tpm, TpmConfig};
 pub use transfer::{

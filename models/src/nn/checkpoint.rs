@@ -14,7 +14,7 @@ use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device};
 use thiserror::Error;
 
-use super::{CtrNet, CtrNetConfig, Mlp, MlpConfig, Tpm, TpmConfig};
+use super::{CtrNet, CtrNetConfig, Mlp, MlpConfig, PluginTower, PluginTowerConfig, Tpm, TpmConfig};
 
 /// A config that builds a network: what a checkpoint is rebuilt from.
 ///
@@ -58,6 +58,7 @@ impl NetConfig for CtrNetConfig {
         vec![
             ("sequence_categories", serde_json::Value::Bool(false)),
             ("d_content", serde_json::Value::from(0)),
+            ("plugin", serde_json::Value::Null),
         ]
     }
 }
@@ -65,6 +66,18 @@ impl NetConfig for CtrNetConfig {
 impl NetConfig for TpmConfig {
     type Net = Tpm;
     fn build(&self, device: &Device) -> Tpm {
+        self.init(device)
+    }
+
+    fn added_fields() -> Vec<(&'static str, serde_json::Value)> {
+        vec![("plugin", serde_json::Value::Null)]
+    }
+}
+
+/// The PPM plug-in tower, published on its own by the TPM that pre-trained it.
+impl NetConfig for PluginTowerConfig {
+    type Net = PluginTower;
+    fn build(&self, device: &Device) -> PluginTower {
         self.init(device)
     }
 }
@@ -184,8 +197,8 @@ mod tests {
         let (_, restored): (TpmConfig, Tpm) = checkpoint.restore(&device).expect("decode");
         let x = || normal([4, 3], &device);
         let (u, i, c) = (x(), x(), x());
-        let a = tpm.forward(u.clone(), i.clone(), c.clone(), None);
-        let b = restored.forward(u, i, c, None);
+        let a = tpm.forward(u.clone(), i.clone(), c.clone(), None, None);
+        let b = restored.forward(u, i, c, None, None);
         assert_eq!(max_abs_diff(a, b), 0.0);
 
         // Weights of one network under another config's structure are rejected.

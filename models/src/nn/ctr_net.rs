@@ -11,7 +11,8 @@
 //! historical user [B,K,d_h] ── HistoricalEmbedding ───────┤ (if use_historical)
 //! historical item [B,K,d_h] ── HistoricalEmbedding ───────┤ (if use_historical)
 //! content [B,w] ── Linear(w -> d) ────────────────────────┤ (if d_content = w > 0)
-//! extra [B,e] (SRP4CTR / PPM outputs, if e > 0) ──────────┘
+//! plug-in [B,p] (cached tower output) ── Linear(p -> d) ──┤ (if plugin: PPM)
+//! extra [B,e] (SRP4CTR outputs, if e > 0) ────────────────┘
 //! ```
 //!
 //! With `sequence_categories`, a behaviour is its item embedding plus its category embedding
@@ -31,7 +32,7 @@ use burn::tensor::{Bool, Device, Tensor};
 
 use super::{
     DinAttention, DinAttentionConfig, HistoricalEmbedding, HistoricalEmbeddingConfig, Mlp,
-    MlpConfig, TargetAttention, TargetAttentionConfig,
+    MlpConfig, PlugIn, PluginTower, PluginTowerConfig, TargetAttention, TargetAttentionConfig,
 };
 
 /// Configuration of a [`CtrNet`] (CPM and A-CTR share it).
@@ -82,8 +83,11 @@ pub struct CtrNetConfig {
     /// concatenated (0: not used).
     #[config(default = 0)]
     pub d_content: usize,
-    /// Width `e` of the extra input vector (SRP4CTR query outputs, PPM plug-in outputs;
-    /// 0: absent).
+    /// The PPM plug-in: the pre-trained content tower (frozen; its outputs are cached per
+    /// item by the trainer) and an adapter `Linear(p -> d)` (None: no plug-in).
+    #[config(default = "None")]
+    pub plugin: Option<PluginTowerConfig>,
+    /// Width `e` of the extra input vector (SRP4CTR query outputs; 0: absent).
     #[config(default = 0)]
     pub d_extra: usize,
     /// Hidden widths of the top MLP.
@@ -128,7 +132,10 @@ pub struct CtrNetInput {
     pub long_categories: Option<Tensor<3>>,
     /// The candidate's content vector `[B, w]`; `Some` exactly when `d_content > 0`.
     pub content: Option<Tensor<2>>,
-    /// Extra vector `[B, e]` (SRP4CTR / PPM); `Some` exactly when `d_extra > 0`.
+    /// The plug-in tower's outputs for the candidates `[B, p]` (no gradient: the tower is
+    /// frozen); `Some` exactly when `plugin` is configured.
+    pub plugin: Option<Tensor<2>>,
+    /// Extra vector `[B, e]` (SRP4CTR); `Some` exactly when `d_extra > 0`.
     pub extra: Option<Tensor<2>>,
 }
 
@@ -146,6 +153,8 @@ pub struct CtrNet {
     pub historical_item: Option<HistoricalEmbedding>,
     /// Projection of the content vector to `d` (if configured).
     pub content: Option<Linear>,
+    /// The PPM plug-in: frozen tower and trainable adapter (if configured).
+    pub plugin: Option<PlugIn>,
     /// The top MLP to the logit.
     pub mlp: Mlp,
     /// Whether behaviours and the attention query include their category embedding.
@@ -164,7 +173,7 @@ impl CtrNetConfig {
     }
 
     /// Width of the MLP input: `3d + c + d (DIN) + d (long) [+ 2 d_hist_out] [+ d (content)]
-    /// + e`.
+    /// [+ d (plug-in)] + e`.
     pub fn d_mlp_input(&self) -> usize {
         let historical = if self.use_historical {
             2 * self.historical().output_width()
@@ -172,7 +181,12 @@ impl CtrNetConfig {
             0
         };
         let content = if self.d_content > 0 { self.d_embed } else { 0 };
-        5 * self.d_embed + self.d_context + historical + content + self.d_extra
+        let plugin = if self.plugin.is_some() {
+            self.d_embed
+        } else {
+            0
+        };
+        5 * self.d_embed + self.d_context + historical + content + plugin + self.d_extra
     }
 
     /// Builds the network on `device` with freshly initialised parameters.
@@ -190,6 +204,10 @@ impl CtrNetConfig {
             historical_item: historical(),
             content: (self.d_content > 0)
                 .then(|| LinearConfig::new(self.d_content, self.d_embed).init(device)),
+            plugin: self
+                .plugin
+                .as_ref()
+                .map(|tower| PlugIn::init(tower, self.d_embed, device)),
             mlp: MlpConfig::new(self.d_mlp_input())
                 .with_hidden(self.mlp_hidden.clone())
                 .with_batch_norm(self.batch_norm)
@@ -239,6 +257,7 @@ impl CtrNet {
             short_categories,
             long_categories,
             content,
+            plugin,
             extra,
         } = input;
 
@@ -280,9 +299,39 @@ impl CtrNet {
             parts.push(projection.forward(x)); // [B, w] -> [B, d]
         }
 
+        let plugin = present("plugin", plugin, self.plugin.is_some());
+        if let (Some(plug_in), Some(cached)) = (&self.plugin, plugin) {
+            parts.push(plug_in.forward(cached)); // [B, p] -> [B, d]
+        }
+
         parts.extend(present("extra", extra, self.d_extra > 0)); // [B, e]
 
         self.mlp.forward(Tensor::cat(parts, 1)) // [B, d_mlp_input] -> [B, 1]
+    }
+
+    /// The plug-in's frozen tower, if the network has a plug-in.
+    pub fn plugin_tower(&self) -> Option<&PluginTower> {
+        self.plugin.as_ref().map(|p| &p.tower)
+    }
+
+    /// The same network with `tower` as its plug-in tower, frozen (no gradients). The caller
+    /// checks that `tower` has the configured widths; a network without a plug-in is returned
+    /// unchanged.
+    pub fn with_plugin_tower(mut self, tower: PluginTower) -> Self {
+        if let Some(plug_in) = &mut self.plugin {
+            plug_in.tower = tower.no_grad();
+        }
+        self
+    }
+
+    /// The same network with its plug-in tower frozen (a tower loaded from a checkpoint comes
+    /// back trainable).
+    pub fn freeze_plugin_tower(mut self) -> Self {
+        self.plugin = self.plugin.map(|p| PlugIn {
+            tower: p.tower.no_grad(),
+            adapter: p.adapter,
+        });
+        self
     }
 
     /// The same network with its historical-embedding attention frozen (no gradients, so the
@@ -342,8 +391,50 @@ pub(crate) mod tests {
                 .sequence_categories
                 .then(|| normal([b, l, d], device)),
             content: (config.d_content > 0).then(|| normal([b, config.d_content], device)),
+            plugin: config
+                .plugin
+                .as_ref()
+                .map(|p| normal([b, p.d_output], device)),
             extra: (config.d_extra > 0).then(|| normal([b, config.d_extra], device)),
         }
+    }
+
+    #[test]
+    fn the_plug_in_branch_adapts_the_cached_tower_output() {
+        let device = device(57).autodiff();
+        let tower = PluginTowerConfig::new(6).with_d_output(3);
+        let config = small_config().with_plugin(Some(tower.clone()));
+        assert_eq!(config.d_mlp_input(), small_config().d_mlp_input() + 4);
+        let net = config.init(&device);
+        // Until a pre-trained tower is plugged in, the tower reads zeros.
+        let content = normal([5, 6], &device);
+        let zeros = net
+            .plugin_tower()
+            .expect("configured")
+            .forward(content.clone());
+        assert!(
+            crate::nn::test_util::values(zeros)
+                .iter()
+                .all(|v| *v == 0.0)
+        );
+
+        let pretrained = tower.init(&device); // trainable, as TPM trained it
+        let net = net.with_plugin_tower(pretrained);
+        let cached = net.plugin_tower().expect("configured").forward(content);
+        let mut input = random_input(&config, 5, 4, 3, &device);
+        input.plugin = Some(cached);
+        let logits = net.forward(input);
+        assert_eq!(logits.dims(), [5, 1]);
+        let grads = logits.sum().backward();
+        let plug_in = net.plugin.as_ref().expect("configured");
+        assert!(plug_in.adapter.weight.grad(&grads).is_some());
+        assert!(
+            plug_in
+                .tower
+                .layers
+                .iter()
+                .all(|l| l.weight.grad(&grads).is_none())
+        );
     }
 
     #[test]

@@ -3,12 +3,17 @@
 //!
 //! Its value is in its embedding tables (trained outside this module and exported as the
 //! monthly snapshot); the dense part here is deliberately small.
+//!
+//! With `plugin` configured, TPM is also the pre-training model of PPM: the candidate's content
+//! vector goes through a [`PluginTower`] whose output joins the MLP input, so the tower learns
+//! a click-predictive item representation from the long natural window; the daily job
+//! publishes the tower for `CtrNet` to plug in frozen (see [`PlugIn`](super::PlugIn)).
 
 use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
-use super::{Mlp, MlpConfig};
+use super::{Mlp, MlpConfig, PluginTower, PluginTowerConfig};
 
 /// Configuration of a [`Tpm`].
 #[derive(Config, Debug)]
@@ -25,21 +30,26 @@ pub struct TpmConfig {
     /// Batch norm in the MLP's hidden layers.
     #[config(default = true)]
     pub batch_norm: bool,
+    /// The PPM plug-in tower pre-trained on the content vector (None: no content input).
+    #[config(default = "None")]
+    pub plugin: Option<PluginTowerConfig>,
 }
 
-/// The TPM network `([B, d] x 3, [B, c]) -> [B, 1]`. Build it with [`TpmConfig::init`].
+/// The TPM network `([B, d] x 3, [B, c], [B, w]) -> [B, 1]`. Build it with [`TpmConfig::init`].
 #[derive(Module, Debug)]
 pub struct Tpm {
     /// The MLP over the concatenated inputs.
     pub mlp: Mlp,
+    /// The PPM plug-in tower over the content vector (if configured).
+    pub plugin: Option<PluginTower>,
     /// Width of the context input (0: none).
     pub d_context: usize,
 }
 
 impl TpmConfig {
-    /// Width of the MLP input: `3 d + c`.
+    /// Width of the MLP input: `3 d + c [+ p]`.
     pub fn d_mlp_input(&self) -> usize {
-        3 * self.d_embed + self.d_context
+        3 * self.d_embed + self.d_context + self.plugin.as_ref().map_or(0, |p| p.d_output)
     }
 
     /// Builds the network on `device` with freshly initialised parameters.
@@ -49,20 +59,23 @@ impl TpmConfig {
                 .with_hidden(self.hidden.clone())
                 .with_batch_norm(self.batch_norm)
                 .init(device),
+            plugin: self.plugin.as_ref().map(|p| p.init(device)),
             d_context: self.d_context,
         }
     }
 }
 
 impl Tpm {
-    /// Click logit `[B, 1]` from `user`, `item`, `category`: `[B, d]` each, and `context`:
-    /// `[B, c]`, which must be `Some` exactly when the config's `d_context > 0`.
+    /// Click logit `[B, 1]` from `user`, `item`, `category`: `[B, d]` each, `context`:
+    /// `[B, c]`, which must be `Some` exactly when the config's `d_context > 0`, and `content`:
+    /// `[B, w]`, which must be `Some` exactly when the config has a `plugin`.
     pub fn forward(
         &self,
         user: Tensor<2>,
         item: Tensor<2>,
         category: Tensor<2>,
         context: Option<Tensor<2>>,
+        content: Option<Tensor<2>>,
     ) -> Tensor<2> {
         let mut parts = vec![user, item, category]; // [B, d] each
         match (context, self.d_context) {
@@ -77,7 +90,24 @@ impl Tpm {
                 }
             ),
         }
-        self.mlp.forward(Tensor::cat(parts, 1)) // [B, 3d + c] -> [B, 1]
+        match (&self.plugin, content) {
+            (None, None) => {}
+            (Some(tower), Some(content)) => parts.push(tower.forward(content)), // [B, p]
+            (tower, content) => panic!(
+                "TPM content: plug-in {}, input {}",
+                if tower.is_some() {
+                    "configured"
+                } else {
+                    "not configured"
+                },
+                if content.is_some() {
+                    "present"
+                } else {
+                    "absent"
+                }
+            ),
+        }
+        self.mlp.forward(Tensor::cat(parts, 1)) // [B, 3d + c + p] -> [B, 1]
     }
 }
 
@@ -91,14 +121,41 @@ mod tests {
         let device = device(41);
         let tpm = TpmConfig::new().with_d_embed(4).init(&device);
         let emb = || normal([5, 4], &device);
-        assert_eq!(tpm.forward(emb(), emb(), emb(), None).dims(), [5, 1]);
+        assert_eq!(tpm.forward(emb(), emb(), emb(), None, None).dims(), [5, 1]);
 
         let tpm = TpmConfig::new()
             .with_d_embed(4)
             .with_d_context(3)
             .init(&device);
-        let out = tpm.forward(emb(), emb(), emb(), Some(normal([5, 3], &device)));
+        let out = tpm.forward(emb(), emb(), emb(), Some(normal([5, 3], &device)), None);
         assert_eq!(out.dims(), [5, 1]);
+    }
+
+    #[test]
+    fn the_plug_in_tower_reads_the_content_and_trains() {
+        let device = device(43).autodiff();
+        let tpm = TpmConfig::new()
+            .with_d_embed(4)
+            .with_plugin(Some(PluginTowerConfig::new(6).with_d_output(3)))
+            .init(&device);
+        let emb = || normal([5, 4], &device);
+        let out = tpm.forward(emb(), emb(), emb(), None, Some(normal([5, 6], &device)));
+        assert_eq!(out.dims(), [5, 1]);
+        let grads = out.sum().backward();
+        let tower = tpm.plugin.as_ref().expect("configured");
+        assert!(tower.layers.iter().all(|l| l.weight.grad(&grads).is_some()));
+    }
+
+    #[test]
+    #[should_panic(expected = "TPM content")]
+    fn missing_content_is_rejected() {
+        let device = device(44);
+        let tpm = TpmConfig::new()
+            .with_d_embed(4)
+            .with_plugin(Some(PluginTowerConfig::new(6)))
+            .init(&device);
+        let emb = || normal([5, 4], &device);
+        let _ = tpm.forward(emb(), emb(), emb(), None, None);
     }
 
     #[test]
@@ -110,6 +167,6 @@ mod tests {
             .with_d_context(3)
             .init(&device);
         let emb = || normal([5, 4], &device);
-        let _ = tpm.forward(emb(), emb(), emb(), None);
+        let _ = tpm.forward(emb(), emb(), emb(), None, None);
     }
 }

@@ -10,6 +10,7 @@
 //! | `table-user.bin`, `table-item.bin`, `table-category.bin` | [`EmbeddingTable::to_bytes`] |
 //! | `state.json` | [`TrainStats`]: the step counter and counters |
 //! | `shuffle.bin` (optional) | [`ShuffleBuffer::to_bytes`]: generator and waiting rows |
+//! | `plugin.json`, `plugin.bpk` (TPM with a plug-in) | the pre-trained PPM tower on its own, for `CtrNet` to plug in ([`TrainerCheckpoint::plugin`]) |
 //!
 //! Everything random in a step is a function of `(seed, step)` (the per-step device seed) or
 //! lives in a blob (table rows, the shuffle generator), so training resumed from a checkpoint
@@ -49,6 +50,10 @@ pub mod blobs {
     pub const STATE: &str = "state.json";
     /// The shuffle buffer (optional).
     pub const SHUFFLE: &str = "shuffle.bin";
+    /// The pre-trained plug-in tower's config, JSON (TPM with a plug-in).
+    pub const PLUGIN_CONFIG: &str = "plugin.json";
+    /// The pre-trained plug-in tower's weights, burnpack (TPM with a plug-in).
+    pub const PLUGIN_WEIGHTS: &str = "plugin.bpk";
 }
 
 /// A trainer's state as named byte blobs (see the module docs for the names).
@@ -82,6 +87,24 @@ impl TrainerCheckpoint {
             .transpose()
     }
 
+    /// The PPM plug-in tower a TPM pre-trained (`None` for networks without one). A reader
+    /// that only needs the tower fetches just these two blobs.
+    pub fn plugin(&self) -> Result<Option<Checkpoint>> {
+        match (
+            self.blobs.get(blobs::PLUGIN_CONFIG),
+            self.blobs.get(blobs::PLUGIN_WEIGHTS),
+        ) {
+            (None, None) => Ok(None),
+            (Some(config), Some(weights)) => Ok(Some(Checkpoint {
+                config_json: String::from_utf8(config.clone())
+                    .map_err(|e| blob_error(blobs::PLUGIN_CONFIG, e))?,
+                weights: weights.clone(),
+            })),
+            (Some(_), None) => Err(blob_error(blobs::PLUGIN_WEIGHTS, "missing")),
+            (None, Some(_)) => Err(blob_error(blobs::PLUGIN_CONFIG, "missing")),
+        }
+    }
+
     /// The step counter and counters.
     pub fn stats(&self) -> Result<TrainStats> {
         serde_json::from_slice(self.blob(blobs::STATE)?).map_err(|e| blob_error(blobs::STATE, e))
@@ -100,6 +123,13 @@ impl<N: TrainableNet> Trainer<N> {
             .map_err(|e| blob_error(blobs::NET_WEIGHTS, e))?;
         blobs.insert(blobs::NET_CONFIG.to_string(), net.config_json.into_bytes());
         blobs.insert(blobs::NET_WEIGHTS.to_string(), net.weights);
+        if let Some(plugin) = self.net().published_plugin(self.net_config())? {
+            blobs.insert(
+                blobs::PLUGIN_CONFIG.to_string(),
+                plugin.config_json.into_bytes(),
+            );
+            blobs.insert(blobs::PLUGIN_WEIGHTS.to_string(), plugin.weights);
+        }
         let train_config = serde_json::to_vec_pretty(self.config())
             .map_err(|e| blob_error(blobs::TRAIN_CONFIG, e))?;
         blobs.insert(blobs::TRAIN_CONFIG.to_string(), train_config);

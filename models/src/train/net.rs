@@ -6,7 +6,9 @@ use burn::tensor::{Bool, Tensor};
 
 use super::CONTEXT_WIDTH;
 use crate::error::{ModelsError, Result};
-use crate::nn::{CtrNet, CtrNetConfig, CtrNetInput, NetConfig, Tpm, TpmConfig};
+use crate::nn::{
+    Checkpoint, CtrNet, CtrNetConfig, CtrNetInput, NetConfig, PluginTower, Tpm, TpmConfig,
+};
 
 /// The inputs a trainer builds for one batch of `B` rows (`d` the embedding width).
 #[derive(Debug, Clone)]
@@ -28,6 +30,9 @@ pub struct NetInputs {
     pub behaviour_categories: Option<(Tensor<3>, Tensor<3>)>,
     /// The candidate's content vector `[B, w]`, when the network takes it.
     pub content: Option<Tensor<2>>,
+    /// The plug-in tower's cached outputs for the candidates `[B, p]`, when the network has a
+    /// frozen plug-in ([`NetSpec::plugin`]).
+    pub plugin: Option<Tensor<2>>,
     /// The user's K TPM snapshot vectors `[B, K, d_h]`, when the network takes them.
     pub historical_user: Option<Tensor<3>>,
     /// The item's K TPM snapshot vectors `[B, K, d_h]`, when the network takes them.
@@ -67,8 +72,22 @@ pub struct NetSpec {
     pub sequences: Option<SequenceSpec>,
     /// Historical-embedding inputs, if any.
     pub historical: Option<HistoricalSpec>,
-    /// Width `w` of the content vector the network takes (0: none).
+    /// Width `w` of the content vector the network reads (0: none): for its own content
+    /// projection, a trainable plug-in tower (TPM) or a frozen one (`CtrNet`).
     pub content_width: usize,
+    /// Whether the network takes the content vector itself ([`NetInputs::content`]).
+    pub content_input: bool,
+    /// A frozen plug-in tower whose outputs the trainer computes and caches per item.
+    pub plugin: Option<PluginSpec>,
+}
+
+/// The frozen plug-in of a network (PPM).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PluginSpec {
+    /// Width `w` of the content vector the tower reads.
+    pub d_input: usize,
+    /// Width `p` of its output.
+    pub d_output: usize,
 }
 
 /// A network a [`Trainer`](super::Trainer) can train: built from a [`NetConfig`], fed
@@ -83,6 +102,28 @@ pub trait TrainableNet: Module + Sized + 'static {
 
     /// Click logits `[B, 1]`. The inputs match [`spec`](Self::spec).
     fn logits(&self, inputs: NetInputs) -> Tensor<2>;
+
+    /// The frozen plug-in tower the trainer runs outside autodiff (networks with
+    /// [`NetSpec::plugin`]).
+    fn plugin_tower(&self) -> Option<&PluginTower> {
+        None
+    }
+
+    /// The network with `tower` as its frozen plug-in tower (unchanged without a plug-in).
+    fn with_plugin_tower(self, _tower: PluginTower) -> Self {
+        self
+    }
+
+    /// Re-applies what must stay frozen after loading (a loaded parameter is trainable).
+    fn freeze_fixed(self) -> Self {
+        self
+    }
+
+    /// The plug-in tower this network pre-trains, as a checkpoint of its own (TPM with a
+    /// plug-in; `None` otherwise).
+    fn published_plugin(&self, _config: &Self::Config) -> Result<Option<Checkpoint>> {
+        Ok(None)
+    }
 }
 
 fn context_width(d_context: usize) -> Result<bool> {
@@ -103,7 +144,23 @@ impl TrainableNet for CtrNet {
         if config.d_extra > 0 {
             return Err(ModelsError::config(
                 "d_extra",
-                "SRP4CTR / PPM extra inputs are not produced by the trainer yet",
+                "SRP4CTR extra inputs are not produced by the trainer yet",
+            ));
+        }
+        let plugin = config.plugin.as_ref().map(|p| PluginSpec {
+            d_input: p.d_input,
+            d_output: p.d_output,
+        });
+        if let Some(p) = plugin
+            && config.d_content > 0
+            && config.d_content != p.d_input
+        {
+            return Err(ModelsError::config(
+                "plugin.d_input",
+                format!(
+                    "{} differs from d_content {}: both read item_content",
+                    p.d_input, config.d_content
+                ),
             ));
         }
         Ok(NetSpec {
@@ -119,7 +176,9 @@ impl TrainableNet for CtrNet {
                 d_hist: config.d_hist,
                 merged: config.hist_merged,
             }),
-            content_width: config.d_content,
+            content_width: config.d_content.max(plugin.map_or(0, |p| p.d_input)),
+            content_input: config.d_content > 0,
+            plugin,
         })
     }
 
@@ -141,8 +200,21 @@ impl TrainableNet for CtrNet {
             short_categories,
             long_categories,
             content: inputs.content,
+            plugin: inputs.plugin,
             extra: None,
         })
+    }
+
+    fn plugin_tower(&self) -> Option<&PluginTower> {
+        CtrNet::plugin_tower(self)
+    }
+
+    fn with_plugin_tower(self, tower: PluginTower) -> Self {
+        CtrNet::with_plugin_tower(self, tower)
+    }
+
+    fn freeze_fixed(self) -> Self {
+        self.freeze_plugin_tower()
     }
 }
 
@@ -155,11 +227,28 @@ impl TrainableNet for Tpm {
             context: context_width(config.d_context)?,
             sequences: None,
             historical: None,
-            content_width: 0,
+            content_width: config.plugin.as_ref().map_or(0, |p| p.d_input),
+            content_input: config.plugin.is_some(),
+            plugin: None,
         })
     }
 
     fn logits(&self, inputs: NetInputs) -> Tensor<2> {
-        self.forward(inputs.user, inputs.item, inputs.category, inputs.context)
+        self.forward(
+            inputs.user,
+            inputs.item,
+            inputs.category,
+            inputs.context,
+            inputs.content,
+        )
+    }
+
+    fn published_plugin(&self, config: &TpmConfig) -> Result<Option<Checkpoint>> {
+        match (&config.plugin, &self.plugin) {
+            (Some(tower_config), Some(tower)) => Checkpoint::capture(tower_config, tower)
+                .map(Some)
+                .map_err(|e| ModelsError::config("plugin", e.to_string())),
+            _ => Ok(None),
+        }
     }
 }

@@ -18,6 +18,7 @@ use crate::rng::SplitMix64;
 
 mod backends;
 mod inputs;
+mod plugin;
 mod sparse;
 
 const USERS: u64 = 60;

@@ -2,6 +2,7 @@
 //! leaves that require grad, ETA retrieval, forward, loss, backward, row-sparse table updates
 //! and burn's Adam on the dense part.
 
+use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, decay::WeightDecayConfig};
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
@@ -9,12 +10,15 @@ use super::check::check_batch;
 use super::config::TableRole;
 use super::item_rows::{CategoryRows, ItemRows, with_pad_row};
 use super::net::{NetInputs, NetSpec, TrainableNet};
+use super::plugin_cache::PluginCache;
 use super::{CONTEXT_WIDTH, FeatureBatch, TrainConfig};
 use crate::embedding::{EmbeddingTable, Lookup, SnapshotTable};
 use crate::error::{ModelsError, Result};
 use crate::eta::SimHash;
 use crate::metrics::{self, Evaluation};
-use crate::nn::{CtrNet, NetConfig, Tpm, bce_with_logits};
+use crate::nn::{
+    Checkpoint, CtrNet, NetConfig, PluginTower, PluginTowerConfig, Tpm, bce_with_logits,
+};
 use crate::rng::{burn_rng_lock, mix64};
 
 /// The trainer of the CPM / A-CTR network.
@@ -57,6 +61,10 @@ pub struct TrainStats {
     pub truncated_ids: u64,
 }
 
+/// (item, content) outputs a trainer's plug-in cache holds at most (with `p = 16`, 64 MiB of
+/// outputs).
+pub const PLUGIN_CACHE_ENTRIES: usize = 1 << 20;
+
 /// Reusable per-step buffers.
 #[derive(Debug, Default)]
 struct Scratch {
@@ -68,6 +76,8 @@ struct Scratch {
     item_rows: ItemRows,
     /// The behaviours' category rows (networks with `sequence_categories`).
     category_rows: CategoryRows,
+    /// The plug-in tower's outputs for the batch.
+    plugin: Vec<f32>,
 }
 
 /// One batch's leaves (training) and network inputs.
@@ -93,6 +103,8 @@ pub struct Trainer<N: TrainableNet> {
     tables: Tables,
     historical: Option<HistoricalTables>,
     simhash: SimHash,
+    /// Outputs of the frozen plug-in tower per (item, content) (networks with a plug-in).
+    plugin_cache: PluginCache,
     stats: TrainStats,
     scratch: Scratch,
 }
@@ -191,11 +203,12 @@ impl<N: TrainableNet> Trainer<N> {
             net_config,
             spec,
             device,
-            net: Some(net),
+            net: Some(net.freeze_fixed()),
             optim,
             tables,
             historical: None,
             simhash,
+            plugin_cache: PluginCache::new(PLUGIN_CACHE_ENTRIES),
             stats,
             scratch: Scratch::default(),
         })
@@ -286,6 +299,37 @@ impl<N: TrainableNet> Trainer<N> {
         }
         self.historical = Some(tables);
         Ok(())
+    }
+
+    /// Plugs a pre-trained PPM tower (a [`Checkpoint`] of a [`PluginTowerConfig`], as TPM
+    /// publishes it) into the network, frozen, and empties the plug-in cache. The tower's
+    /// widths must be the network's plug-in widths. The tower becomes part of the network, so
+    /// checkpoints carry it.
+    pub fn set_plugin(&mut self, tower: &Checkpoint) -> Result<()> {
+        let Some(spec) = self.spec.plugin else {
+            return Err(ModelsError::config("plugin", "the network has no plug-in"));
+        };
+        let (config, tower): (PluginTowerConfig, PluginTower) = tower
+            .restore(&self.device)
+            .map_err(|e| ModelsError::config("plugin", e.to_string()))?;
+        if (config.d_input, config.d_output) != (spec.d_input, spec.d_output) {
+            return Err(ModelsError::config(
+                "plugin",
+                format!(
+                    "the tower maps {} -> {}, the network's plug-in {} -> {}",
+                    config.d_input, config.d_output, spec.d_input, spec.d_output
+                ),
+            ));
+        }
+        let net = self.net.take().expect("net present between calls");
+        self.net = Some(net.with_plugin_tower(tower));
+        self.plugin_cache.clear();
+        Ok(())
+    }
+
+    /// The plug-in cache (its counters say how often the frozen tower ran).
+    pub fn plugin_cache(&self) -> &PluginCache {
+        &self.plugin_cache
     }
 
     /// One training step on `batch`: returns the batch's mean loss (before the update).
@@ -490,8 +534,33 @@ impl<N: TrainableNet> Trainer<N> {
             .reshape([rows, long_len, d]);
             (short, long)
         });
-        let content = (content_width > 0)
+        let content = self
+            .spec
+            .content_input
             .then(|| float_tensor(batch.content.clone(), [rows, content_width], device));
+        // PPM: the frozen tower's outputs, from the cache (computed for new items only).
+        let plugin = match (self.spec.plugin, &self.net) {
+            (Some(spec), Some(net)) => {
+                let tower = net
+                    .plugin_tower()
+                    .ok_or_else(|| ModelsError::config("plugin", "the network lost its tower"))?
+                    .valid();
+                self.plugin_cache.outputs(
+                    &tower,
+                    &batch.item_ids,
+                    &batch.content,
+                    content_width,
+                    &device.clone().without_autodiff(),
+                    &mut s.plugin,
+                )?;
+                Some(float_tensor(
+                    s.plugin.clone(),
+                    [rows, spec.d_output],
+                    device,
+                ))
+            }
+            _ => None,
+        };
 
         let context = self
             .spec
@@ -512,6 +581,7 @@ impl<N: TrainableNet> Trainer<N> {
                 long,
                 behaviour_categories,
                 content,
+                plugin,
                 historical_user,
                 historical_item,
             },

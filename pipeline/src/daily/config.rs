@@ -1,7 +1,7 @@
 //! `[daily]`: what the daily job and backfill do: the tri-level schedule, the networks, the
 //! training settings of each model and the publish gate. Every field has a default.
 
-use ctrflow_models::nn::{CtrNetConfig, TpmConfig};
+use ctrflow_models::nn::{CtrNetConfig, PluginTowerConfig, TpmConfig};
 use ctrflow_models::train::{CONTEXT_WIDTH, TrainConfig};
 use ctrflow_schedule::ScheduleConfig;
 use serde::{Deserialize, Serialize};
@@ -99,6 +99,9 @@ pub struct NetworkConfig {
     /// Use the candidate's content vector (`item_content`, `[schema] content-dim` wide; a
     /// missing vector reads zeros) as a feature, projected to `d-embed`.
     pub use_content: bool,
+    /// PPM: plug in the content tower the newest TPM pre-trained (`[daily.tpm-network]
+    /// plugin-dim`), frozen, its outputs cached per item; only an adapter above it trains.
+    pub use_plugin: bool,
 }
 
 impl Default for NetworkConfig {
@@ -115,6 +118,7 @@ impl Default for NetworkConfig {
             use_historical: true,
             sequence_categories: false,
             use_content: false,
+            use_plugin: false,
         }
     }
 }
@@ -129,6 +133,11 @@ pub struct TpmNetworkConfig {
     pub hidden: Vec<usize>,
     /// Batch norm in its MLP.
     pub batch_norm: bool,
+    /// PPM: width of the plug-in tower TPM pre-trains on the content vector (`item_content`),
+    /// the width cached per item in CPM and A-CTR (0: no plug-in).
+    pub plugin_dim: usize,
+    /// Hidden widths of the plug-in tower.
+    pub plugin_hidden: Vec<usize>,
 }
 
 impl Default for TpmNetworkConfig {
@@ -137,6 +146,8 @@ impl Default for TpmNetworkConfig {
             d_embed: 8,
             hidden: vec![32, 16],
             batch_norm: true,
+            plugin_dim: 0,
+            plugin_hidden: vec![32],
         }
     }
 }
@@ -204,16 +215,33 @@ impl DailyConfig {
             .with_dropout(n.dropout)
             .with_sequence_categories(n.sequence_categories)
             .with_d_content(if n.use_content { content_dim } else { 0 })
+            .with_plugin(
+                n.use_plugin
+                    .then(|| self.plugin_tower(content_dim))
+                    .flatten(),
+            )
     }
 
-    /// The TPM network config.
-    pub fn tpm_net(&self) -> TpmConfig {
+    /// The TPM network config (`content_dim` as for [`ctr_net`](Self::ctr_net)).
+    pub fn tpm_net(&self, content_dim: usize) -> TpmConfig {
         let t = &self.tpm_network;
         TpmConfig::new()
             .with_d_embed(t.d_embed)
             .with_d_context(CONTEXT_WIDTH)
             .with_hidden(t.hidden.clone())
             .with_batch_norm(t.batch_norm)
+            .with_plugin(self.plugin_tower(content_dim))
+    }
+
+    /// The PPM plug-in tower TPM pre-trains and CPM / A-CTR plug in (one config for both, so
+    /// the published tower always fits).
+    fn plugin_tower(&self, content_dim: usize) -> Option<PluginTowerConfig> {
+        let t = &self.tpm_network;
+        (t.plugin_dim > 0 && content_dim > 0).then(|| {
+            PluginTowerConfig::new(content_dim)
+                .with_hidden(t.plugin_hidden.clone())
+                .with_d_output(t.plugin_dim)
+        })
     }
 
     /// Checks every field; errors name the field (`daily.cpm.train.learning-rate`, ...).
@@ -268,6 +296,26 @@ impl DailyConfig {
             return Err(invalid(
                 "daily.tpm-network.d-embed",
                 "must be at least 1".into(),
+            ));
+        }
+        if self.network.use_plugin {
+            if self.tpm_network.plugin_dim == 0 {
+                return Err(invalid(
+                    "daily.network.use-plugin",
+                    "needs daily.tpm-network.plugin-dim > 0: TPM pre-trains the plug-in".into(),
+                ));
+            }
+            if !self.schedule.tpm.enabled {
+                return Err(invalid(
+                    "daily.network.use-plugin",
+                    "needs daily.schedule.tpm.enabled: TPM pre-trains the plug-in".into(),
+                ));
+            }
+        }
+        if self.tpm_network.plugin_hidden.contains(&0) {
+            return Err(invalid(
+                "daily.tpm-network.plugin-hidden",
+                "widths must be at least 1".into(),
             ));
         }
         for (field, v) in [

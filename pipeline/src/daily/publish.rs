@@ -16,7 +16,8 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use bytes::Bytes;
 use chrono::Utc;
 use ctrflow_models::embedding::{Day, SnapshotTable};
-use ctrflow_models::train::TrainerCheckpoint;
+use ctrflow_models::nn::Checkpoint;
+use ctrflow_models::train::{TrainerCheckpoint, blobs};
 use ctrflow_schemas::{
     EmbeddingManifest, EmbeddingTable, KeyLayout, LatestPointer, ModelKind, ModelManifest,
     ModelVersion, decode_manifest, encode_manifest, fingerprint,
@@ -87,6 +88,25 @@ pub async fn get_checkpoint(
         });
     }
     Ok(checkpoint)
+}
+
+/// The PPM plug-in tower a TPM version published with its checkpoint (its `plugin.json` and
+/// `plugin.bpk`; only those two are read), or `None` if that TPM has no plug-in.
+pub async fn get_plugin(storage: &Storage, manifest: &ModelManifest) -> Result<Option<Checkpoint>> {
+    let prefix = KeyLayout.model_dir(manifest.model, &manifest.version);
+    let mut checkpoint = TrainerCheckpoint::default();
+    for key in manifest.files.iter().filter(|k| k.starts_with(&prefix)) {
+        let name = key.rsplit('/').next().unwrap_or(key);
+        if name == blobs::PLUGIN_CONFIG || name == blobs::PLUGIN_WEIGHTS {
+            let bytes = storage.get(key).await?;
+            checkpoint.blobs.insert(name.to_string(), bytes.to_vec());
+        }
+    }
+    checkpoint.plugin().map_err(|e| DailyError::Artifact {
+        model: manifest.model,
+        version: manifest.version.clone(),
+        reason: e.to_string(),
+    })
 }
 
 /// The Arrow schema of an embedding snapshot file.

@@ -7,6 +7,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use chrono::Utc;
 use ctrflow_models::embedding::SnapshotTable;
+use ctrflow_models::nn::Checkpoint;
 use ctrflow_models::train::{
     CtrTrainer, HistoricalTables, ShuffleBuffer, TpmTrainer, TrainConfig, TrainableNet, Trainer,
     TrainerCheckpoint,
@@ -330,6 +331,23 @@ impl Runner<'_> {
         Ok(tables)
     }
 
+    /// The plug-in tower of the newest TPM among `versions` (newest first) that published
+    /// one, and that version; `(None, None)` before any did (the network keeps its tower).
+    async fn plugin(
+        &self,
+        versions: &[ModelVersion],
+    ) -> Result<(Option<Checkpoint>, Option<ModelVersion>)> {
+        for v in versions {
+            let Some(manifest) = self.published.manifest(ModelKind::Tpm, v) else {
+                continue;
+            };
+            if let Some(tower) = publish::get_plugin(self.storage, manifest).await? {
+                return Ok((Some(tower), Some(v.clone())));
+            }
+        }
+        Ok((None, None))
+    }
+
     fn config_hash(&self, kind: ModelKind) -> String {
         let net = match kind {
             ModelKind::Tpm => serde_json::to_string(&self.daily.tpm_network),
@@ -401,7 +419,7 @@ impl Runner<'_> {
 
     async fn run_tpm(&mut self, job: &PlannedJob) -> Result<JobReport> {
         let train = self.daily.tpm.train.clone();
-        let net = self.daily.tpm_net();
+        let net = self.daily.tpm_net(self.content_dim);
         let build: Box<dyn FnOnce() -> ctrflow_models::Result<TpmTrainer> + Send> = match &job.start
         {
             Start::Continue(v) => {
@@ -587,9 +605,19 @@ impl Runner<'_> {
         } else {
             None
         };
+        // PPM: the newest TPM's pre-trained tower replaces the one the model carried, so a
+        // continued A-CTR follows TPM's incremental pre-training like its historical embeddings.
+        let (plugin, plugin_from) = if self.daily.network.use_plugin {
+            self.plugin(&job.parents.tpm).await?
+        } else {
+            (None, None)
+        };
         let with_historical = move |mut t: CtrTrainer| -> ctrflow_models::Result<CtrTrainer> {
             if let Some(h) = historical {
                 t.set_historical(h)?;
+            }
+            if let Some(tower) = &plugin {
+                t.set_plugin(tower)?;
             }
             Ok(t)
         };
@@ -612,6 +640,16 @@ impl Runner<'_> {
             }
         };
         let (trainer, rows, mut timings) = self.train(job, &training, build).await?;
+        let cache = trainer.plugin_cache().stats();
+        if self.daily.network.use_plugin {
+            tracing::info!(
+                model = %kind,
+                plugin_from = plugin_from.as_ref().map(ModelVersion::as_str),
+                tower_runs = cache.computed,
+                cache_hits = cache.hits,
+                "plug-in"
+            );
+        }
 
         // Evaluate; A-CTR is scored next to its baseline on the same rows, then gated.
         let baseline = if kind == ModelKind::Actr {
@@ -664,6 +702,12 @@ impl Runner<'_> {
             tracing::warn!(model = %kind, version = %job.version, %reason, "gate rejected; the live model stays");
         }
         let mut report = self.report(job, rows, timings);
+        if self.daily.network.use_plugin {
+            report.detail.push_str(&match &plugin_from {
+                Some(v) => format!("; plug-in from tpm {v}"),
+                None => "; no plug-in published yet".into(),
+            });
+        }
         report.metrics = metrics;
         report.live = live;
         report.gate = Some(verdict);

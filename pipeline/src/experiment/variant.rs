@@ -65,6 +65,8 @@ impl Variant {
         daily.schedule.tpm.enabled = self.uses_tpm();
         daily.schedule.cpm.enabled = self.uses_cpm();
         daily.network.use_historical = self.uses_tpm();
+        // The PPM plug-in is pre-trained by TPM: variants without TPM have none.
+        daily.network.use_plugin &= self.uses_tpm();
         for training in [&mut daily.tpm, &mut daily.cpm, &mut daily.actr] {
             training.train.seed = seed;
         }
@@ -98,7 +100,9 @@ mod tests {
 
     #[test]
     fn variants_switch_exactly_their_components() {
-        let base = DailyConfig::default();
+        let mut base = DailyConfig::default();
+        base.network.use_plugin = true;
+        base.tpm_network.plugin_dim = 8;
         let table = [
             (Variant::AdOnly, false, false),
             (Variant::Cpm, false, true),
@@ -110,6 +114,9 @@ mod tests {
             assert_eq!(c.schedule.tpm.enabled, tpm, "{variant}");
             assert_eq!(c.schedule.cpm.enabled, cpm, "{variant}");
             assert_eq!(c.network.use_historical, tpm, "{variant}");
+            // The plug-in comes from TPM, so it stays on only where TPM runs.
+            assert_eq!(c.network.use_plugin, tpm, "{variant}");
+            assert!(c.validate().is_ok(), "{variant}");
             assert!(c.schedule.actr.enabled);
             assert_eq!(
                 [c.tpm.train.seed, c.cpm.train.seed, c.actr.train.seed],

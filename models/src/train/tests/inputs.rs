@@ -6,11 +6,11 @@ use arrow::buffer::OffsetBuffer;
 
 use super::*;
 
-const CONTENT_WIDTH: usize = 4;
+pub(super) const CONTENT_WIDTH: usize = 4;
 
 /// `events(n, seed, 40)` with a content vector that encodes the item's category on four
 /// floats; every fifth event has none.
-fn content_events(n: usize, seed: u64) -> Vec<Event> {
+pub(super) fn content_events(n: usize, seed: u64) -> Vec<Event> {
     let mut evs = events(n, seed, 40);
     for (i, e) in evs.iter_mut().enumerate() {
         let category = e.category_id.0 - 90;
@@ -23,7 +23,7 @@ fn content_events(n: usize, seed: u64) -> Vec<Event> {
     evs
 }
 
-fn content_batch(events: &[Event]) -> RecordBatch {
+pub(super) fn content_batch(events: &[Event]) -> RecordBatch {
     let mut builder = EventBatchBuilder::new(EventSchema::new(CONTENT_WIDTH), events.len());
     for e in events {
         builder.push(e).expect("valid event");

@@ -22,6 +22,7 @@ use object_store::ObjectStore;
 use crate::faults::FailingWrites;
 
 mod demo;
+mod plugin;
 mod recovery;
 
 fn date(s: &str) -> EventDate {
