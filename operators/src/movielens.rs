@@ -40,6 +40,21 @@ pub struct MovielensOptions {
     pub history: MovielensHistory,
     /// Whether the sequence holds ratings of both domains or only of the event's own.
     pub history_domains: HistoryDomains,
+    /// What the events' `item_content` vectors hold.
+    pub content: MovielensContent,
+}
+
+/// The content vector (`item_content`) of a MovieLens event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MovielensContent {
+    /// No content vector.
+    #[default]
+    None,
+    /// The movie's genres, multi-hot: position `i` is 1 when the movie has the `i`-th genre of
+    /// the dataset (sorted by name), the rest of the schema's `content-dim` is 0. Needs
+    /// `content-dim` >= the number of genres (18 in ML-1M, 19 in ML-100k).
+    Genres,
 }
 
 /// The domains a behaviour sequence draws from.
@@ -85,6 +100,7 @@ impl Default for MovielensOptions {
             max_seq_len: ctrflow_schemas::DEFAULT_MAX_SEQ_LEN,
             history: MovielensHistory::Rated,
             history_domains: HistoryDomains::All,
+            content: MovielensContent::None,
         }
     }
 }
@@ -108,6 +124,8 @@ struct Movie {
     id: ItemId,
     category: CategoryId,
     is_ad: bool,
+    /// Indices (0-based, in sorted genre order) of the movie's genres.
+    genres: Vec<usize>,
 }
 
 struct Rating {
@@ -257,6 +275,7 @@ fn read_movies(
             // Movies without a genre get category 0.
             category: CategoryId(genres.first().map_or(0, |g| genre_ids[g])),
             is_ad: genres.iter().any(|g| options.ad_genres.contains(g)),
+            genres: genres.iter().map(|g| genre_ids[g] as usize - 1).collect(),
         });
     }
     Ok((index, movies))
@@ -322,6 +341,36 @@ pub async fn import_movielens(
     .await
     .map_err(|e| OperatorError::Internal(format!("parsing task failed: {e}")))??;
     let (movies, ratings) = parsed;
+    let content_of = |movie: &Movie| -> Option<Vec<f32>> {
+        match options.content {
+            MovielensContent::None => None,
+            MovielensContent::Genres => {
+                let mut v = vec![0.0; schema.content_dim()];
+                for &g in &movie.genres {
+                    v[g] = 1.0;
+                }
+                Some(v)
+            }
+        }
+    };
+    if options.content == MovielensContent::Genres {
+        let genres = movies
+            .iter()
+            .flat_map(|m| m.genres.iter().map(|g| g + 1))
+            .max()
+            .unwrap_or(0);
+        if genres > schema.content_dim() {
+            return Err(OperatorError::Input {
+                file: dir.display().to_string(),
+                line: 0,
+                reason: format!(
+                    "{genres} genres do not fit the schema's content-dim {}: set [schema] \
+                     content-dim (and [generator] content-dim) to at least {genres}",
+                    schema.content_dim()
+                ),
+            });
+        }
+    }
     let (Some(first), Some(last)) = (ratings.first(), ratings.last()) else {
         return Err(OperatorError::Input {
             file: dir.display().to_string(),
@@ -398,7 +447,7 @@ pub async fn import_movielens(
             hist_category_ids: recent
                 .map(|&(m, _, _)| movies[m as usize].category)
                 .collect(),
-            item_content: None,
+            item_content: content_of(movie),
             label,
         };
         past.push((r.movie, r.timestamp, label == 1));
@@ -488,6 +537,56 @@ mod tests {
             CategoryId(2),
             "Animation is genre #2 of the 6 sorted genres"
         );
+    }
+
+    #[tokio::test]
+    async fn genre_content_is_multi_hot_over_the_sorted_genres() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_dataset(
+            dir.path(),
+            "user_id:token\titem_id:token\trating:float\ttimestamp:float\n\
+             7\t1\t5\t100\n7\t3\t2\t200\n",
+            ITEMS,
+        );
+        let storage = Storage::open("memory://movielens-unit-content").expect("store");
+        let options = MovielensOptions {
+            content: MovielensContent::Genres,
+            ..MovielensOptions::default()
+        };
+        let schema = EventSchema::new(8);
+        let s = import_movielens(dir.path(), &storage, &schema, &options, |_, _| {})
+            .await
+            .expect("import");
+        let mut events = Vec::new();
+        for domain in Domain::ALL {
+            let key = ctrflow_schemas::KeyLayout.day_success(domain, s.dates.0);
+            let bytes = storage.get(&key).await.expect("manifest");
+            let day: ctrflow_schemas::DayManifest =
+                ctrflow_schemas::decode_manifest(&key, &bytes).expect("decode");
+            for file in &day.files {
+                for batch in storage.read_parquet(&file.key).await.expect("read") {
+                    events.extend(ctrflow_schemas::events_from_batch(&batch).expect("events"));
+                }
+            }
+        }
+        events.sort_by_key(|e| e.event_time.0);
+        // Sorted genres: Action, Animation, Children's, Comedy, Crime, Drama; two zero pads.
+        let toy_story = [0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0];
+        let fargo = [0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0];
+        assert_eq!(events[0].item_content.as_deref(), Some(&toy_story[..]));
+        assert_eq!(events[1].item_content.as_deref(), Some(&fargo[..]));
+
+        // Six genres do not fit a 4-wide content vector: an error that names the setting.
+        let err = import_movielens(
+            dir.path(),
+            &storage,
+            &EventSchema::new(4),
+            &options,
+            |_, _| {},
+        )
+        .await
+        .expect_err("too narrow");
+        assert!(err.to_string().contains("content-dim"), "{err}");
     }
 
     #[tokio::test]

@@ -157,6 +157,9 @@ pub struct MovielensConfig {
     /// The domains of the sequence: `all` (cross-domain, default) or `same` (an ad event sees
     /// only earlier ads).
     pub history_domains: ctrflow_operators::movielens::HistoryDomains,
+    /// The events' content vector: `none` (default) or `genres` (the movie's genres,
+    /// multi-hot; needs `[schema] content-dim` >= the number of genres, 18 in ML-1M).
+    pub content: ctrflow_operators::movielens::MovielensContent,
 }
 
 impl Default for MovielensConfig {
@@ -166,6 +169,7 @@ impl Default for MovielensConfig {
             like_threshold: 4.0,
             history: ctrflow_operators::movielens::MovielensHistory::Rated,
             history_domains: ctrflow_operators::movielens::HistoryDomains::All,
+            content: ctrflow_operators::movielens::MovielensContent::None,
         }
     }
 }

@@ -65,6 +65,7 @@ pub async fn ecdctr(args: EcdctrArgs, mut config: CtrflowConfig) -> anyhow::Resu
             like_threshold: config.movielens.like_threshold,
             history: config.movielens.history,
             history_domains: config.movielens.history_domains,
+            content: config.movielens.content,
             max_seq_len: config.schema.max_seq_len,
         },
         None => Source::Generated {

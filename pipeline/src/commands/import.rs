@@ -18,6 +18,7 @@ pub async fn movielens(args: MovielensArgs, mut config: CtrflowConfig) -> anyhow
         max_seq_len: config.schema.max_seq_len,
         history: config.movielens.history,
         history_domains: config.movielens.history_domains,
+        content: config.movielens.content,
     };
     let bar = progress::bar(0, "ratings");
     bar.set_message("importing");

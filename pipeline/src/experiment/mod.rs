@@ -90,6 +90,9 @@ pub enum Source {
         /// archives built before the option existed still match).
         #[serde(default, skip_serializing_if = "is_cross_domain")]
         history_domains: ctrflow_operators::movielens::HistoryDomains,
+        /// The events' content vectors (left out of `source.json` when `none`, as above).
+        #[serde(default, skip_serializing_if = "is_no_content")]
+        content: ctrflow_operators::movielens::MovielensContent,
         /// Longest behaviour sequence.
         max_seq_len: usize,
     },
@@ -98,6 +101,10 @@ pub enum Source {
         /// The generator settings.
         generator: ctrflow_operators::generate::GeneratorConfig,
     },
+}
+
+fn is_no_content(content: &ctrflow_operators::movielens::MovielensContent) -> bool {
+    *content == ctrflow_operators::movielens::MovielensContent::None
 }
 
 fn is_cross_domain(domains: &ctrflow_operators::movielens::HistoryDomains) -> bool {
@@ -177,6 +184,7 @@ async fn archive(
             like_threshold,
             history,
             history_domains,
+            content,
             max_seq_len,
         } => {
             let options = MovielensOptions {
@@ -185,6 +193,7 @@ async fn archive(
                 max_seq_len: *max_seq_len,
                 history: *history,
                 history_domains: *history_domains,
+                content: *content,
             };
             let summary = import_movielens(
                 data,
