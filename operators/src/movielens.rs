@@ -548,28 +548,11 @@ mod tests {
              7\t1\t5\t100\n7\t3\t2\t200\n",
             ITEMS,
         );
-        let storage = Storage::open("memory://movielens-unit-content").expect("store");
         let options = MovielensOptions {
             content: MovielensContent::Genres,
             ..MovielensOptions::default()
         };
-        let schema = EventSchema::new(8);
-        let s = import_movielens(dir.path(), &storage, &schema, &options, |_, _| {})
-            .await
-            .expect("import");
-        let mut events = Vec::new();
-        for domain in Domain::ALL {
-            let key = ctrflow_schemas::KeyLayout.day_success(domain, s.dates.0);
-            let bytes = storage.get(&key).await.expect("manifest");
-            let day: ctrflow_schemas::DayManifest =
-                ctrflow_schemas::decode_manifest(&key, &bytes).expect("decode");
-            for file in &day.files {
-                for batch in storage.read_parquet(&file.key).await.expect("read") {
-                    events.extend(ctrflow_schemas::events_from_batch(&batch).expect("events"));
-                }
-            }
-        }
-        events.sort_by_key(|e| e.event_time.0);
+        let events = import_first_day_as(dir.path(), options.clone(), &EventSchema::new(8)).await;
         // Sorted genres: Action, Animation, Children's, Comedy, Crime, Drama; two zero pads.
         let toy_story = [0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0];
         let fargo = [0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0];
@@ -577,6 +560,7 @@ mod tests {
         assert_eq!(events[1].item_content.as_deref(), Some(&fargo[..]));
 
         // Six genres do not fit a 4-wide content vector: an error that names the setting.
+        let storage = Storage::open("memory://movielens-unit-content").expect("store");
         let err = import_movielens(
             dir.path(),
             &storage,
@@ -651,12 +635,21 @@ mod tests {
     /// Imports `dir` with `options` into a fresh in-memory store and returns the events of its
     /// first day (every test dataset fits in one day), in time order.
     async fn import_first_day(dir: &Path, options: MovielensOptions) -> Vec<Event> {
+        import_first_day_as(dir, options, &EventSchema::default()).await
+    }
+
+    /// [`import_first_day`] with the event schema `schema`.
+    async fn import_first_day_as(
+        dir: &Path,
+        options: MovielensOptions,
+        schema: &EventSchema,
+    ) -> Vec<Event> {
         let storage = Storage::open(&format!(
             "memory://{}",
             ctrflow_test_support::unique_name("movielens-unit")
         ))
         .expect("store");
-        let s = import_movielens(dir, &storage, &EventSchema::default(), &options, |_, _| {})
+        let s = import_movielens(dir, &storage, schema, &options, |_, _| {})
             .await
             .expect("import");
         let mut events = Vec::new();
