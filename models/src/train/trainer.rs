@@ -2,7 +2,6 @@
 //! leaves that require grad, ETA retrieval, forward, loss, backward, row-sparse table updates
 //! and burn's Adam on the dense part.
 
-use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, decay::WeightDecayConfig};
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
@@ -16,10 +15,10 @@ use crate::embedding::{EmbeddingTable, Lookup, SnapshotTable};
 use crate::error::{ModelsError, Result};
 use crate::eta::SimHash;
 use crate::metrics::{self, Evaluation};
-use crate::nn::{
-    Checkpoint, CtrNet, NetConfig, PluginTower, PluginTowerConfig, Tpm, bce_with_logits,
-};
+use crate::nn::{CtrNet, NetConfig, Tpm, bce_with_logits};
 use crate::rng::{burn_rng_lock, mix64};
+
+mod external;
 
 /// The trainer of the CPM / A-CTR network.
 pub type CtrTrainer = Trainer<CtrNet>;
@@ -258,80 +257,6 @@ impl<N: TrainableNet> Trainer<N> {
         &self.optim
     }
 
-    /// Sets the K TPM snapshot tables of the historical-embedding feature (required when the
-    /// network uses it; their width must be the network's `d_hist`, and `K = 1` in merged
-    /// mode). They are inputs, not trainer state: checkpoints do not hold them.
-    pub fn set_historical(&mut self, tables: HistoricalTables) -> Result<()> {
-        let Some(spec) = self.spec.historical else {
-            return Err(ModelsError::config(
-                "use_historical",
-                "the network takes no historical embeddings",
-            ));
-        };
-        let k = tables.user.len();
-        if k == 0 || tables.item.len() != k {
-            return Err(ModelsError::config(
-                "historical",
-                format!(
-                    "need the same K >= 1 user and item snapshots, got {} and {}",
-                    tables.user.len(),
-                    tables.item.len()
-                ),
-            ));
-        }
-        if spec.merged && k != 1 {
-            return Err(ModelsError::config("historical", "merged mode takes K = 1"));
-        }
-        if let Some(t) = tables
-            .user
-            .iter()
-            .chain(&tables.item)
-            .find(|t| t.dim() != spec.d_hist)
-        {
-            return Err(ModelsError::config(
-                "historical",
-                format!(
-                    "snapshot width {} differs from d_hist {}",
-                    t.dim(),
-                    spec.d_hist
-                ),
-            ));
-        }
-        self.historical = Some(tables);
-        Ok(())
-    }
-
-    /// Plugs a pre-trained PPM tower (a [`Checkpoint`] of a [`PluginTowerConfig`], as TPM
-    /// publishes it) into the network, frozen, and empties the plug-in cache. The tower's
-    /// widths must be the network's plug-in widths. The tower becomes part of the network, so
-    /// checkpoints carry it.
-    pub fn set_plugin(&mut self, tower: &Checkpoint) -> Result<()> {
-        let Some(spec) = self.spec.plugin else {
-            return Err(ModelsError::config("plugin", "the network has no plug-in"));
-        };
-        let (config, tower): (PluginTowerConfig, PluginTower) = tower
-            .restore(&self.device)
-            .map_err(|e| ModelsError::config("plugin", e.to_string()))?;
-        if (config.d_input, config.d_output) != (spec.d_input, spec.d_output) {
-            return Err(ModelsError::config(
-                "plugin",
-                format!(
-                    "the tower maps {} -> {}, the network's plug-in {} -> {}",
-                    config.d_input, config.d_output, spec.d_input, spec.d_output
-                ),
-            ));
-        }
-        let net = self.net.take().expect("net present between calls");
-        self.net = Some(net.with_plugin_tower(tower));
-        self.plugin_cache.clear();
-        Ok(())
-    }
-
-    /// The plug-in cache (its counters say how often the frozen tower ran).
-    pub fn plugin_cache(&self) -> &PluginCache {
-        &self.plugin_cache
-    }
-
     /// One training step on `batch`: returns the batch's mean loss (before the update).
     ///
     /// # Errors
@@ -539,28 +464,7 @@ impl<N: TrainableNet> Trainer<N> {
             .content_input
             .then(|| float_tensor(batch.content.clone(), [rows, content_width], device));
         // PPM: the frozen tower's outputs, from the cache (computed for new items only).
-        let plugin = match (self.spec.plugin, &self.net) {
-            (Some(spec), Some(net)) => {
-                let tower = net
-                    .plugin_tower()
-                    .ok_or_else(|| ModelsError::config("plugin", "the network lost its tower"))?
-                    .valid();
-                self.plugin_cache.outputs(
-                    &tower,
-                    &batch.item_ids,
-                    &batch.content,
-                    content_width,
-                    &device.clone().without_autodiff(),
-                    &mut s.plugin,
-                )?;
-                Some(float_tensor(
-                    s.plugin.clone(),
-                    [rows, spec.d_output],
-                    device,
-                ))
-            }
-            _ => None,
-        };
+        let plugin = self.plugin_input(batch, device)?;
 
         let context = self
             .spec
@@ -586,50 +490,5 @@ impl<N: TrainableNet> Trainer<N> {
                 historical_item,
             },
         })
-    }
-
-    /// `[B, K, d_h]` snapshot vectors of the batch's users and items (zeros for absent ids).
-    fn historical_inputs(
-        &self,
-        batch: &FeatureBatch,
-        device: &Device,
-    ) -> Result<Option<(Tensor<3>, Tensor<3>)>> {
-        let Some(spec) = self.spec.historical else {
-            return Ok(None);
-        };
-        let Some(tables) = &self.historical else {
-            return Err(ModelsError::config(
-                "historical",
-                "the network uses historical embeddings: call set_historical first",
-            ));
-        };
-        let rows = batch.rows();
-        let k = tables.user.len();
-        let read = |snapshots: &[SnapshotTable], ids: &[u64], feature: &'static str| {
-            let mut out = Vec::with_capacity(rows * k * spec.d_hist);
-            for (b, &id) in ids.iter().enumerate() {
-                for table in snapshots {
-                    match table.row(id) {
-                        Some(row) => {
-                            if let Some(v) = row.iter().find(|v| !v.is_finite()) {
-                                return Err(ModelsError::NonFiniteInput {
-                                    step: self.stats.steps,
-                                    feature,
-                                    row: b,
-                                    value: *v,
-                                });
-                            }
-                            out.extend_from_slice(row);
-                        }
-                        None => out.extend(std::iter::repeat_n(0.0, spec.d_hist)),
-                    }
-                }
-            }
-            Ok(float_tensor(out, [rows, k, spec.d_hist], device))
-        };
-        Ok(Some((
-            read(&tables.user, &batch.user_ids, "historical-user")?,
-            read(&tables.item, &batch.item_ids, "historical-item")?,
-        )))
     }
 }
