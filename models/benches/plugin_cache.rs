@@ -15,7 +15,7 @@
 
 use std::time::Instant;
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
 use ctrflow_models::mix64;
 use ctrflow_models::nn::{PluginTower, PluginTowerConfig};
 use ctrflow_models::train::PluginCache;
@@ -55,13 +55,8 @@ fn stream(items: u64, width: usize, batches: usize) -> (Vec<Vec<u64>>, Vec<Vec<f
     (ids, contents)
 }
 
-fn uncached(tower: &PluginTower, content: &[f32], width: usize, device: &Device) -> Vec<f32> {
-    let x = Tensor::<2>::from_data(TensorData::new(content.to_vec(), [BATCH, width]), device);
-    tower
-        .forward(x)
-        .into_data()
-        .try_to_vec::<f32>()
-        .expect("f32")
+fn uncached(tower: &PluginTower, content: &[f32], device: &Device) -> Vec<f32> {
+    tower.forward_rows(content.to_vec(), device)
 }
 
 fn main() {
@@ -112,7 +107,7 @@ fn main() {
         let start = Instant::now();
         let mut direct = Vec::with_capacity(batches);
         for content in &contents {
-            direct.push(uncached(&tower, content, case.width, &device));
+            direct.push(uncached(&tower, content, &device));
         }
         let no_cache = start.elapsed().as_secs_f64();
 

@@ -24,7 +24,7 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Initializer, Linear, LinearConfig};
-use burn::tensor::{Device, Tensor, activation::relu};
+use burn::tensor::{Device, Tensor, TensorData, activation::relu};
 
 /// Configuration of a [`PluginTower`]: `[B, d_input] -> hidden (ReLU) -> [B, d_output]`.
 #[derive(Config, Debug, PartialEq)]
@@ -91,6 +91,19 @@ impl PluginTower {
     /// Width `w` of the input.
     pub fn d_input(&self) -> usize {
         self.layers.first().map_or(0, |l| l.weight.dims()[0])
+    }
+
+    /// The tower's outputs for `rows` content vectors given row-major (`[rows, w]`, `w` the
+    /// tower's input width), computed on `device` (where the tower lives) and returned
+    /// row-major `[rows, p]`. What the trainer's cache runs on the items it has not seen.
+    pub fn forward_rows(&self, content: Vec<f32>, device: &Device) -> Vec<f32> {
+        let w = self.d_input().max(1);
+        let rows = content.len() / w;
+        let input = Tensor::from_data(TensorData::new(content, [rows, w]), device);
+        self.forward(input)
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("float tensors hold f32")
     }
 
     /// `content: [B, w] -> [B, p]`.

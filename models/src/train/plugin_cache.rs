@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
 
 use crate::error::{ModelsError, Result};
 use crate::nn::PluginTower;
@@ -124,6 +124,13 @@ impl PluginCache {
                 content.len(),
             ));
         }
+        if width != tower.d_input() {
+            return Err(ModelsError::shape(
+                "plug-in content width (the tower's input)",
+                tower.d_input(),
+                width,
+            ));
+        }
         let p = tower.d_output();
         if self.index.len() + rows > self.max_entries {
             self.clear();
@@ -153,15 +160,7 @@ impl PluginCache {
         if !self.missing.is_empty() {
             // New slots are numbered in order from the current end of `values`.
             let m = self.missing.len() / width;
-            let input = Tensor::from_data(
-                TensorData::new(std::mem::take(&mut self.missing), [m, width]),
-                device,
-            );
-            let computed = tower
-                .forward(input)
-                .into_data()
-                .try_to_vec::<f32>()
-                .map_err(|e| ModelsError::config("plugin", format!("tower output: {e:?}")))?;
+            let computed = tower.forward_rows(std::mem::take(&mut self.missing), device);
             if computed.len() != m * p {
                 return Err(ModelsError::shape("plug-in output", m * p, computed.len()));
             }
@@ -182,6 +181,7 @@ mod tests {
     use super::*;
     use crate::nn::PluginTowerConfig;
     use crate::nn::test_util::{device, normal, values};
+    use burn::tensor::{Tensor, TensorData};
 
     /// A random tower `w = 3 -> 4 -> p = 2` and a content row per item id (row i = id i).
     fn setup(seed: u64) -> (crate::nn::test_util::SeededDevice, PluginTower, Vec<f32>) {

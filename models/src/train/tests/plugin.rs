@@ -3,7 +3,7 @@
 //! only the adapter above it, and carries the tower through its own checkpoints.
 
 use burn::module::Module;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
 
 use super::inputs::{CONTENT_WIDTH, content_batch, content_events};
 use super::*;
@@ -17,22 +17,10 @@ fn tower_config() -> PluginTowerConfig {
 
 /// The tower's outputs on a fixed probe input (on the plain device).
 fn probe(tower: &PluginTower) -> Vec<f32> {
-    let device = Device::flex();
-    let x = Tensor::<2>::from_data(
-        TensorData::new(
-            (0..2 * CONTENT_WIDTH)
-                .map(|i| i as f32 * 0.3 - 1.0)
-                .collect::<Vec<_>>(),
-            [2, CONTENT_WIDTH],
-        ),
-        &device,
-    );
-    tower
-        .valid()
-        .forward(x)
-        .into_data()
-        .try_to_vec::<f32>()
-        .expect("f32")
+    let content = (0..2 * CONTENT_WIDTH)
+        .map(|i| i as f32 * 0.3 - 1.0)
+        .collect();
+    tower.valid().forward_rows(content, &Device::flex())
 }
 
 /// A TPM with a plug-in trained on content events, and its checkpoint.

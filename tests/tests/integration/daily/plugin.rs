@@ -3,7 +3,7 @@
 //! their own checkpoints.
 
 use burn::module::Module;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
 use ctrflow_models::nn::{PluginTower, PluginTowerConfig};
 use ctrflow_models::train::{CtrTrainer, blobs};
 use ctrflow_pipeline::daily::publish::{get_checkpoint, get_plugin};
@@ -12,22 +12,8 @@ use super::*;
 
 /// The tower's outputs on a fixed probe input of width `w`.
 fn probe(tower: &PluginTower, w: usize) -> Vec<f32> {
-    let device = Device::flex();
-    let x = Tensor::<2>::from_data(
-        TensorData::new(
-            (0..3 * w)
-                .map(|i| (i as f32 * 0.37).sin())
-                .collect::<Vec<_>>(),
-            [3, w],
-        ),
-        &device,
-    );
-    tower
-        .valid()
-        .forward(x)
-        .into_data()
-        .try_to_vec::<f32>()
-        .expect("f32")
+    let content = (0..3 * w).map(|i| (i as f32 * 0.37).sin()).collect();
+    tower.valid().forward_rows(content, &Device::flex())
 }
 
 #[tokio::test(flavor = "multi_thread")]
