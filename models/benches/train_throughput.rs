@@ -374,7 +374,7 @@ impl Variant for Dense {
             long_categories: None,
             content: None,
             plugin: None,
-            extra: None,
+            srp: None,
         };
         let labels = Tensor::from_data(TensorData::new(b.labels.clone(), [rows, 1]), device);
         let loss = bce_with_logits(model.net.forward(input), labels);

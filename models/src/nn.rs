@@ -11,6 +11,9 @@
 //! - [`HistoricalEmbedding`]: self-attention + mean pool over the K TPM snapshot vectors.
 //! - [`PluginTower`] / [`PlugIn`]: PPM, the content tower pre-trained in TPM and plugged into
 //!   `CtrNet` frozen, its outputs cached per item.
+//! - [`SrpEncoder`] / [`SrpTransfer`]: SRP4CTR, the sequence encoder pre-trained in the TPM
+//!   job (masked item prediction) and its transfer into `CtrNet` (the candidate's
+//!   cross-attention into every layer, a querying transformer).
 //! - [`Tpm`]: the tiny pre-training model (user, item, category [, content tower] -> logit).
 //! - [`CtrNet`]: the CPM / A-CTR network.
 //! - [`bce_with_logits`]: the numerically stable training loss.
@@ -34,6 +37,7 @@ mod historical;
 mod loss;
 mod mlp;
 mod plugin;
+pub mod srp;
 mod target_attention;
 mod tpm;
 #[cfg(test)]
@@ -47,6 +51,9 @@ pub use historical::{HistoricalEmbedding, HistoricalEmbeddingConfig};
 pub use loss::bce_with_logits;
 pub use mlp::{Mlp, MlpBlock, MlpConfig};
 pub use plugin::{PlugIn, PluginTower, PluginTowerConfig};
+pub use srp::pretrain::{SrpPretrainNet, SrpPretrainNetConfig};
+pub use srp::transfer::{SrpInput, SrpTransfer, SrpTransferConfig};
+pub use srp::{SrpEncoder, SrpEncoderConfig, SrpEncoding, SrpLayer};
 pub use target_attention::{TargetAttention, TargetAttentionConfig};
 pub use tpm::{Tpm, TpmConfig};
 pub use transfer::{

@@ -7,6 +7,8 @@
 //!   tables outside autodiff, ETA retrieval, burn's Adam on the dense part), prediction and
 //!   evaluation.
 //! - [`TrainerCheckpoint`]: the whole training state as named byte blobs, and resume.
+//! - [`srp`]: SRP4CTR masked-behaviour pre-training (alongside a TPM trainer) and the
+//!   artifact `CtrNet`'s SRP branch reads.
 //! - [`spawn_training_thread`]: a dedicated thread fed through a bounded channel.
 //!
 //! A step, for `B` rows and embedding width `d`:
@@ -30,15 +32,19 @@ mod item_rows;
 mod net;
 mod plugin_cache;
 pub mod shuffle;
+pub mod srp;
 mod thread;
 mod trainer;
 
 pub use checkpoint::{TrainerCheckpoint, blobs};
 pub use config::TrainConfig;
 pub use features::{CONTEXT_WIDTH, FeatureBatch, FeatureConfig, Sequence};
-pub use net::{HistoricalSpec, NetInputs, NetSpec, PluginSpec, SequenceSpec, TrainableNet};
+pub use net::{
+    HistoricalSpec, NetInputs, NetSpec, PluginSpec, SequenceSpec, SrpSpec, TrainableNet,
+};
 pub use plugin_cache::{PluginCache, PluginCacheStats};
 pub use shuffle::ShuffleBuffer;
+pub use srp::{SrpArtifact, SrpPretrainConfig, SrpPretrainer, SrpStats, SrpTables};
 pub use thread::{Progress, TrainingThread, spawn_training_thread};
 pub use trainer::{CtrTrainer, HistoricalTables, Tables, TpmTrainer, TrainStats, Trainer};
 

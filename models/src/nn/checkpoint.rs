@@ -14,7 +14,10 @@ use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device};
 use thiserror::Error;
 
-use super::{CtrNet, CtrNetConfig, Mlp, MlpConfig, PluginTower, PluginTowerConfig, Tpm, TpmConfig};
+use super::{
+    CtrNet, CtrNetConfig, Mlp, MlpConfig, PluginTower, PluginTowerConfig, SrpEncoder,
+    SrpEncoderConfig, SrpPretrainNet, SrpPretrainNetConfig, Tpm, TpmConfig,
+};
 
 /// A config that builds a network: what a checkpoint is rebuilt from.
 ///
@@ -59,6 +62,7 @@ impl NetConfig for CtrNetConfig {
             ("sequence_categories", serde_json::Value::Bool(false)),
             ("d_content", serde_json::Value::from(0)),
             ("plugin", serde_json::Value::Null),
+            ("srp", serde_json::Value::Null),
         ]
     }
 }
@@ -78,6 +82,22 @@ impl NetConfig for TpmConfig {
 impl NetConfig for PluginTowerConfig {
     type Net = PluginTower;
     fn build(&self, device: &Device) -> PluginTower {
+        self.init(device)
+    }
+}
+
+/// The SRP4CTR encoder, published on its own by the TPM job that pre-trained it.
+impl NetConfig for SrpEncoderConfig {
+    type Net = SrpEncoder;
+    fn build(&self, device: &Device) -> SrpEncoder {
+        self.init(device)
+    }
+}
+
+/// The SRP4CTR pre-training network (encoder, `[MASK]` token, heads).
+impl NetConfig for SrpPretrainNetConfig {
+    type Net = SrpPretrainNet;
+    fn build(&self, device: &Device) -> SrpPretrainNet {
         self.init(device)
     }
 }
@@ -162,7 +182,8 @@ mod tests {
     #[test]
     fn ctr_net_round_trip_gives_identical_outputs() {
         let device = device(81).autodiff();
-        let config = small_config().with_d_extra(2);
+        let srp = crate::nn::SrpTransferConfig::new(SrpEncoderConfig::new().with_d_model(4));
+        let config = small_config().with_srp(Some(srp));
         // Train two steps so weights and batch-norm statistics are not the initial ones.
         let mut net = config.init(&device);
         let mut optim = AdamConfig::new().init();
@@ -174,7 +195,7 @@ mod tests {
             net = optim.step(1e-2, net, grads);
         }
         let checkpoint = Checkpoint::capture(&config, &net).expect("encode");
-        assert!(checkpoint.config_json.contains("\"d_extra\": 2"));
+        assert!(checkpoint.config_json.contains("\"n_queries\": 4"));
 
         let plain = Device::flex();
         let (restored_config, restored): (CtrNetConfig, CtrNet) =

@@ -12,7 +12,7 @@
 //! historical item [B,K,d_h] ── HistoricalEmbedding ───────┤ (if use_historical)
 //! content [B,w] ── Linear(w -> d) ────────────────────────┤ (if d_content = w > 0)
 //! plug-in [B,p] (cached tower output) ── Linear(p -> d) ──┤ (if plugin: PPM)
-//! extra [B,e] (SRP4CTR outputs, if e > 0) ────────────────┘
+//! SRP4CTR: candidate + behaviour tokens ── SrpTransfer ───┘ (if srp)
 //! ```
 //!
 //! With `sequence_categories`, a behaviour is its item embedding plus its category embedding
@@ -24,6 +24,10 @@
 //! retrieval selected (k = `eta_top_k`), and the full-attention baseline when it passes all L
 //! long-term behaviours: the module is the same, only the length differs.
 //! `full_long_attention` in the config records which one a model was trained with.
+//!
+//! SRP4CTR ([`SrpTransfer`]): the encoder pre-trained in the TPM job, frozen, reads the most
+//! recent behaviours as tokens of its own (frozen) tables; the candidate attends into every
+//! encoder layer and query tokens summarise the sequence: `[B, d_s (1 + n_q)]`.
 
 use burn::config::Config;
 use burn::module::Module;
@@ -32,7 +36,8 @@ use burn::tensor::{Bool, Device, Tensor};
 
 use super::{
     DinAttention, DinAttentionConfig, HistoricalEmbedding, HistoricalEmbeddingConfig, Mlp,
-    MlpConfig, PlugIn, PluginTower, PluginTowerConfig, TargetAttention, TargetAttentionConfig,
+    MlpConfig, PlugIn, PluginTower, PluginTowerConfig, SrpEncoder, SrpInput, SrpTransfer,
+    SrpTransferConfig, TargetAttention, TargetAttentionConfig,
 };
 
 /// Configuration of a [`CtrNet`] (CPM and A-CTR share it).
@@ -87,9 +92,10 @@ pub struct CtrNetConfig {
     /// item by the trainer) and an adapter `Linear(p -> d)` (None: no plug-in).
     #[config(default = "None")]
     pub plugin: Option<PluginTowerConfig>,
-    /// Width `e` of the extra input vector (SRP4CTR query outputs; 0: absent).
-    #[config(default = 0)]
-    pub d_extra: usize,
+    /// SRP4CTR: the pre-trained sequence encoder's config and the transfer's query tokens
+    /// (None: no SRP branch).
+    #[config(default = "None")]
+    pub srp: Option<SrpTransferConfig>,
     /// Hidden widths of the top MLP.
     #[config(default = "vec![200, 80]")]
     pub mlp_hidden: Vec<usize>,
@@ -135,8 +141,8 @@ pub struct CtrNetInput {
     /// The plug-in tower's outputs for the candidates `[B, p]` (no gradient: the tower is
     /// frozen); `Some` exactly when `plugin` is configured.
     pub plugin: Option<Tensor<2>>,
-    /// Extra vector `[B, e]` (SRP4CTR); `Some` exactly when `d_extra > 0`.
-    pub extra: Option<Tensor<2>>,
+    /// SRP4CTR's candidate and behaviour tokens; `Some` exactly when `srp` is configured.
+    pub srp: Option<SrpInput>,
 }
 
 /// The CPM / A-CTR network, `CtrNetInput -> [B, 1]` logit. Build it with
@@ -155,14 +161,14 @@ pub struct CtrNet {
     pub content: Option<Linear>,
     /// The PPM plug-in: frozen tower and trainable adapter (if configured).
     pub plugin: Option<PlugIn>,
+    /// SRP4CTR: the frozen pre-trained encoder and the trainable transfer (if configured).
+    pub srp: Option<SrpTransfer>,
     /// The top MLP to the logit.
     pub mlp: Mlp,
     /// Whether behaviours and the attention query include their category embedding.
     pub sequence_categories: bool,
     /// Width of the context input (0: none).
     pub d_context: usize,
-    /// Width of the extra input (0: none).
-    pub d_extra: usize,
 }
 
 impl CtrNetConfig {
@@ -173,7 +179,7 @@ impl CtrNetConfig {
     }
 
     /// Width of the MLP input: `3d + c + d (DIN) + d (long) [+ 2 d_hist_out] [+ d (content)]
-    /// [+ d (plug-in)] + e`.
+    /// [+ d (plug-in)] [+ d_s (1 + n_q) (SRP4CTR)]`.
     pub fn d_mlp_input(&self) -> usize {
         let historical = if self.use_historical {
             2 * self.historical().output_width()
@@ -186,7 +192,8 @@ impl CtrNetConfig {
         } else {
             0
         };
-        5 * self.d_embed + self.d_context + historical + content + plugin + self.d_extra
+        let srp = self.srp.as_ref().map_or(0, SrpTransferConfig::output_width);
+        5 * self.d_embed + self.d_context + historical + content + plugin + srp
     }
 
     /// Builds the network on `device` with freshly initialised parameters.
@@ -208,6 +215,7 @@ impl CtrNetConfig {
                 .plugin
                 .as_ref()
                 .map(|tower| PlugIn::init(tower, self.d_embed, device)),
+            srp: self.srp.as_ref().map(|srp| srp.init(self.d_embed, device)),
             mlp: MlpConfig::new(self.d_mlp_input())
                 .with_hidden(self.mlp_hidden.clone())
                 .with_batch_norm(self.batch_norm)
@@ -215,7 +223,6 @@ impl CtrNetConfig {
                 .init(device),
             sequence_categories: self.sequence_categories,
             d_context: self.d_context,
-            d_extra: self.d_extra,
         }
     }
 }
@@ -241,7 +248,8 @@ impl CtrNet {
     /// Click logit `[B, 1]` for one batch (shapes in [`CtrNetInput`]).
     ///
     /// # Panics
-    /// If an optional input does not match the config (context, historical, extra).
+    /// If an optional input does not match the config (context, historical, content,
+    /// plug-in, SRP).
     pub fn forward(&self, input: CtrNetInput) -> Tensor<2> {
         let CtrNetInput {
             user,
@@ -258,7 +266,7 @@ impl CtrNet {
             long_categories,
             content,
             plugin,
-            extra,
+            srp,
         } = input;
 
         // Behaviours and the query with their categories added (if configured): [B, S|k, d].
@@ -278,6 +286,7 @@ impl CtrNet {
         let short_interest = self.din.forward(query.clone(), short_seq, short_mask); // [B, d]
         let long_interest = self.long_attention.forward(query, long_seq, long_mask); // [B, d]
 
+        let srp_user = self.srp.as_ref().map(|_| user.clone());
         let mut parts = vec![user, item, category]; // [B, d] each
         parts.extend(present("context", context, self.d_context > 0)); // [B, c]
         parts.push(short_interest);
@@ -304,7 +313,10 @@ impl CtrNet {
             parts.push(plug_in.forward(cached)); // [B, p] -> [B, d]
         }
 
-        parts.extend(present("extra", extra, self.d_extra > 0)); // [B, e]
+        let srp = present("srp", srp, self.srp.is_some());
+        if let (Some(transfer), Some(x), Some(user)) = (&self.srp, srp, srp_user) {
+            parts.push(transfer.forward(x, user)); // [B, d_s (1 + n_q)]
+        }
 
         self.mlp.forward(Tensor::cat(parts, 1)) // [B, d_mlp_input] -> [B, 1]
     }
@@ -324,13 +336,21 @@ impl CtrNet {
         self
     }
 
-    /// The same network with its plug-in tower frozen (a tower loaded from a checkpoint comes
-    /// back trainable).
-    pub fn freeze_plugin_tower(mut self) -> Self {
+    /// The same network with its plug-in tower and its SRP encoder frozen (a module loaded
+    /// from a checkpoint comes back trainable).
+    pub fn freeze_pretrained(mut self) -> Self {
         self.plugin = self.plugin.map(|p| PlugIn {
             tower: p.tower.no_grad(),
             adapter: p.adapter,
         });
+        self.srp = self.srp.map(SrpTransfer::freeze_encoder);
+        self
+    }
+
+    /// The same network with `encoder` as its SRP encoder, frozen. The caller checks that it
+    /// has the configured shape; a network without SRP is returned unchanged.
+    pub fn with_srp_encoder(mut self, encoder: SrpEncoder) -> Self {
+        self.srp = self.srp.map(|t| t.with_encoder(encoder));
         self
     }
 
@@ -395,7 +415,15 @@ pub(crate) mod tests {
                 .plugin
                 .as_ref()
                 .map(|p| normal([b, p.d_output], device)),
-            extra: (config.d_extra > 0).then(|| normal([b, config.d_extra], device)),
+            srp: config.srp.as_ref().map(|srp| {
+                let d_s = srp.encoder.d_model;
+                let len = srp.encoder.max_len.min(l.max(1));
+                SrpInput {
+                    candidate: normal([b, d_s], device),
+                    tokens: normal([b, len, d_s], device),
+                    mask: prefix_mask(&lengths(len), len, device),
+                }
+            }),
         }
     }
 
@@ -440,10 +468,18 @@ pub(crate) mod tests {
     #[test]
     fn logit_shape_for_every_branch_combination() {
         let device = device(51);
-        for (use_historical, d_extra, d_context) in [(true, 0, 2), (false, 0, 0), (true, 7, 2)] {
+        let srp = SrpTransferConfig::new(
+            crate::nn::SrpEncoderConfig::new()
+                .with_d_model(4)
+                .with_max_len(6),
+        )
+        .with_n_queries(2);
+        for (use_historical, srp, d_context) in
+            [(true, None, 2), (false, None, 0), (true, Some(srp), 2)]
+        {
             let config = small_config()
                 .with_use_historical(use_historical)
-                .with_d_extra(d_extra)
+                .with_srp(srp)
                 .with_d_context(d_context);
             let net = config.init(&device);
             assert_eq!(net.historical_user.is_some(), use_historical);

@@ -304,7 +304,7 @@ mod tests {
     fn mismatched_configs_are_rejected() {
         let device = device(72);
         let cpm = small_config().init(&device);
-        let err = init_actr_from_cpm(&cpm, &small_config().with_d_extra(3), &device)
+        let err = init_actr_from_cpm(&cpm, &small_config().with_d_context(0), &device)
             .expect_err("different MLP input width");
         assert!(matches!(err, TransferError::Shape { .. }), "{err}");
         let err = init_actr_from_cpm(&cpm, &small_config().with_use_historical(false), &device)

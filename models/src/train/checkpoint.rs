@@ -11,6 +11,7 @@
 //! | `state.json` | [`TrainStats`]: the step counter and counters |
 //! | `shuffle.bin` (optional) | [`ShuffleBuffer::to_bytes`]: generator and waiting rows |
 //! | `plugin.json`, `plugin.bpk` (TPM with a plug-in) | the pre-trained PPM tower on its own, for `CtrNet` to plug in ([`TrainerCheckpoint::plugin`]) |
+//! | `srp.json`, `srp-model.bpk`, `srp-optimizer.bpk`, `srp-table-item.bin`, `srp-table-category.bin`, `srp-state.json` (TPM with SRP pre-training) | the SRP4CTR pre-trainer ([`super::srp::blobs`]); `CtrNet` reads the first two and the tables ([`TrainerCheckpoint::srp`]) |
 //!
 //! Everything random in a step is a function of `(seed, step)` (the per-step device seed) or
 //! lives in a blob (table rows, the shuffle generator), so training resumed from a checkpoint
@@ -22,6 +23,7 @@ use std::collections::BTreeMap;
 use burn::module::Module;
 use burn::tensor::{Bytes, Device};
 
+use super::srp::{SrpArtifact, SrpPretrainer, blobs as srp_blobs};
 use super::trainer::{Tables, TrainStats, dense_optimizer};
 use super::{NetSpec, ShuffleBuffer, TrainConfig, TrainableNet, Trainer};
 use crate::ComputeDevice;
@@ -105,6 +107,16 @@ impl TrainerCheckpoint {
         }
     }
 
+    /// The SRP4CTR encoder and tables a TPM with SRP pre-training published (`None` for
+    /// checkpoints without). A reader that only needs them fetches just
+    /// [`srp::blobs::ARTIFACT`](super::srp::blobs::ARTIFACT).
+    pub fn srp(&self) -> Result<Option<SrpArtifact>> {
+        if !self.blobs.contains_key(srp_blobs::CONFIG) {
+            return Ok(None);
+        }
+        SrpArtifact::from_blobs(|name| self.blob(name)).map(Some)
+    }
+
     /// The step counter and counters.
     pub fn stats(&self) -> Result<TrainStats> {
         serde_json::from_slice(self.blob(blobs::STATE)?).map_err(|e| blob_error(blobs::STATE, e))
@@ -147,6 +159,11 @@ impl<N: TrainableNet> Trainer<N> {
         );
         let state = serde_json::to_vec(&self.stats()).map_err(|e| blob_error(blobs::STATE, e))?;
         blobs.insert(blobs::STATE.to_string(), state);
+        if let Some(pretrainer) = self.srp_pretrainer() {
+            for (name, bytes) in pretrainer.to_blobs()? {
+                blobs.insert(name.to_string(), bytes);
+            }
+        }
         if let Some(shuffle) = shuffle {
             blobs.insert(blobs::SHUFFLE.to_string(), shuffle.to_bytes()?);
         }
@@ -179,8 +196,15 @@ impl<N: TrainableNet> Trainer<N> {
                 checkpoint.blob(blobs::OPTIMIZER)?.to_vec(),
             ))
             .map_err(|e| blob_error(blobs::OPTIMIZER, e))?;
-        let mut trainer = Self::assemble(config, net_config, spec, device, net, tables, stats)?;
+        let seed = config.seed;
+        let mut trainer =
+            Self::assemble(config, net_config, spec, device.clone(), net, tables, stats)?;
         trainer.set_optimizer(optimizer);
+        if checkpoint.blobs.contains_key(srp_blobs::CONFIG) {
+            let pretrainer =
+                SrpPretrainer::from_blobs(|name| checkpoint.blob(name), seed, &device)?;
+            trainer.set_srp_pretrainer(pretrainer);
+        }
         Ok(trainer)
     }
 }

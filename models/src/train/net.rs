@@ -7,7 +7,8 @@ use burn::tensor::{Bool, Tensor};
 use super::CONTEXT_WIDTH;
 use crate::error::{ModelsError, Result};
 use crate::nn::{
-    Checkpoint, CtrNet, CtrNetConfig, CtrNetInput, NetConfig, PluginTower, Tpm, TpmConfig,
+    Checkpoint, CtrNet, CtrNetConfig, CtrNetInput, NetConfig, PluginTower, SrpEncoder,
+    SrpEncoderConfig, SrpInput, Tpm, TpmConfig,
 };
 
 /// The inputs a trainer builds for one batch of `B` rows (`d` the embedding width).
@@ -37,6 +38,8 @@ pub struct NetInputs {
     pub historical_user: Option<Tensor<3>>,
     /// The item's K TPM snapshot vectors `[B, K, d_h]`, when the network takes them.
     pub historical_item: Option<Tensor<3>>,
+    /// SRP4CTR's candidate and behaviour tokens, when the network has the SRP branch.
+    pub srp: Option<SrpInput>,
 }
 
 /// The sequence branches of a network.
@@ -79,6 +82,26 @@ pub struct NetSpec {
     pub content_input: bool,
     /// A frozen plug-in tower whose outputs the trainer computes and caches per item.
     pub plugin: Option<PluginSpec>,
+    /// The SRP4CTR branch: its frozen encoder's shape (tokens `[B, max_len, d_model]`).
+    pub srp: Option<SrpSpec>,
+}
+
+/// The SRP4CTR branch of a network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SrpSpec {
+    /// Token width `d_s`.
+    pub d_model: usize,
+    /// Behaviours the encoder reads (the most recent).
+    pub max_len: usize,
+}
+
+impl SrpSpec {
+    fn of(encoder: &SrpEncoderConfig) -> Self {
+        SrpSpec {
+            d_model: encoder.d_model,
+            max_len: encoder.max_len,
+        }
+    }
 }
 
 /// The frozen plug-in of a network (PPM).
@@ -114,6 +137,16 @@ pub trait TrainableNet: Module + Sized + 'static {
         self
     }
 
+    /// The SRP4CTR encoder config of the network's SRP branch (None without one).
+    fn srp_encoder_config(_config: &Self::Config) -> Option<&SrpEncoderConfig> {
+        None
+    }
+
+    /// The network with `encoder` as its frozen SRP encoder (unchanged without SRP).
+    fn with_srp_encoder(self, _encoder: SrpEncoder) -> Self {
+        self
+    }
+
     /// Re-applies what must stay frozen after loading (a loaded parameter is trainable).
     fn freeze_fixed(self) -> Self {
         self
@@ -141,11 +174,13 @@ impl TrainableNet for CtrNet {
     type Config = CtrNetConfig;
 
     fn spec(config: &CtrNetConfig) -> Result<NetSpec> {
-        if config.d_extra > 0 {
-            return Err(ModelsError::config(
-                "d_extra",
-                "SRP4CTR extra inputs are not produced by the trainer yet",
-            ));
+        if let Some(srp) = &config.srp {
+            srp.encoder
+                .check()
+                .map_err(|reason| ModelsError::config("srp.encoder", reason))?;
+            if srp.n_queries == 0 {
+                return Err(ModelsError::config("srp.n_queries", "must be at least 1"));
+            }
         }
         let plugin = config.plugin.as_ref().map(|p| PluginSpec {
             d_input: p.d_input,
@@ -179,6 +214,7 @@ impl TrainableNet for CtrNet {
             content_width: config.d_content.max(plugin.map_or(0, |p| p.d_input)),
             content_input: config.d_content > 0,
             plugin,
+            srp: config.srp.as_ref().map(|srp| SrpSpec::of(&srp.encoder)),
         })
     }
 
@@ -201,7 +237,7 @@ impl TrainableNet for CtrNet {
             long_categories,
             content: inputs.content,
             plugin: inputs.plugin,
-            extra: None,
+            srp: inputs.srp,
         })
     }
 
@@ -213,8 +249,16 @@ impl TrainableNet for CtrNet {
         CtrNet::with_plugin_tower(self, tower)
     }
 
+    fn srp_encoder_config(config: &CtrNetConfig) -> Option<&SrpEncoderConfig> {
+        config.srp.as_ref().map(|srp| &srp.encoder)
+    }
+
+    fn with_srp_encoder(self, encoder: SrpEncoder) -> Self {
+        CtrNet::with_srp_encoder(self, encoder)
+    }
+
     fn freeze_fixed(self) -> Self {
-        self.freeze_plugin_tower()
+        self.freeze_pretrained()
     }
 }
 
@@ -230,6 +274,7 @@ impl TrainableNet for Tpm {
             content_width: config.plugin.as_ref().map_or(0, |p| p.d_input),
             content_input: config.plugin.is_some(),
             plugin: None,
+            srp: None,
         })
     }
 

@@ -20,6 +20,7 @@ mod backends;
 mod inputs;
 mod plugin;
 mod sparse;
+mod srp;
 
 const USERS: u64 = 60;
 const ITEMS: u64 = 120;

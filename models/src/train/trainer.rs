@@ -10,6 +10,8 @@ use super::config::TableRole;
 use super::item_rows::{CategoryRows, ItemRows, with_pad_row};
 use super::net::{NetInputs, NetSpec, TrainableNet};
 use super::plugin_cache::PluginCache;
+use super::srp::tokens::TokenLayout;
+use super::srp::{SrpPretrainer, SrpTables};
 use super::{CONTEXT_WIDTH, FeatureBatch, TrainConfig};
 use crate::embedding::{EmbeddingTable, Lookup, SnapshotTable};
 use crate::error::{ModelsError, Result};
@@ -19,6 +21,7 @@ use crate::nn::{CtrNet, NetConfig, Tpm, bce_with_logits};
 use crate::rng::{burn_rng_lock, mix64};
 
 mod external;
+mod srp_branch;
 
 /// The trainer of the CPM / A-CTR network.
 pub type CtrTrainer = Trainer<CtrNet>;
@@ -77,6 +80,10 @@ struct Scratch {
     category_rows: CategoryRows,
     /// The plug-in tower's outputs for the batch.
     plugin: Vec<f32>,
+    /// SRP4CTR: the batch's behaviour tokens, their lookups and token values.
+    srp_layout: TokenLayout,
+    srp_lookups: [Lookup; 2],
+    srp_rows: Vec<f32>,
 }
 
 /// One batch's leaves (training) and network inputs.
@@ -104,6 +111,10 @@ pub struct Trainer<N: TrainableNet> {
     simhash: SimHash,
     /// Outputs of the frozen plug-in tower per (item, content) (networks with a plug-in).
     plugin_cache: PluginCache,
+    /// SRP4CTR pre-training riding along this trainer (TPM), if enabled.
+    srp_pretrainer: Option<SrpPretrainer>,
+    /// The frozen SRP tables the network's SRP branch reads tokens from (`CtrNet` with SRP).
+    srp_tables: Option<SrpTables>,
     stats: TrainStats,
     scratch: Scratch,
 }
@@ -208,6 +219,8 @@ impl<N: TrainableNet> Trainer<N> {
             historical: None,
             simhash,
             plugin_cache: PluginCache::new(PLUGIN_CACHE_ENTRIES),
+            srp_pretrainer: None,
+            srp_tables: None,
             stats,
             scratch: Scratch::default(),
         })
@@ -326,6 +339,10 @@ impl<N: TrainableNet> Trainer<N> {
         self.tables
             .category
             .apply_gradients(category_lookup, category_grads)?;
+        // SRP4CTR pre-training takes its own step on the same batch.
+        if let Some(pretrainer) = &mut self.srp_pretrainer {
+            pretrainer.train_step(batch, step)?;
+        }
         self.stats.steps += 1;
         self.stats.samples += rows as u64;
         self.stats.truncated_rows += batch.truncated_rows as u64;
@@ -465,6 +482,8 @@ impl<N: TrainableNet> Trainer<N> {
             .then(|| float_tensor(batch.content.clone(), [rows, content_width], device));
         // PPM: the frozen tower's outputs, from the cache (computed for new items only).
         let plugin = self.plugin_input(batch, device)?;
+        // SRP4CTR: tokens of the most recent behaviours from the frozen SRP tables.
+        let srp = self.srp_input(batch, device)?;
 
         let context = self
             .spec
@@ -488,6 +507,7 @@ impl<N: TrainableNet> Trainer<N> {
                 plugin,
                 historical_user,
                 historical_item,
+                srp,
             },
         })
     }

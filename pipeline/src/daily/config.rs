@@ -1,8 +1,8 @@
 //! `[daily]`: what the daily job and backfill do: the tri-level schedule, the networks, the
 //! training settings of each model and the publish gate. Every field has a default.
 
-use ctrflow_models::nn::{CtrNetConfig, PluginTowerConfig, TpmConfig};
-use ctrflow_models::train::{CONTEXT_WIDTH, TrainConfig};
+use ctrflow_models::nn::{CtrNetConfig, PluginTowerConfig, SrpTransferConfig, TpmConfig};
+use ctrflow_models::train::{CONTEXT_WIDTH, SrpPretrainConfig, TrainConfig};
 use ctrflow_schedule::ScheduleConfig;
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +18,9 @@ pub struct DailyConfig {
     pub network: NetworkConfig,
     /// `[daily.tpm-network]`: the tiny pre-training model.
     pub tpm_network: TpmNetworkConfig,
+    /// `[daily.srp]`: SRP4CTR pre-training in the TPM job (with `[daily.tpm-network]
+    /// pretrain-srp`): the encoder's shape and the masked-behaviour objective.
+    pub srp: SrpPretrainConfig,
     /// `[daily.tpm]`: how TPM trains.
     pub tpm: ModelTraining,
     /// `[daily.cpm]`: how CPM trains.
@@ -39,6 +42,7 @@ impl Default for DailyConfig {
             schedule: ScheduleConfig::default(),
             network: NetworkConfig::default(),
             tpm_network: TpmNetworkConfig::default(),
+            srp: SrpPretrainConfig::default(),
             tpm: ModelTraining::default(),
             cpm: ModelTraining::default(),
             actr: ModelTraining::default(),
@@ -102,6 +106,12 @@ pub struct NetworkConfig {
     /// PPM: plug in the content tower the newest TPM pre-trained (`[daily.tpm-network]
     /// plugin-dim`), frozen, its outputs cached per item; only an adapter above it trains.
     pub use_plugin: bool,
+    /// SRP4CTR: read the most recent behaviours through the encoder the newest TPM job
+    /// pre-trained (`[daily.tpm-network] pretrain-srp`), frozen; the candidate attends into
+    /// every encoder layer and `srp-queries` query tokens summarise the sequence.
+    pub use_srp: bool,
+    /// Query tokens of SRP4CTR's querying transformer.
+    pub srp_queries: usize,
 }
 
 impl Default for NetworkConfig {
@@ -119,6 +129,8 @@ impl Default for NetworkConfig {
             sequence_categories: false,
             use_content: false,
             use_plugin: false,
+            use_srp: false,
+            srp_queries: 4,
         }
     }
 }
@@ -138,6 +150,9 @@ pub struct TpmNetworkConfig {
     pub plugin_dim: usize,
     /// Hidden widths of the plug-in tower.
     pub plugin_hidden: Vec<usize>,
+    /// SRP4CTR: the TPM job also pre-trains the sequence encoder (`[daily.srp]`) on its
+    /// batches and publishes it with its checkpoint.
+    pub pretrain_srp: bool,
 }
 
 impl Default for TpmNetworkConfig {
@@ -148,6 +163,7 @@ impl Default for TpmNetworkConfig {
             batch_norm: true,
             plugin_dim: 0,
             plugin_hidden: vec![32],
+            pretrain_srp: false,
         }
     }
 }
@@ -219,6 +235,11 @@ impl DailyConfig {
                 n.use_plugin
                     .then(|| self.plugin_tower(content_dim))
                     .flatten(),
+            )
+            .with_srp(
+                n.use_srp.then(|| {
+                    SrpTransferConfig::new(self.srp.encoder()).with_n_queries(n.srp_queries)
+                }),
             )
     }
 
@@ -310,6 +331,48 @@ impl DailyConfig {
                     "daily.network.use-plugin",
                     "needs daily.schedule.tpm.enabled: TPM pre-trains the plug-in".into(),
                 ));
+            }
+        }
+        self.srp.validate().map_err(|e| match e {
+            ctrflow_models::ModelsError::InvalidConfig { field, reason } => {
+                invalid(&format!("daily.{field}"), reason)
+            }
+            other => invalid("daily.srp", other.to_string()),
+        })?;
+        if self.network.use_srp {
+            if !self.tpm_network.pretrain_srp {
+                return Err(invalid(
+                    "daily.network.use-srp",
+                    "needs daily.tpm-network.pretrain-srp = true: the TPM job pre-trains SRP4CTR"
+                        .into(),
+                ));
+            }
+            if !self.schedule.tpm.enabled {
+                return Err(invalid(
+                    "daily.network.use-srp",
+                    "needs daily.schedule.tpm.enabled: the TPM job pre-trains SRP4CTR".into(),
+                ));
+            }
+            if self.network.srp_queries == 0 {
+                return Err(invalid(
+                    "daily.network.srp-queries",
+                    "must be at least 1".into(),
+                ));
+            }
+        }
+        if self.tpm_network.pretrain_srp || self.network.use_srp {
+            for (name, m) in [("tpm", &self.tpm), ("cpm", &self.cpm)] {
+                let long_len = m.train.features.long_len;
+                if self.srp.max_len > long_len {
+                    return Err(invalid(
+                        "daily.srp.max-len",
+                        format!(
+                            "{} is longer than daily.{name}.train.features.long-len {long_len}: \
+                             the encoder reads the most recent long-sequence behaviours",
+                            self.srp.max_len
+                        ),
+                    ));
+                }
             }
         }
         if self.tpm_network.plugin_hidden.contains(&0) {

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use chrono::Utc;
 use ctrflow_models::embedding::{Day, SnapshotTable};
 use ctrflow_models::nn::Checkpoint;
-use ctrflow_models::train::{TrainerCheckpoint, blobs};
+use ctrflow_models::train::{SrpArtifact, TrainerCheckpoint, blobs, srp};
 use ctrflow_schemas::{
     EmbeddingManifest, EmbeddingTable, KeyLayout, LatestPointer, ModelKind, ModelManifest,
     ModelVersion, decode_manifest, encode_manifest, fingerprint,
@@ -103,6 +103,25 @@ pub async fn get_plugin(storage: &Storage, manifest: &ModelManifest) -> Result<O
         }
     }
     checkpoint.plugin().map_err(|e| DailyError::Artifact {
+        model: manifest.model,
+        version: manifest.version.clone(),
+        reason: e.to_string(),
+    })
+}
+
+/// The SRP4CTR encoder and tables a TPM version published with its checkpoint (only the
+/// blobs `CtrNet` reads are fetched), or `None` if that TPM did not pre-train SRP4CTR.
+pub async fn get_srp(storage: &Storage, manifest: &ModelManifest) -> Result<Option<SrpArtifact>> {
+    let prefix = KeyLayout.model_dir(manifest.model, &manifest.version);
+    let mut checkpoint = TrainerCheckpoint::default();
+    for key in manifest.files.iter().filter(|k| k.starts_with(&prefix)) {
+        let name = key.rsplit('/').next().unwrap_or(key);
+        if srp::blobs::ARTIFACT.contains(&name) {
+            let bytes = storage.get(key).await?;
+            checkpoint.blobs.insert(name.to_string(), bytes.to_vec());
+        }
+    }
+    checkpoint.srp().map_err(|e| DailyError::Artifact {
         model: manifest.model,
         version: manifest.version.clone(),
         reason: e.to_string(),

@@ -9,8 +9,8 @@ use chrono::Utc;
 use ctrflow_models::embedding::SnapshotTable;
 use ctrflow_models::nn::Checkpoint;
 use ctrflow_models::train::{
-    CtrTrainer, HistoricalTables, ShuffleBuffer, TpmTrainer, TrainConfig, TrainableNet, Trainer,
-    TrainerCheckpoint,
+    CtrTrainer, HistoricalTables, ShuffleBuffer, SrpArtifact, TpmTrainer, TrainConfig,
+    TrainableNet, Trainer, TrainerCheckpoint,
 };
 use ctrflow_schedule::{EvaluateOn, JobAction, PlanOptions, PlannedJob, Start, plan};
 use ctrflow_schemas::{
@@ -348,6 +348,24 @@ impl Runner<'_> {
         Ok((None, None))
     }
 
+    /// The SRP4CTR artifact of the newest TPM among `versions` (newest first) that published
+    /// one, and that version; `(None, None)` before any did (the branch then sees no
+    /// behaviours).
+    async fn srp(
+        &self,
+        versions: &[ModelVersion],
+    ) -> Result<(Option<SrpArtifact>, Option<ModelVersion>)> {
+        for v in versions {
+            let Some(manifest) = self.published.manifest(ModelKind::Tpm, v) else {
+                continue;
+            };
+            if let Some(artifact) = publish::get_srp(self.storage, manifest).await? {
+                return Ok((Some(artifact), Some(v.clone())));
+            }
+        }
+        Ok((None, None))
+    }
+
     fn config_hash(&self, kind: ModelKind) -> String {
         let net = match kind {
             ModelKind::Tpm => serde_json::to_string(&self.daily.tpm_network),
@@ -355,7 +373,17 @@ impl Runner<'_> {
         }
         .unwrap_or_default();
         let train = serde_json::to_string(self.training(kind)).unwrap_or_default();
-        fingerprint(format!("{net}\n{train}").as_bytes())
+        // SRP4CTR's settings shape TPM's pre-training and CtrNet's encoder when they are on.
+        let srp_on = match kind {
+            ModelKind::Tpm => self.daily.tpm_network.pretrain_srp,
+            _ => self.daily.network.use_srp,
+        };
+        let srp = if srp_on {
+            serde_json::to_string(&self.daily.srp).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        fingerprint(format!("{net}\n{train}{srp}").as_bytes())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -420,16 +448,47 @@ impl Runner<'_> {
     async fn run_tpm(&mut self, job: &PlannedJob) -> Result<JobReport> {
         let train = self.daily.tpm.train.clone();
         let net = self.daily.tpm_net(self.content_dim);
+        // SRP4CTR pre-training rides along; a TPM continued from a version without it, or
+        // with an encoder of another shape, starts it fresh.
+        let srp = self
+            .daily
+            .tpm_network
+            .pretrain_srp
+            .then(|| self.daily.srp.clone());
+        let with_srp = move |mut t: TpmTrainer| -> ctrflow_models::Result<TpmTrainer> {
+            match srp {
+                Some(config) => {
+                    let same_shape = t
+                        .srp_pretrainer()
+                        .is_some_and(|p| p.config().encoder() == config.encoder());
+                    if !same_shape {
+                        t.enable_srp_pretraining(config)?;
+                    }
+                }
+                None => drop(t.disable_srp_pretraining()),
+            }
+            Ok(t)
+        };
         let build: Box<dyn FnOnce() -> ctrflow_models::Result<TpmTrainer> + Send> = match &job.start
         {
             Start::Continue(v) => {
                 let checkpoint = self.checkpoint(ModelKind::Tpm, v).await?;
                 let device = train.device;
-                Box::new(move || TpmTrainer::resume_on(&checkpoint, device))
+                Box::new(move || with_srp(TpmTrainer::resume_on(&checkpoint, device)?))
             }
-            _ => Box::new(move || TpmTrainer::new(train, net)),
+            _ => Box::new(move || with_srp(TpmTrainer::new(train, net)?)),
         };
         let (trainer, rows, mut timings) = self.train(job, &self.daily.tpm, build).await?;
+        if let Some(srp) = trainer.srp_pretrainer() {
+            let stats = srp.stats();
+            tracing::info!(
+                steps = stats.steps,
+                sequences = stats.sequences,
+                targets = stats.targets,
+                last_loss = stats.last_loss,
+                "SRP4CTR pre-training"
+            );
+        }
         let (trainer, mut metrics) = self.evaluate(job, vec![trainer], &mut timings).await?;
         let metrics = metrics.swap_remove(0);
         let publish_start = Instant::now();
@@ -612,12 +671,21 @@ impl Runner<'_> {
         } else {
             (None, None)
         };
+        // SRP4CTR likewise: the newest TPM's encoder and tables.
+        let (srp, srp_from) = if self.daily.network.use_srp {
+            self.srp(&job.parents.tpm).await?
+        } else {
+            (None, None)
+        };
         let with_historical = move |mut t: CtrTrainer| -> ctrflow_models::Result<CtrTrainer> {
             if let Some(h) = historical {
                 t.set_historical(h)?;
             }
             if let Some(tower) = &plugin {
                 t.set_plugin(tower)?;
+            }
+            if let Some(artifact) = &srp {
+                t.set_srp(artifact)?;
             }
             Ok(t)
         };
@@ -665,11 +733,22 @@ impl Runner<'_> {
             } else {
                 None
             };
+            // The live model reads the SRP tables of its own TPM parent.
+            let (live_srp, _) = if self.daily.network.use_srp {
+                self.srp(&base.parents.tpm).await?
+            } else {
+                (None, None)
+            };
             let device = training.train.device;
             let live_trainer = blocking("loading the live model", self.date, move || {
                 let mut t = CtrTrainer::resume_on(&checkpoint, device)?;
                 if let Some(h) = live_historical {
                     t.set_historical(h)?;
+                }
+                if let Some(artifact) = &live_srp
+                    && t.net_config().srp.is_some()
+                {
+                    t.set_srp(artifact)?;
                 }
                 Ok::<_, ctrflow_models::ModelsError>(t)
             })
@@ -706,6 +785,12 @@ impl Runner<'_> {
             report.detail.push_str(&match &plugin_from {
                 Some(v) => format!("; plug-in from tpm {v}"),
                 None => "; no plug-in published yet".into(),
+            });
+        }
+        if self.daily.network.use_srp {
+            report.detail.push_str(&match &srp_from {
+                Some(v) => format!("; SRP4CTR from tpm {v}"),
+                None => "; no SRP4CTR encoder published yet".into(),
             });
         }
         report.metrics = metrics;

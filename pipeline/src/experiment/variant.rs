@@ -67,6 +67,9 @@ impl Variant {
         daily.network.use_historical = self.uses_tpm();
         // The PPM plug-in is pre-trained by TPM: variants without TPM have none.
         daily.network.use_plugin &= self.uses_tpm();
+        // So is SRP4CTR's encoder.
+        daily.network.use_srp &= self.uses_tpm();
+        daily.tpm_network.pretrain_srp &= self.uses_tpm();
         for training in [&mut daily.tpm, &mut daily.cpm, &mut daily.actr] {
             training.train.seed = seed;
         }
@@ -103,6 +106,8 @@ mod tests {
         let mut base = DailyConfig::default();
         base.network.use_plugin = true;
         base.tpm_network.plugin_dim = 8;
+        base.network.use_srp = true;
+        base.tpm_network.pretrain_srp = true;
         let table = [
             (Variant::AdOnly, false, false),
             (Variant::Cpm, false, true),
@@ -116,6 +121,7 @@ mod tests {
             assert_eq!(c.network.use_historical, tpm, "{variant}");
             // The plug-in comes from TPM, so it stays on only where TPM runs.
             assert_eq!(c.network.use_plugin, tpm, "{variant}");
+            assert_eq!(c.network.use_srp, tpm, "{variant}");
             assert!(c.validate().is_ok(), "{variant}");
             assert!(c.schedule.actr.enabled);
             assert_eq!(

@@ -24,6 +24,7 @@ use crate::faults::FailingWrites;
 mod demo;
 mod plugin;
 mod recovery;
+mod srp;
 
 fn date(s: &str) -> EventDate {
     s.parse().expect("date")
