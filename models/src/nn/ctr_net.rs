@@ -12,7 +12,7 @@
 //! historical item [B,K,d_h] ── HistoricalEmbedding ───────┤ (if use_historical)
 //! content [B,w] ── Linear(w -> d) ────────────────────────┤ (if d_content = w > 0)
 //! plug-in [B,p] (cached tower output) ── Linear(p -> d) ──┤ (if plugin: PPM)
-//! SRP4CTR: candidate + behaviour tokens ── SrpTransfer ───┘ (if srp)
+//! SRP4CTR: candidate + behaviour tokens ── SrpTransfer ───┘ (if srp: [B,d])
 //! ```
 //!
 //! With `sequence_categories`, a behaviour is its item embedding plus its category embedding
@@ -27,7 +27,8 @@
 //!
 //! SRP4CTR ([`SrpTransfer`]): the encoder pre-trained in the TPM job, frozen, reads the most
 //! recent behaviours as tokens of its own (frozen) tables; the candidate attends into every
-//! encoder layer and query tokens summarise the sequence: `[B, d_s (1 + n_q)]`.
+//! encoder layer and query tokens summarise the sequence: `[B, d_s (1 + n_q)]`, projected to
+//! `d` by a zero-initialised `Linear` (the branch starts as a no-op).
 
 use burn::config::Config;
 use burn::module::Module;
@@ -179,7 +180,7 @@ impl CtrNetConfig {
     }
 
     /// Width of the MLP input: `3d + c + d (DIN) + d (long) [+ 2 d_hist_out] [+ d (content)]
-    /// [+ d (plug-in)] [+ d_s (1 + n_q) (SRP4CTR)]`.
+    /// [+ d (plug-in)] [+ d (SRP4CTR)]`.
     pub fn d_mlp_input(&self) -> usize {
         let historical = if self.use_historical {
             2 * self.historical().output_width()
@@ -192,7 +193,7 @@ impl CtrNetConfig {
         } else {
             0
         };
-        let srp = self.srp.as_ref().map_or(0, SrpTransferConfig::output_width);
+        let srp = if self.srp.is_some() { self.d_embed } else { 0 };
         5 * self.d_embed + self.d_context + historical + content + plugin + srp
     }
 
@@ -315,7 +316,7 @@ impl CtrNet {
 
         let srp = present("srp", srp, self.srp.is_some());
         if let (Some(transfer), Some(x), Some(user)) = (&self.srp, srp, srp_user) {
-            parts.push(transfer.forward(x, user)); // [B, d_s (1 + n_q)]
+            parts.push(transfer.forward(x, user)); // [B, d]
         }
 
         self.mlp.forward(Tensor::cat(parts, 1)) // [B, d_mlp_input] -> [B, 1]
