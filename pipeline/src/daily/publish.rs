@@ -68,18 +68,31 @@ pub async fn put_checkpoint(
     Ok(keys)
 }
 
-/// Reads the checkpoint blobs a manifest lists (its files under `models/`).
-pub async fn get_checkpoint(
+/// The checkpoint blobs a manifest lists (its files under `models/`) whose names `wanted`
+/// accepts; only those are fetched.
+async fn get_blobs(
     storage: &Storage,
     manifest: &ModelManifest,
+    wanted: impl Fn(&str) -> bool,
 ) -> Result<TrainerCheckpoint> {
     let prefix = KeyLayout.model_dir(manifest.model, &manifest.version);
     let mut checkpoint = TrainerCheckpoint::default();
     for key in manifest.files.iter().filter(|k| k.starts_with(&prefix)) {
         let name = key.rsplit('/').next().unwrap_or(key);
-        let bytes = storage.get(key).await?;
-        checkpoint.blobs.insert(name.to_string(), bytes.to_vec());
+        if wanted(name) {
+            let bytes = storage.get(key).await?;
+            checkpoint.blobs.insert(name.to_string(), bytes.to_vec());
+        }
     }
+    Ok(checkpoint)
+}
+
+/// Reads the checkpoint blobs a manifest lists (its files under `models/`).
+pub async fn get_checkpoint(
+    storage: &Storage,
+    manifest: &ModelManifest,
+) -> Result<TrainerCheckpoint> {
+    let checkpoint = get_blobs(storage, manifest, |_| true).await?;
     if checkpoint.blobs.is_empty() {
         return Err(DailyError::Artifact {
             model: manifest.model,
@@ -93,15 +106,10 @@ pub async fn get_checkpoint(
 /// The PPM plug-in tower a TPM version published with its checkpoint (its `plugin.json` and
 /// `plugin.bpk`; only those two are read), or `None` if that TPM has no plug-in.
 pub async fn get_plugin(storage: &Storage, manifest: &ModelManifest) -> Result<Option<Checkpoint>> {
-    let prefix = KeyLayout.model_dir(manifest.model, &manifest.version);
-    let mut checkpoint = TrainerCheckpoint::default();
-    for key in manifest.files.iter().filter(|k| k.starts_with(&prefix)) {
-        let name = key.rsplit('/').next().unwrap_or(key);
-        if name == blobs::PLUGIN_CONFIG || name == blobs::PLUGIN_WEIGHTS {
-            let bytes = storage.get(key).await?;
-            checkpoint.blobs.insert(name.to_string(), bytes.to_vec());
-        }
-    }
+    let checkpoint = get_blobs(storage, manifest, |name| {
+        name == blobs::PLUGIN_CONFIG || name == blobs::PLUGIN_WEIGHTS
+    })
+    .await?;
     checkpoint.plugin().map_err(|e| DailyError::Artifact {
         model: manifest.model,
         version: manifest.version.clone(),
@@ -112,15 +120,10 @@ pub async fn get_plugin(storage: &Storage, manifest: &ModelManifest) -> Result<O
 /// The SRP4CTR encoder and tables a TPM version published with its checkpoint (only the
 /// blobs `CtrNet` reads are fetched), or `None` if that TPM did not pre-train SRP4CTR.
 pub async fn get_srp(storage: &Storage, manifest: &ModelManifest) -> Result<Option<SrpArtifact>> {
-    let prefix = KeyLayout.model_dir(manifest.model, &manifest.version);
-    let mut checkpoint = TrainerCheckpoint::default();
-    for key in manifest.files.iter().filter(|k| k.starts_with(&prefix)) {
-        let name = key.rsplit('/').next().unwrap_or(key);
-        if srp::blobs::ARTIFACT.contains(&name) {
-            let bytes = storage.get(key).await?;
-            checkpoint.blobs.insert(name.to_string(), bytes.to_vec());
-        }
-    }
+    let checkpoint = get_blobs(storage, manifest, |name| {
+        srp::blobs::ARTIFACT.contains(&name)
+    })
+    .await?;
     checkpoint.srp().map_err(|e| DailyError::Artifact {
         model: manifest.model,
         version: manifest.version.clone(),

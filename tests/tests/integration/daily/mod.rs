@@ -60,6 +60,25 @@ async fn archive_of(days: u32, events_per_day: u64) -> (tempfile::TempDir, Stora
     (dir, storage)
 }
 
+/// The detail text of every A-CTR run in `reports`, in date order.
+fn actr_run_details(reports: &[ctrflow_pipeline::daily::DailyReport]) -> Vec<&str> {
+    reports
+        .iter()
+        .flat_map(|r| &r.jobs)
+        .filter(|j| j.model == ModelKind::Actr && j.action == "run")
+        .map(|j| j.detail.as_str())
+        .collect()
+}
+
+/// A config file that is invalid must name `field` in its error.
+fn assert_config_error_names(toml: &str, field: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, toml).expect("write");
+    let err = CtrflowConfig::load(Some(&path), Vec::new()).expect_err("invalid");
+    assert!(err.to_string().contains(field), "{field}: {err}");
+}
+
 /// The demo schedule, small fast trainers, a gate that accepts anything not much worse: as a
 /// config file, so the CLI and in-process runs use exactly the same settings.
 pub(crate) const CONFIG_TOML: &str = r#"

@@ -84,12 +84,7 @@ async fn tpm_pretrains_the_plug_in_and_actr_serves_the_newest_tpm_tower_frozen()
     let trainer = CtrTrainer::resume(&checkpoint).expect("resume");
     let zeros = probe(trainer.net().plugin_tower().expect("plug-in"), w);
     assert!(zeros.iter().all(|v| *v == 0.0));
-    let details: Vec<&str> = reports
-        .iter()
-        .flat_map(|r| &r.jobs)
-        .filter(|j| j.model == ModelKind::Actr && j.action == "run")
-        .map(|j| j.detail.as_str())
-        .collect();
+    let details = actr_run_details(&reports);
     assert!(
         details[0].contains("no plug-in published yet"),
         "{details:?}"
@@ -104,12 +99,8 @@ async fn tpm_pretrains_the_plug_in_and_actr_serves_the_newest_tpm_tower_frozen()
 
 #[test]
 fn use_plugin_without_a_tpm_plug_in_is_a_config_error_naming_the_field() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("bad.toml");
-    std::fs::write(&path, "[daily.network]\nuse-plugin = true\n").expect("write");
-    let err = CtrflowConfig::load(Some(&path), Vec::new()).expect_err("invalid");
-    assert!(
-        err.to_string().contains("daily.network.use-plugin"),
-        "{err}"
+    assert_config_error_names(
+        "[daily.network]\nuse-plugin = true\n",
+        "daily.network.use-plugin",
     );
 }

@@ -106,12 +106,7 @@ async fn tpm_pretrains_srp4ctr_and_actr_reads_the_newest_tpm_encoder_frozen() {
             actr.version
         );
     }
-    let details: Vec<&str> = reports
-        .iter()
-        .flat_map(|r| &r.jobs)
-        .filter(|j| j.model == ModelKind::Actr && j.action == "run")
-        .map(|j| j.detail.as_str())
-        .collect();
+    let details = actr_run_details(&reports);
     assert!(
         details[0].contains("no SRP4CTR encoder published yet"),
         "{details:?}"
@@ -126,7 +121,6 @@ async fn tpm_pretrains_srp4ctr_and_actr_reads_the_newest_tpm_encoder_frozen() {
 
 #[test]
 fn srp_settings_are_validated_naming_the_field() {
-    let dir = tempfile::tempdir().expect("tempdir");
     for (toml, field) in [
         ("[daily.network]\nuse-srp = true\n", "daily.network.use-srp"),
         ("[daily.srp]\nheads = 3\n", "daily.srp.heads"),
@@ -135,9 +129,6 @@ fn srp_settings_are_validated_naming_the_field() {
             "daily.srp.max-len",
         ),
     ] {
-        let path = dir.path().join("bad.toml");
-        std::fs::write(&path, toml).expect("write");
-        let err = CtrflowConfig::load(Some(&path), Vec::new()).expect_err("invalid");
-        assert!(err.to_string().contains(field), "{field}: {err}");
+        assert_config_error_names(toml, field);
     }
 }
