@@ -7,7 +7,9 @@
 //! TPM: d = 8, MLP 32-16; SRP: d_s = 16, 2 layers, 2 heads.
 //!
 //! ```text
-//! cargo bench -p ctrflow-models --bench srp_pretrain -- [--batches N]
+//! cargo test -p ctrflow-models --bench srp_pretrain --no-run
+//! B=$(ls -t ~/.cache/ctrflow-target/debug/deps/srp_pretrain-* | grep -v '\.d$' | head -1)
+//! $B --bench [--batches N]
 //! ```
 //! Without `--bench` (as `cargo test --all-targets` runs it) two steps per setting check that
 //! the pre-trainer steps once per TPM step.

@@ -8,10 +8,13 @@
 //!    each its `max-len` most recent behaviours;
 //! 2. each behaviour is masked with probability `mask-prob` (at least one per sequence) and
 //!    replaced by the `[MASK]` token;
-//! 3. the encoder output at a masked position is scored against the **batch's items** (a
-//!    sampled softmax: every masked target plus other items of the batch up to `candidates`)
-//!    and against the batch's categories; the loss is the item cross-entropy plus
-//!    `category-weight` times the category cross-entropy;
+//! 3. the encoder output at a masked position is scored against its own item and `candidates`
+//!    negatives drawn from the **batch's items** (a sampled softmax with shared negatives; a
+//!    negative that is the target itself is masked out), and against the batch's categories;
+//!    the loss is the item cross-entropy plus `category-weight` times the category
+//!    cross-entropy. The cost is linear in the batch: scoring every target against every
+//!    other target's item (a full in-batch softmax) grew quadratically, 868 ms for 512
+//!    sequences against 96 ms for 128;
 //! 4. its own item and category tables (managed, `d_s` wide; tied input and output
 //!    embeddings) are updated row-sparsely like the trainer's, the encoder and heads by Adam.
 //!
@@ -60,14 +63,15 @@ pub struct SrpPretrainConfig {
     /// Probability that a behaviour is masked (default 0.2; at least one per sequence).
     #[serde(default = "default_mask_prob")]
     pub mask_prob: f64,
-    /// Items a masked position is scored against: its target and others of the batch
-    /// (default 1024).
+    /// Negatives a masked position is scored against besides its own item: distinct items of
+    /// the batch, shared by all targets of a step (default 1024).
     #[serde(default = "default_candidates")]
     pub candidates: usize,
     /// Weight of the category prediction loss (default 0.5; 0: items only).
     #[serde(default = "default_category_weight")]
     pub category_weight: f64,
-    /// Sequences (distinct users) per step at most (default 512).
+    /// Sequences (distinct users) per step at most (default 128: the step costs about 1 ms
+    /// per sequence of 50 on 2 cores, `models/benches/srp_pretrain.rs`).
     #[serde(default = "default_sequences")]
     pub sequences_per_step: usize,
     /// Adam step size of the encoder, heads and tables (default 0.001).
@@ -97,7 +101,7 @@ fn default_category_weight() -> f64 {
     0.5
 }
 fn default_sequences() -> usize {
-    512
+    128
 }
 fn default_learning_rate() -> f64 {
     1e-3
@@ -399,11 +403,10 @@ impl SrpPretrainer {
         let item_slots = s.item_lookup.unique_slots();
         let item_pos = s.item_lookup.positions();
 
-        // Targets: masked tokens whose id owns a row; candidates: their rows, then other rows
-        // of the batch (in a seeded order) up to `candidates`.
-        s.candidate_of.clear();
-        s.candidate_of.resize(item_u, -1);
-        s.candidates.clear();
+        // Targets: masked tokens whose id owns a row (their leaf rows). Negatives: up to
+        // `candidates` distinct rows of the batch, drawn with a seeded partial Fisher-Yates,
+        // shared by every target; a negative that is a target's own item is masked out for
+        // that target ("accidental hit"). Cost M x N, linear in the batch.
         let mut target_cells = Vec::new();
         let mut item_targets = Vec::new();
         let mut category_cells = Vec::new();
@@ -414,12 +417,8 @@ impl SrpPretrainer {
             }
             let row = item_pos[k] as usize;
             if item_slots[row] != DEFAULT_SLOT {
-                if s.candidate_of[row] < 0 {
-                    s.candidate_of[row] = s.candidates.len() as i64;
-                    s.candidates.push(row as i64);
-                }
                 target_cells.push(i64::from(cell));
-                item_targets.push(s.candidate_of[row]);
+                item_targets.push(row as i64);
             }
             if with_categories
                 && s.category_lookup.unique_slots()[s.category_lookup.positions()[k] as usize]
@@ -432,18 +431,24 @@ impl SrpPretrainer {
         if item_targets.is_empty() {
             return Ok(None);
         }
-        let want = self.config.candidates.max(s.candidates.len()).min(item_u);
-        if s.candidates.len() < want {
-            // A seeded partial Fisher-Yates over the rows not yet chosen.
-            let mut others: Vec<i64> = (0..item_u as i64)
-                .filter(|&r| s.candidate_of[r as usize] < 0)
-                .collect();
-            let need = want - s.candidates.len();
-            for i in 0..need {
-                let j = i + rng.below(others.len() - i);
-                others.swap(i, j);
+        let n_negatives = self.config.candidates.min(item_u);
+        s.candidates.clear();
+        s.candidates.extend(0..item_u as i64);
+        for i in 0..n_negatives {
+            let j = i + rng.below(item_u - i);
+            s.candidates.swap(i, j);
+        }
+        s.candidates.truncate(n_negatives);
+        s.candidate_of.clear();
+        s.candidate_of.resize(item_u, -1);
+        for (j, &row) in s.candidates.iter().enumerate() {
+            s.candidate_of[row as usize] = j as i64;
+        }
+        let mut hits = vec![false; item_targets.len() * n_negatives];
+        for (m, &row) in item_targets.iter().enumerate() {
+            if let Ok(j) = usize::try_from(s.candidate_of[row as usize]) {
+                hits[m * n_negatives + j] = true;
             }
-            s.candidates.extend_from_slice(&others[..need]);
         }
 
         let float = |values: Vec<f32>, shape: [usize; 2]| {
@@ -499,14 +504,24 @@ impl SrpPretrainer {
             )
             .reshape([rows * len, d]);
 
-        // 4. Sampled softmax over the candidate items; softmax over the batch's categories.
+        // 4. Sampled softmax: each target against the shared negatives; softmax over the
+        // batch's categories.
         let n_targets = item_targets.len();
         let queries = net
             .item_head
-            .forward(encoded.clone().select(0, int(target_cells)));
-        let candidates = item_leaf.clone().select(0, int(s.candidates.clone()));
-        let logits = queries.matmul(candidates.transpose()); // [M, C]
-        let targets = int(item_targets).reshape([n_targets, 1]);
+            .forward(encoded.clone().select(0, int(target_cells))); // [M, d]
+        let positives = item_leaf.clone().select(0, int(item_targets)); // [M, d]
+        let positive_scores = (queries.clone() * positives).sum_dim(1); // [M, 1]
+        let negatives = item_leaf.clone().select(0, int(s.candidates.clone())); // [N, d]
+        let hits = Tensor::<2, burn::tensor::Bool>::from_data(
+            TensorData::new(hits, [n_targets, n_negatives]),
+            &device,
+        );
+        let negative_scores = queries
+            .matmul(negatives.transpose())
+            .mask_fill(hits, -1.0e9); // [M, N]
+        let logits = Tensor::cat(vec![positive_scores, negative_scores], 1); // [M, 1 + N]
+        let targets = int(vec![0; n_targets]).reshape([n_targets, 1]);
         let mut loss = log_softmax(logits, 1).gather(1, targets).mean().neg();
         if let Some(leaf) = &category_leaf
             && !category_targets.is_empty()
