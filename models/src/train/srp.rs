@@ -22,7 +22,7 @@
 //! hidden from the input but not a target. Everything random is a function of `(seed, step)`,
 //! so a resumed run is identical to an uninterrupted one.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
@@ -212,7 +212,7 @@ pub struct SrpStats {
 /// Reusable per-step buffers.
 #[derive(Debug, Default)]
 struct Scratch {
-    users: HashMap<u64, ()>,
+    users: HashSet<u64>,
     chosen: Vec<usize>,
     layout: TokenLayout,
     masked: Vec<bool>,
@@ -355,7 +355,7 @@ impl SrpPretrainer {
             if s.chosen.len() == self.config.sequences_per_step {
                 break;
             }
-            if batch.long.len_of(b) > 0 && s.users.insert(batch.user_ids[b], ()).is_none() {
+            if batch.long.len_of(b) > 0 && s.users.insert(batch.user_ids[b]) {
                 s.chosen.push(b);
             }
         }

@@ -7,7 +7,7 @@ use burn::module::Module;
 use burn::tensor::Device;
 
 use super::*;
-use crate::nn::{SrpEncoder, SrpTransferConfig};
+use crate::nn::SrpTransferConfig;
 use crate::train::srp::blobs as srp_blobs;
 
 fn srp_config() -> SrpPretrainConfig {
@@ -47,10 +47,6 @@ fn params<M: Module>(module: &M) -> Vec<f32> {
     let mut collect = Collect(Vec::new());
     module.visit(&mut collect);
     collect.0
-}
-
-fn encoder_params(encoder: &SrpEncoder) -> Vec<f32> {
-    params(encoder)
 }
 
 /// Events whose histories are runs of consecutive items (`s, s+1, ...`, most recent first):
@@ -134,7 +130,7 @@ fn pretraining_resumes_exactly_and_publishes_its_artifact() {
         resumed.srp_pretrainer().expect("continued"),
     );
     assert_eq!(a.stats(), b.stats());
-    assert_eq!(encoder_params(&a.encoder()), encoder_params(&b.encoder()));
+    assert_eq!(params(&a.encoder()), params(&b.encoder()));
     assert_eq!(a.tables().0.to_bytes(), b.tables().0.to_bytes());
 
     // The artifact round-trips through the checkpoint; a TPM without SRP publishes none.
@@ -146,8 +142,8 @@ fn pretraining_resumes_exactly_and_publishes_its_artifact() {
         .expect("published");
     assert_eq!(artifact.config, srp_config());
     assert_eq!(
-        encoder_params(&artifact.encoder(&Device::flex()).expect("encoder")),
-        encoder_params(&a.encoder())
+        params(&artifact.encoder(&Device::flex()).expect("encoder")),
+        params(&a.encoder())
     );
     let plain = TpmTrainer::new(train_config(44), tpm_config()).expect("tpm");
     assert!(
@@ -200,9 +196,8 @@ fn ctr_net_reads_tokens_from_the_published_tables_with_the_encoder_frozen() {
     );
 
     ctr.set_srp(&artifact).expect("set");
-    let pretrained = encoder_params(&tpm.srp_pretrainer().expect("on").encoder());
-    let in_net =
-        |ctr: &CtrTrainer| encoder_params(&ctr.net().srp.as_ref().expect("branch").encoder);
+    let pretrained = params(&tpm.srp_pretrainer().expect("on").encoder());
+    let in_net = |ctr: &CtrTrainer| params(&ctr.net().srp.as_ref().expect("branch").encoder);
     assert_eq!(in_net(&ctr), pretrained);
 
     // Tokens: item + category rows of the published tables, most recent first, masked
