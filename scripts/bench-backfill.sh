@@ -4,13 +4,17 @@
 # train, evaluate and publish (from the reports the daily job writes), the share of training
 # time the trainer waited for data, and peak memory for a short and a long range (it must not
 # grow with the number of days). Usage: scripts/bench-backfill.sh [DAYS] (default 14).
+# CTRFLOW_BIN=PATH measures that binary instead of building this checkout (to compare builds
+# in one session: copy the old build's target/debug/ctrflow aside first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ctrflow-target}"
 days="${1:-14}"
-ctrflow="$CARGO_TARGET_DIR/debug/ctrflow"
-# Always build: `cargo test` does not refresh target/debug/ctrflow, so an existing one may be stale.
-cargo build --locked --workspace --all-targets
+ctrflow="${CTRFLOW_BIN:-$CARGO_TARGET_DIR/debug/ctrflow}"
+if [ -z "${CTRFLOW_BIN:-}" ]; then
+  # Always build: `cargo test` does not refresh target/debug/ctrflow, so one may be stale.
+  cargo build --locked --workspace --all-targets
+fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 "$ctrflow" -q generate --store "$work/store" --days "$((days + 1))" --start-date 2024-01-01 >/dev/null

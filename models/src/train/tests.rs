@@ -250,6 +250,107 @@ fn shuffle_is_deterministic_bounded_and_complete() {
     assert_eq!(all, expected);
 }
 
+/// Drains like [`drain`], with or without compaction, and returns the output with the most
+/// batch rows the buffer held at any time.
+fn drain_tracking_memory(
+    buffer: &mut ShuffleBuffer,
+    batches: &[RecordBatch],
+    compaction: bool,
+) -> (Vec<Vec<u64>>, usize) {
+    buffer.set_compaction(compaction);
+    let ids = |b: &RecordBatch| {
+        let a = b.column_by_name(columns::ITEM_ID).expect("column");
+        let a = a.as_any().downcast_ref::<UInt64Array>().expect("u64");
+        a.values().to_vec()
+    };
+    let (mut out, mut peak) = (Vec::new(), 0);
+    for b in batches {
+        buffer.push(b.clone()).expect("push");
+        peak = peak.max(buffer.held_rows());
+        while let Some(batch) = buffer.pop().expect("pop") {
+            peak = peak.max(buffer.held_rows());
+            out.push(ids(&batch));
+        }
+    }
+    while let Some(batch) = buffer.flush().expect("flush") {
+        out.push(ids(&batch));
+    }
+    assert_eq!(buffer.held_rows(), 0, "everything released at the end");
+    (out, peak)
+}
+
+#[test]
+fn shuffle_memory_stays_bounded_on_long_inputs_and_compaction_changes_nothing() {
+    // 20,000 rows through a 400-row buffer: random picking leaves stragglers in every batch.
+    let evs = events(20_000, 50, 3);
+    let batches = record_batches(&evs, 70);
+    let (plain, plain_peak) = drain_tracking_memory(
+        &mut ShuffleBuffer::new(400, 100, 4).expect("buffer"),
+        &batches,
+        false,
+    );
+    let (compacted, peak) = drain_tracking_memory(
+        &mut ShuffleBuffer::new(400, 100, 4).expect("buffer"),
+        &batches,
+        true,
+    );
+    assert_eq!(
+        compacted, plain,
+        "compaction must not change the emitted rows or their order"
+    );
+    assert!(
+        peak <= 2 * (400 + 100) + 70,
+        "held {peak} rows with compaction"
+    );
+    assert!(
+        plain_peak > 4 * 400,
+        "without compaction the stragglers pin {plain_peak} rows"
+    );
+    let mut all = compacted.concat();
+    all.sort_unstable();
+    let mut expected: Vec<u64> = evs.iter().map(|e| e.item_id.0).collect();
+    expected.sort_unstable();
+    assert_eq!(all, expected);
+}
+
+#[test]
+fn shuffle_state_round_trip_after_compaction_continues_identically() {
+    let evs = events(6_000, 20, 3);
+    let batches = record_batches(&evs, 70);
+    let full = drain(
+        &mut ShuffleBuffer::new(400, 100, 5).expect("buffer"),
+        &batches,
+    );
+    let mut first = ShuffleBuffer::new(400, 100, 5).expect("buffer");
+    let mut uncompacted = ShuffleBuffer::new(400, 100, 5).expect("buffer");
+    uncompacted.set_compaction(false);
+    let mut out = Vec::new();
+    let ids = |b: &RecordBatch| {
+        let a = b.column_by_name(columns::ITEM_ID).expect("column");
+        a.as_any()
+            .downcast_ref::<UInt64Array>()
+            .expect("u64")
+            .values()
+            .to_vec()
+    };
+    for b in &batches[..60] {
+        first.push(b.clone()).expect("push");
+        uncompacted.push(b.clone()).expect("push");
+        while let Some(batch) = first.pop().expect("pop") {
+            out.push(ids(&batch));
+            uncompacted.pop().expect("pop").expect("same schedule");
+        }
+    }
+    assert!(
+        first.held_rows() < uncompacted.held_rows(),
+        "compacted by now"
+    );
+    let mut restored =
+        ShuffleBuffer::from_bytes(&first.to_bytes().expect("state")).expect("restore");
+    out.append(&mut drain(&mut restored, &batches[60..]));
+    assert_eq!(out, full);
+}
+
 #[test]
 fn shuffle_state_round_trip_continues_identically() {
     let evs = events(600, 5, 3);
