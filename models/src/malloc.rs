@@ -7,6 +7,12 @@
 //! those sizes from the heap and keeping the freed top made the A-CTR step 1.4x faster on flex
 //! (docs/benchmarks.md).
 //!
+//! Keeping freed memory is right inside a job and wrong between jobs: a daily run trains
+//! several models one after the other, and what one job freed stayed resident (fragmented
+//! across the arenas) under the next one, so peak RSS grew job by job while the live heap did
+//! not (docs/benchmarks.md, the backfill section). The daily runner calls
+//! [`release_freed_memory`] after every job.
+//!
 //! glibc reads its `MALLOC_*` variables once, at start-up, and the crate forbids `unsafe`
 //! (`mallopt` is an FFI call), so the training commands re-execute the program once with the
 //! variables added to the environment: [`reexec_with_training_malloc`]. Variables the operator
@@ -63,4 +69,37 @@ pub fn reexec_with_training_malloc() -> std::io::Result<()> {
 #[cfg(not(unix))]
 pub fn reexec_with_training_malloc() -> std::io::Result<()> {
     Ok(())
+}
+
+/// Returns the memory glibc holds free in every arena to the kernel (`malloc_trim(0)`: the free
+/// top of each heap and the free pages inside it), and reports whether anything was released.
+/// Live allocations are untouched. Call it between jobs, not in a hot loop: glibc locks each
+/// arena while it walks it. Other allocators and platforms: nothing to do, `false`.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[expect(unsafe_code, reason = "glibc's malloc_trim has no Rust binding")]
+pub fn release_freed_memory() -> bool {
+    // SAFETY: malloc_trim takes no pointers and only walks glibc's own free lists, under the
+    // same arena locks every malloc and free takes.
+    unsafe { libc::malloc_trim(0) == 1 }
+}
+
+/// Other allocators and platforms: nothing to do.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn release_freed_memory() -> bool {
+    false
+}
+
+/// This process's resident set in bytes (`VmRSS` in `/proc/self/status`), where Linux reports
+/// it.
+pub fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    Some(kib * 1024)
 }

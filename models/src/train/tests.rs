@@ -255,7 +255,7 @@ fn shuffle_is_deterministic_bounded_and_complete() {
 fn drain_tracking_memory(
     buffer: &mut ShuffleBuffer,
     batches: &[RecordBatch],
-    compaction: bool,
+    compaction: Option<usize>,
 ) -> (Vec<Vec<u64>>, usize) {
     buffer.set_compaction(compaction);
     let ids = |b: &RecordBatch| {
@@ -287,26 +287,29 @@ fn shuffle_memory_stays_bounded_on_long_inputs_and_compaction_changes_nothing() 
     let (plain, plain_peak) = drain_tracking_memory(
         &mut ShuffleBuffer::new(400, 100, 4).expect("buffer"),
         &batches,
-        false,
+        None,
     );
-    let (compacted, peak) = drain_tracking_memory(
-        &mut ShuffleBuffer::new(400, 100, 4).expect("buffer"),
-        &batches,
-        true,
-    );
-    assert_eq!(
-        compacted, plain,
-        "compaction must not change the emitted rows or their order"
-    );
-    assert!(
-        peak <= 2 * (400 + 100) + 70,
-        "held {peak} rows with compaction"
-    );
+    // The default chunk (one copy per compaction here) and small chunks (several per compaction).
+    for chunk_rows in [8192, 150] {
+        let (compacted, peak) = drain_tracking_memory(
+            &mut ShuffleBuffer::new(400, 100, 4).expect("buffer"),
+            &batches,
+            Some(chunk_rows),
+        );
+        assert_eq!(
+            compacted, plain,
+            "chunks of {chunk_rows}: compaction must not change the emitted rows or their order"
+        );
+        assert!(
+            peak <= 3 * (400 + 100) / 2 + 70,
+            "chunks of {chunk_rows}: held {peak} rows with compaction"
+        );
+    }
     assert!(
         plain_peak > 4 * 400,
         "without compaction the stragglers pin {plain_peak} rows"
     );
-    let mut all = compacted.concat();
+    let mut all = plain.concat();
     all.sort_unstable();
     let mut expected: Vec<u64> = evs.iter().map(|e| e.item_id.0).collect();
     expected.sort_unstable();
@@ -323,7 +326,7 @@ fn shuffle_state_round_trip_after_compaction_continues_identically() {
     );
     let mut first = ShuffleBuffer::new(400, 100, 5).expect("buffer");
     let mut uncompacted = ShuffleBuffer::new(400, 100, 5).expect("buffer");
-    uncompacted.set_compaction(false);
+    uncompacted.set_compaction(None);
     let mut out = Vec::new();
     let ids = |b: &RecordBatch| {
         let a = b.column_by_name(columns::ITEM_ID).expect("column");
@@ -680,11 +683,32 @@ fn training_thread_trains_and_reports() {
         },
     )
     .expect("spawn");
-    for b in record_batches(&events(1_030, 19, 20), 70) {
+    let mut first_report = None;
+    for (i, b) in record_batches(&events(1_030, 19, 20), 70)
+        .into_iter()
+        .enumerate()
+    {
+        if (7..11).contains(&i) {
+            // After the first step (6 batches fill the 400-row buffer) the thread has nothing
+            // to do while the input pauses: that is waiting for data.
+            if first_report.is_none() {
+                first_report = Some(progress_rx.recv().expect("first step"));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         thread.send(b).expect("send");
     }
     let trainer = thread.finish().expect("trained");
-    let reports: Vec<Progress> = progress_rx.iter().collect();
+    let reports: Vec<Progress> = first_report.into_iter().chain(progress_rx.iter()).collect();
+    let last = reports.last().copied().expect("reports");
+    assert!(last.waited_seconds >= 0.1, "waited {}", last.waited_seconds);
+    assert!(last.shuffle_seconds > 0.0);
+    assert!(
+        reports
+            .windows(2)
+            .all(|w| w[0].waited_seconds <= w[1].waited_seconds
+                && w[0].shuffle_seconds <= w[1].shuffle_seconds)
+    );
     // 10 full batches and a last one of 30 rows.
     assert_eq!(trainer.step(), 11);
     assert_eq!(trainer.stats().samples, 1_030);

@@ -22,6 +22,11 @@ pub struct Progress {
     pub loss: f32,
     /// Rows per second of this step (feature extraction + training step).
     pub samples_per_second: f64,
+    /// Seconds the thread has spent so far blocked on the channel, waiting for input.
+    pub waited_seconds: f64,
+    /// Seconds the thread has spent so far in the shuffle buffer (adding batches, drawing and
+    /// gathering training batches, compaction).
+    pub shuffle_seconds: f64,
 }
 
 /// A running training thread: send it event batches, then [`finish`](Self::finish).
@@ -115,28 +120,44 @@ where
         }
     };
     let mut features = FeatureBatch::new();
-    let mut step = |trainer: &mut Trainer<N>, batch: RecordBatch| -> Result<()> {
-        let start = Instant::now();
-        features.fill_from_record_batch(&batch, &trainer.config().features)?;
-        let loss = trainer.train_step(&features)?;
-        let seconds = start.elapsed().as_secs_f64().max(1e-9);
-        let stats = trainer.stats();
-        progress(Progress {
-            step: stats.steps,
-            samples: stats.samples,
-            loss,
-            samples_per_second: features.rows() as f64 / seconds,
-        });
-        Ok(())
-    };
-    for batch in receiver {
+    let (mut waited, mut shuffling) = (0.0f64, 0.0f64);
+    let mut step =
+        |trainer: &mut Trainer<N>, batch: RecordBatch, waited: f64, shuffling: f64| -> Result<()> {
+            let start = Instant::now();
+            features.fill_from_record_batch(&batch, &trainer.config().features)?;
+            let loss = trainer.train_step(&features)?;
+            let seconds = start.elapsed().as_secs_f64().max(1e-9);
+            let stats = trainer.stats();
+            progress(Progress {
+                step: stats.steps,
+                samples: stats.samples,
+                loss,
+                samples_per_second: features.rows() as f64 / seconds,
+                waited_seconds: waited,
+                shuffle_seconds: shuffling,
+            });
+            Ok(())
+        };
+    loop {
+        let wait = Instant::now();
+        let received = receiver.recv();
+        waited += wait.elapsed().as_secs_f64();
+        let Ok(batch) = received else { break };
+        let mut draw = Instant::now();
         shuffle.push(batch)?;
         while let Some(out) = shuffle.pop()? {
-            step(&mut trainer, out)?;
+            shuffling += draw.elapsed().as_secs_f64();
+            step(&mut trainer, out, waited, shuffling)?;
+            draw = Instant::now();
         }
+        shuffling += draw.elapsed().as_secs_f64();
     }
-    while let Some(out) = shuffle.flush()? {
-        step(&mut trainer, out)?;
+    loop {
+        let draw = Instant::now();
+        let out = shuffle.flush()?;
+        shuffling += draw.elapsed().as_secs_f64();
+        let Some(out) = out else { break };
+        step(&mut trainer, out, waited, shuffling)?;
     }
     Ok(trainer)
 }

@@ -35,8 +35,11 @@ pub struct JobTimings {
     pub train_wall: f64,
     /// Time inside training steps (feature extraction + step).
     pub train_busy: f64,
-    /// Training-phase time the trainer waited for data: `train_wall - train_busy`.
+    /// Training-phase time the training thread was blocked waiting for data (the shuffle
+    /// buffer's first fill included).
     pub read_wait: f64,
+    /// Training-phase time in the shuffle buffer (adding, drawing and gathering batches).
+    pub shuffle: f64,
     /// Evaluation.
     pub evaluate: f64,
     /// Writing the artifacts, manifest and pointer.
@@ -83,15 +86,17 @@ where
     B: FnOnce() -> ctrflow_models::Result<Trainer<N>> + Send + 'static,
 {
     let start = Instant::now();
-    let busy = Arc::new(Mutex::new(0.0f64));
-    let busy_in = Arc::clone(&busy);
+    // (seconds inside steps, the thread's waiting and shuffling seconds so far)
+    let times = Arc::new(Mutex::new((0.0f64, 0.0f64, 0.0f64)));
+    let times_in = Arc::clone(&times);
     let mut samples_before = 0u64;
     let thread = spawn_training_thread(build, Some(shuffle), channel_batches, move |p| {
         // Seconds inside this step: its rows over its rows per second.
         let rows = p.samples.saturating_sub(samples_before) as f64;
         samples_before = p.samples;
-        if let Ok(mut b) = busy_in.lock() {
-            *b += rows / p.samples_per_second.max(1e-9);
+        if let Ok(mut t) = times_in.lock() {
+            t.0 += rows / p.samples_per_second.max(1e-9);
+            (t.1, t.2) = (p.waited_seconds, p.shuffle_seconds);
         }
     })?;
 
@@ -134,14 +139,15 @@ where
     graph_result?;
     let rows = handed.load(Ordering::Relaxed);
     let train_wall = start.elapsed().as_secs_f64();
-    let train_busy = busy.lock().map(|b| *b).unwrap_or(0.0).min(train_wall);
+    let (busy, waited, shuffling) = times.lock().map(|t| *t).unwrap_or_default();
     Ok((
         trainer,
         rows,
         JobTimings {
             train_wall,
-            train_busy,
-            read_wait: train_wall - train_busy,
+            train_busy: busy.min(train_wall),
+            read_wait: waited.min(train_wall),
+            shuffle: shuffling.min(train_wall),
             ..JobTimings::default()
         },
     ))

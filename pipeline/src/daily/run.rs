@@ -166,6 +166,7 @@ async fn run_date(
                     seconds = started.elapsed().as_secs_f64(),
                     "published"
                 );
+                release_job_memory(job);
                 report
             }
             (JobAction::AlreadyPublished, false) => runner.finish_interrupted(job).await?,
@@ -251,6 +252,21 @@ impl JobReport {
             manifest: None,
         }
     }
+}
+
+/// Hands what the finished `job` freed back to the kernel, so the next job does not run on top
+/// of it (see `ctrflow_models::malloc`).
+fn release_job_memory(job: &PlannedJob) {
+    let before = ctrflow_models::malloc::resident_bytes();
+    let released = ctrflow_models::malloc::release_freed_memory();
+    let after = ctrflow_models::malloc::resident_bytes();
+    tracing::debug!(
+        model = %job.model,
+        released,
+        rss_before_mib = before.map(|b| b / (1 << 20)),
+        rss_after_mib = after.map(|b| b / (1 << 20)),
+        "returned freed memory after the job"
+    );
 }
 
 fn start_text(start: &Start) -> String {
