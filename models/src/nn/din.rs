@@ -5,6 +5,12 @@
 //! activation unit) scores every position from `[q, k, q - k, q * k]`; the output is the
 //! score-weighted sum of the behaviours, `[B, d]`.
 //!
+//! The unit's first layer is never applied to a materialised `[B, S, 4d]` tensor: with its
+//! weight split by input block, `[q, k, q - k, q * k] W = q (W_q + W_d) + [k, q * k] [W_k - W_d;
+//! W_p]`, so the target's share is computed once per row and the per-position product is
+//! `2d` wide instead of `4d` (half the layer's work, forward and backward; the parameters are the
+//! same `Linear(4d -> h)` as the plain form, so checkpoints do not change).
+//!
 //! As in DIN, the weights are the raw scores (no softmax) by default, which keeps the intensity
 //! of the user's interest; `softmax = true` normalises them over the valid positions instead.
 //! Padded positions never contribute: their embeddings are zeroed before scoring and their
@@ -75,23 +81,22 @@ impl DinAttention {
             .unsqueeze_dim::<3>(2)
             .expand([batch, len, d]);
         let keys = seq.mask_fill(padding, 0.0); // [B, S, d]
-        let query = target.unsqueeze_dim::<3>(1).expand([batch, len, d]); // [B, S, d]
+        let query = target.clone().unsqueeze_dim::<3>(1).expand([batch, len, d]); // [B, S, d]
 
-        // Local activation unit on [q, k, q - k, q * k].
-        let features = Tensor::cat(
-            vec![
-                query.clone(),
-                keys.clone(),
-                query.clone() - keys.clone(),
-                query * keys.clone(),
-            ],
-            2,
-        ); // [B, S, 4d]
-        let mut h = features;
-        for layer in &self.hidden {
-            h = relu(layer.forward(h)); // [B, S, hidden[i]]
+        // Local activation unit on [q, k, q - k, q * k], its first layer factored (module docs).
+        let (first, rest) = match self.hidden.split_first() {
+            Some((first, rest)) => (first, rest),
+            None => (&self.score, &[][..]),
+        };
+        let mut h = factored_first_layer(first, target, query * keys.clone(), keys.clone());
+        if !self.hidden.is_empty() {
+            h = relu(h);
+            for layer in rest {
+                h = relu(layer.forward(h)); // [B, S, hidden[i]]
+            }
+            h = self.score.forward(h);
         }
-        let scores = self.score.forward(h).reshape([batch, len]); // [B, S]
+        let scores = h.reshape([batch, len]); // [B, S]
 
         // Weights: exactly 0 at padding.
         let weights = if self.softmax {
@@ -108,6 +113,30 @@ impl DinAttention {
     }
 }
 
+/// `layer` applied to `[q, k, q - k, q * k]` for `target = q: [B, d]`, `products = q * k` and
+/// `keys = k: [B, S, d]`, without building the `[B, S, 4d]` input: `q (W_q + W_d) + b` once per
+/// row, plus `[k, q * k] [W_k - W_d; W_p]` per position. Returns `[B, S, h]`.
+fn factored_first_layer(
+    layer: &Linear,
+    target: Tensor<2>,
+    products: Tensor<3>,
+    keys: Tensor<3>,
+) -> Tensor<3> {
+    let [batch, len, d] = keys.dims();
+    let weight = layer.weight.val(); // [4d, h]
+    let h = weight.dims()[1];
+    let block = |i: usize| weight.clone().narrow(0, i * d, d); // [d, h]
+    let mut per_row = target.matmul(block(0) + block(2)); // [B, h]
+    if let Some(bias) = &layer.bias {
+        per_row = per_row + bias.val().unsqueeze_dim::<2>(0);
+    }
+    let per_position = Tensor::cat(vec![keys, products], 2) // [B, S, 2d]
+        .reshape([batch * len, 2 * d])
+        .matmul(Tensor::cat(vec![block(1) - block(2), block(3)], 0)) // [B*S, h]
+        .reshape([batch, len, h]);
+    per_position + per_row.unsqueeze_dim::<3>(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +149,47 @@ mod tests {
             .with_softmax(softmax)
             .init(&device);
         (din, device)
+    }
+
+    /// The unit as DIN writes it: every layer on the materialised `[q, k, q - k, q * k]`.
+    fn unfactored_scores(din: &DinAttention, target: Tensor<2>, keys: Tensor<3>) -> Tensor<3> {
+        let [batch, len, d] = keys.dims();
+        let query = target.unsqueeze_dim::<3>(1).expand([batch, len, d]);
+        let mut h = Tensor::cat(
+            vec![
+                query.clone(),
+                keys.clone(),
+                query.clone() - keys.clone(),
+                query * keys,
+            ],
+            2,
+        );
+        for layer in &din.hidden {
+            h = relu(layer.forward(h));
+        }
+        din.score.forward(h)
+    }
+
+    #[test]
+    fn factored_first_layer_equals_the_unit_on_concatenated_features() {
+        for hidden in [vec![6, 3], vec![]] {
+            let device = device(12);
+            let din = DinAttentionConfig::new(4)
+                .with_hidden(hidden.clone())
+                .init(&device);
+            let (target, keys) = (normal([3, 4], &device), normal([3, 5, 4], &device));
+            let mask = prefix_mask(&[5, 5, 5], 5, &device);
+            // With every position valid and no softmax the output is sum_s score_s * k_s.
+            let expected = unfactored_scores(&din, target.clone(), keys.clone())
+                .mul(keys.clone())
+                .sum_dim(1)
+                .reshape([3, 4]);
+            let out = din.forward(target, keys, mask);
+            assert!(
+                max_abs_diff(out, expected) < 1e-5,
+                "hidden {hidden:?}: factored and concatenated forms differ"
+            );
+        }
     }
 
     #[test]
