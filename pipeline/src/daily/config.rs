@@ -200,6 +200,9 @@ pub struct ReadConfig {
     pub batch_rows: usize,
     /// Batches in flight between the reader and the trainer (the backpressure bound).
     pub channel_batches: usize,
+    /// Batches of the next landing file decoded ahead, in parallel with the one being
+    /// delivered (0: one file at a time). Costs up to this many batches + 1 of memory.
+    pub read_ahead_batches: usize,
 }
 
 impl Default for ReadConfig {
@@ -207,6 +210,7 @@ impl Default for ReadConfig {
         ReadConfig {
             batch_rows: 8192,
             channel_batches: 4,
+            read_ahead_batches: 2,
         }
     }
 }

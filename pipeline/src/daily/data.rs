@@ -2,13 +2,21 @@
 //! from the object store and streamed batch by batch.
 //!
 //! Only days with a `_SUCCESS` manifest are read, and only the files that manifest lists
-//! (orphans of crashed writers are never seen). Files are read one at a time in key order with
-//! one DataFusion partition, so the row order - and with it training - is deterministic: a rerun
-//! of a day trains the same model. Each batch is handed to an async sink and the next one is
-//! only decoded when the sink has taken it (backpressure: at most one batch in flight here,
-//! plus what the sink's channel holds). [`LandingDaysSource`] is the same read as a dataflow
-//! source, the head of a training graph.
+//! (orphans of crashed writers are never seen). Files are delivered one at a time in key order,
+//! each read with one DataFusion partition, so the row order - and with it training - is
+//! deterministic: a rerun of a day trains the same model. Each batch is handed to an async
+//! sink, awaited per batch (backpressure).
+//!
+//! **Read-ahead.** Decoding Parquet is the reader's cost, and it runs on one core. While one
+//! file is being delivered, the next one is already decoded on another tokio task, up to
+//! `read_ahead_batches` batches ahead (`[daily.read] read-ahead-batches`; 0 reads strictly one
+//! file at a time). The order delivered is unchanged; memory grows by at most
+//! `read_ahead_batches + 1` batches. It matters most when the trainer is idle and waiting,
+//! as while it fills its shuffle buffer at the start of a job.
+//!
+//! [`LandingDaysSource`] is the same read as a dataflow source, the head of a training graph.
 
+use std::collections::VecDeque;
 use std::future::Future;
 
 use arrow::array::RecordBatch;
@@ -27,6 +35,7 @@ use super::error::{DailyError, Result};
 pub struct TrainingReader {
     ctx: SessionContext,
     storage: Storage,
+    read_ahead_batches: usize,
 }
 
 impl std::fmt::Debug for TrainingReader {
@@ -48,7 +57,15 @@ impl TrainingReader {
         TrainingReader {
             ctx,
             storage: storage.clone(),
+            read_ahead_batches: 0,
         }
+    }
+
+    /// Decodes the next file while one is being delivered, up to `batches` batches ahead
+    /// (0: one file at a time). See the module docs.
+    pub fn with_read_ahead(mut self, batches: usize) -> Self {
+        self.read_ahead_batches = batches;
+        self
     }
 
     /// The day manifest of a closed day.
@@ -70,39 +87,85 @@ impl TrainingReader {
         F: FnMut(RecordBatch) -> Fut,
         Fut: Future<Output = Result<()>>,
     {
-        let mut rows = 0u64;
+        let mut files = Vec::new();
         for &date in days {
             let day = self.day(domain, date).await?;
-            let mut keys: Vec<&str> = day.files.iter().map(|f| f.key.as_str()).collect();
+            let mut keys: Vec<String> = day.files.into_iter().map(|f| f.key).collect();
             keys.sort_unstable();
-            for key in keys {
-                let what = || format!("{key} (landing/{domain}, {date})");
-                let read_error = |source| DailyError::Read {
-                    what: what(),
-                    source,
-                };
-                let url = format!(
-                    "{}{}",
-                    self.storage.object_store_url(),
-                    self.storage.full_path(key)
-                );
-                let frame = self
-                    .ctx
-                    .read_parquet(url, ParquetReadOptions::default())
-                    .await
-                    .map_err(read_error)?;
-                let mut stream = frame.execute_stream().await.map_err(read_error)?;
-                while let Some(batch) = stream.next().await {
-                    let batch = batch.map_err(read_error)?;
-                    if batch.num_rows() == 0 {
-                        continue;
-                    }
-                    rows += batch.num_rows() as u64;
-                    sink(batch).await?;
-                }
+            files.extend(keys.into_iter().map(|key| (date, key)));
+        }
+        let ahead = usize::from(self.read_ahead_batches > 0);
+        let mut files = files.into_iter();
+        let mut reading: VecDeque<FileRead> = files
+            .by_ref()
+            .take(1 + ahead)
+            .map(|(date, key)| self.start_file(domain, date, key))
+            .collect();
+        let mut rows = 0u64;
+        while let Some(mut file) = reading.pop_front() {
+            // Keep `ahead` files decoding behind the one delivered now.
+            if reading.len() < ahead
+                && let Some((date, key)) = files.next()
+            {
+                reading.push_back(self.start_file(domain, date, key));
+            }
+            while let Some(batch) = file.batches.recv().await {
+                let batch = batch?;
+                rows += batch.num_rows() as u64;
+                sink(batch).await?;
+            }
+            if reading.is_empty()
+                && let Some((date, key)) = files.next()
+            {
+                reading.push_back(self.start_file(domain, date, key));
             }
         }
         Ok(rows)
+    }
+}
+
+/// One landing file being decoded on its own task into a bounded channel; dropping it stops
+/// the task.
+struct FileRead {
+    batches: tokio::sync::mpsc::Receiver<Result<RecordBatch>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FileRead {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TrainingReader {
+    /// Starts decoding `key` (of `domain`'s day `date`) into a channel of
+    /// `read_ahead_batches` (at least 1) batches; a read error arrives as the last item.
+    fn start_file(&self, domain: Domain, date: EventDate, key: String) -> FileRead {
+        let (sender, batches) = tokio::sync::mpsc::channel(self.read_ahead_batches.max(1));
+        let ctx = self.ctx.clone();
+        let url = format!(
+            "{}{}",
+            self.storage.object_store_url(),
+            self.storage.full_path(&key)
+        );
+        let task = tokio::spawn(async move {
+            let read = async {
+                let frame = ctx.read_parquet(url, ParquetReadOptions::default()).await?;
+                let mut stream = frame.execute_stream().await?;
+                while let Some(batch) = stream.next().await {
+                    let batch = batch?;
+                    if batch.num_rows() > 0 && sender.send(Ok(batch)).await.is_err() {
+                        break; // the reader stopped listening
+                    }
+                }
+                Ok(())
+            };
+            if let Err(source) = read.await {
+                let what = format!("{key} (landing/{domain}, {date})");
+                let _ = sender.send(Err(DailyError::Read { what, source })).await;
+            }
+        });
+        FileRead { batches, task }
     }
 }
 

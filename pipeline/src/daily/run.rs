@@ -142,7 +142,8 @@ async fn run_date(
         daily: &config.daily,
         schema_hash: config.schema.event_schema().fingerprint(),
         content_dim: config.schema.content_dim,
-        reader: TrainingReader::new(&stores.landing, config.daily.read.batch_rows),
+        reader: TrainingReader::new(&stores.landing, config.daily.read.batch_rows)
+            .with_read_ahead(config.daily.read.read_ahead_batches),
         published,
         snapshots: HashMap::new(),
         date,

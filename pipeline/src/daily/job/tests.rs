@@ -159,3 +159,58 @@ async fn a_missing_day_is_an_error_naming_the_reader() {
     .expect_err("must fail");
     assert!(err.to_string().contains("landing-reader"), "{err}");
 }
+
+/// Every batch `reader` delivers for `days` of the natural domain, in order.
+async fn batches_of(reader: &TrainingReader, days: &[EventDate]) -> Vec<RecordBatch> {
+    let mut out = Vec::new();
+    reader
+        .for_each_batch(Domain::Natural, days, |batch| {
+            out.push(batch);
+            async { Ok(()) }
+        })
+        .await
+        .expect("read");
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_ahead_delivers_the_same_batches_in_the_same_order() {
+    let (storage, days) = archive("job-read-ahead").await;
+    let one_at_a_time = batches_of(&TrainingReader::new(&storage, 200), &days).await;
+    assert!(one_at_a_time.len() >= 4, "{} batches", one_at_a_time.len());
+    for ahead in [1, 3] {
+        let reader = TrainingReader::new(&storage, 200).with_read_ahead(ahead);
+        let read = batches_of(&reader, &days).await;
+        assert!(
+            read == one_at_a_time,
+            "read-ahead {ahead} changed the batches"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_file_read_ahead_fails_the_read_naming_it_after_the_good_ones() {
+    let (storage, days) = archive("job-read-ahead-bad").await;
+    let reader = TrainingReader::new(&storage, 200).with_read_ahead(2);
+    let good = rows_of(&reader, &days[..1], None).await;
+    let second = reader.day(Domain::Natural, days[1]).await.expect("day");
+    let key = second.files[0].key.clone();
+    storage
+        .put(&key, bytes::Bytes::from_static(b"not a parquet file"))
+        .await
+        .expect("put");
+    let mut delivered = 0u64;
+    let err = reader
+        .for_each_batch(Domain::Natural, &days, |batch| {
+            delivered += batch.num_rows() as u64;
+            async { Ok(()) }
+        })
+        .await
+        .expect_err("must fail");
+    assert!(matches!(err, DailyError::Read { .. }), "{err}");
+    assert!(err.to_string().contains(&key), "{err}");
+    assert_eq!(
+        delivered, good,
+        "the first day's rows came before the error"
+    );
+}
