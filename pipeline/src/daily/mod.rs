@@ -19,6 +19,7 @@ mod job;
 pub mod publish;
 pub mod report;
 mod run;
+mod runner;
 pub mod state;
 pub mod summary;
 

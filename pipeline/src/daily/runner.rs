@@ -1,0 +1,617 @@
+//! The jobs of one schedule date: [`Runner`] trains, evaluates, gates and publishes TPM, CPM
+//! and A-CTR versions, with the parents, historical embeddings and plug-ins each one needs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use chrono::Utc;
+use ctrflow_models::embedding::SnapshotTable;
+use ctrflow_models::nn::Checkpoint;
+use ctrflow_models::train::{
+    CtrTrainer, HistoricalTables, ShuffleBuffer, SrpArtifact, TpmTrainer, TrainConfig,
+    TrainableNet, Trainer, TrainerCheckpoint,
+};
+use ctrflow_schedule::{EvaluateOn, PlannedJob, Start};
+use ctrflow_schemas::{
+    DataWindow, EventDate, GateVerdict, KeyLayout, ModelKind, ModelManifest, ModelMetrics,
+    ModelVersion, fingerprint,
+};
+use ctrflow_storage::Storage;
+
+use super::config::{DailyConfig, ModelTraining};
+use super::data::TrainingReader;
+use super::error::{DailyError, Result};
+use super::gate;
+use super::holdout::{Holdout, Side};
+use super::job::{EvalSet, JobTimings, Scored, blocking, evaluate_day, train_window};
+use super::publish;
+use super::state::Published;
+
+use super::run::JobReport;
+
+fn start_text(start: &Start) -> String {
+    match start {
+        Start::Fresh => "fresh".into(),
+        Start::Continue(v) => format!("continues {v}"),
+        Start::FromCpm(v) => format!("initialised from cpm {v} (batch norm reset)"),
+    }
+}
+
+/// A per-date seed for the shuffle buffer.
+fn date_seed(seed: u64, date: EventDate) -> u64 {
+    ctrflow_models::mix64(seed ^ (date.start_ms() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// Runs the due jobs of one date against the published state.
+pub(super) struct Runner<'a> {
+    pub(super) storage: &'a Storage,
+    pub(super) daily: &'a DailyConfig,
+    pub(super) schema_hash: String,
+    /// `[schema] content-dim`: the width of `item_content`.
+    pub(super) content_dim: usize,
+    pub(super) reader: TrainingReader,
+    pub(super) published: &'a mut Published,
+    pub(super) snapshots: HashMap<ModelVersion, (SnapshotTable, SnapshotTable)>,
+    pub(super) date: EventDate,
+}
+
+impl Runner<'_> {
+    fn training(&self, kind: ModelKind) -> &super::config::ModelTraining {
+        match kind {
+            ModelKind::Tpm => &self.daily.tpm,
+            ModelKind::Cpm => &self.daily.cpm,
+            ModelKind::Actr => &self.daily.actr,
+        }
+    }
+
+    fn shuffle(&self, train: &TrainConfig) -> Result<ShuffleBuffer> {
+        Ok(ShuffleBuffer::new(
+            train.shuffle_rows,
+            train.batch_size,
+            date_seed(train.seed, self.date),
+        )?)
+    }
+
+    async fn checkpoint(
+        &self,
+        kind: ModelKind,
+        version: &ModelVersion,
+    ) -> Result<TrainerCheckpoint> {
+        let manifest =
+            self.published
+                .manifest(kind, version)
+                .ok_or_else(|| DailyError::NotPublished {
+                    model: kind,
+                    version: version.clone(),
+                })?;
+        publish::get_checkpoint(self.storage, manifest).await
+    }
+
+    /// The historical tables of the TPM snapshots `versions` (one empty snapshot when there
+    /// are none yet: the feature then reads zeros).
+    async fn historical(&mut self, versions: &[ModelVersion]) -> Result<HistoricalTables> {
+        let mut tables = HistoricalTables::default();
+        for v in versions {
+            if !self.snapshots.contains_key(v) {
+                let loaded = publish::get_snapshot(self.storage, v).await?;
+                self.snapshots.insert(v.clone(), loaded);
+            }
+            let (users, items) = &self.snapshots[v];
+            tables.user.push(users.clone());
+            tables.item.push(items.clone());
+        }
+        if tables.user.is_empty() {
+            let d = self.daily.tpm_network.d_embed;
+            tables.user.push(SnapshotTable::empty(d));
+            tables.item.push(SnapshotTable::empty(d));
+        }
+        Ok(tables)
+    }
+
+    /// The plug-in tower of the newest TPM among `versions` (newest first) that published
+    /// one, and that version; `(None, None)` before any did (the network keeps its tower).
+    async fn plugin(
+        &self,
+        versions: &[ModelVersion],
+    ) -> Result<(Option<Checkpoint>, Option<ModelVersion>)> {
+        for v in versions {
+            let Some(manifest) = self.published.manifest(ModelKind::Tpm, v) else {
+                continue;
+            };
+            if let Some(tower) = publish::get_plugin(self.storage, manifest).await? {
+                return Ok((Some(tower), Some(v.clone())));
+            }
+        }
+        Ok((None, None))
+    }
+
+    /// The SRP4CTR artifact of the newest TPM among `versions` (newest first) that published
+    /// one, and that version; `(None, None)` before any did (the branch then sees no
+    /// behaviours).
+    async fn srp(
+        &self,
+        versions: &[ModelVersion],
+    ) -> Result<(Option<SrpArtifact>, Option<ModelVersion>)> {
+        for v in versions {
+            let Some(manifest) = self.published.manifest(ModelKind::Tpm, v) else {
+                continue;
+            };
+            if let Some(artifact) = publish::get_srp(self.storage, manifest).await? {
+                return Ok((Some(artifact), Some(v.clone())));
+            }
+        }
+        Ok((None, None))
+    }
+
+    fn config_hash(&self, kind: ModelKind) -> String {
+        let net = match kind {
+            ModelKind::Tpm => serde_json::to_string(&self.daily.tpm_network),
+            _ => serde_json::to_string(&self.daily.network),
+        }
+        .unwrap_or_default();
+        let train = serde_json::to_string(self.training(kind)).unwrap_or_default();
+        // SRP4CTR's settings shape TPM's pre-training and CtrNet's encoder when they are on.
+        let srp_on = match kind {
+            ModelKind::Tpm => self.daily.tpm_network.pretrain_srp,
+            _ => self.daily.network.use_srp,
+        };
+        let srp = if srp_on {
+            serde_json::to_string(&self.daily.srp).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        fingerprint(format!("{net}\n{train}{srp}").as_bytes())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn write_manifest(
+        &mut self,
+        job: &PlannedJob,
+        rows: u64,
+        metrics: Option<ModelMetrics>,
+        gate: GateVerdict,
+        files: Vec<String>,
+    ) -> Result<String> {
+        let (from, to) = job.window.ok_or_else(|| {
+            DailyError::Invalid(format!("{} planned to run without a window", job.model))
+        })?;
+        let manifest = ModelManifest {
+            model: job.model,
+            version: job.version.clone(),
+            date: self.date,
+            data_window: DataWindow {
+                from,
+                to,
+                rows: BTreeMap::from([(job.domain, rows)]),
+            },
+            parents: job.parents.clone(),
+            config_hash: self.config_hash(job.model),
+            schema_hash: self.schema_hash.clone(),
+            metrics,
+            gate: gate.clone(),
+            code_version: env!("CARGO_PKG_VERSION").to_string(),
+            files,
+            created_at: Utc::now(),
+        };
+        let key = publish::put_manifest(self.storage, &manifest).await?;
+        if !matches!(gate, GateVerdict::Rejected { .. }) {
+            let latest = publish::swap_latest(self.storage, job.model, &job.version).await?;
+            self.published.latest.insert(job.model, latest);
+        }
+        self.published
+            .manifests
+            .insert((job.model, job.version.clone()), manifest);
+        Ok(key)
+    }
+
+    fn report(&self, job: &PlannedJob, rows: u64, timings: JobTimings) -> JobReport {
+        JobReport {
+            model: job.model,
+            version: job.version.clone(),
+            action: "run".into(),
+            detail: start_text(&job.start),
+            window: job.window,
+            missing_days: job.missing_days.clone(),
+            parents: job.parents.clone(),
+            rows,
+            metrics: None,
+            live: None,
+            gate: None,
+            timings,
+            manifest: None,
+        }
+    }
+
+    pub(super) async fn run_tpm(&mut self, job: &PlannedJob) -> Result<JobReport> {
+        let train = self.daily.tpm.train.clone();
+        let net = self.daily.tpm_net(self.content_dim);
+        // SRP4CTR pre-training rides along; a TPM continued from a version without it, or
+        // with an encoder of another shape, starts it fresh.
+        let srp = self
+            .daily
+            .tpm_network
+            .pretrain_srp
+            .then(|| self.daily.srp.clone());
+        let with_srp = move |mut t: TpmTrainer| -> ctrflow_models::Result<TpmTrainer> {
+            match srp {
+                Some(config) => {
+                    let same_shape = t
+                        .srp_pretrainer()
+                        .is_some_and(|p| p.config().encoder() == config.encoder());
+                    if !same_shape {
+                        t.enable_srp_pretraining(config)?;
+                    }
+                }
+                None => drop(t.disable_srp_pretraining()),
+            }
+            Ok(t)
+        };
+        let build: Box<dyn FnOnce() -> ctrflow_models::Result<TpmTrainer> + Send> = match &job.start
+        {
+            Start::Continue(v) => {
+                let checkpoint = self.checkpoint(ModelKind::Tpm, v).await?;
+                let device = train.device;
+                Box::new(move || with_srp(TpmTrainer::resume_on(&checkpoint, device)?))
+            }
+            _ => Box::new(move || with_srp(TpmTrainer::new(train, net)?)),
+        };
+        let (trainer, rows, mut timings) = self.train(job, &self.daily.tpm, build).await?;
+        if let Some(srp) = trainer.srp_pretrainer() {
+            let stats = srp.stats();
+            tracing::info!(
+                steps = stats.steps,
+                sequences = stats.sequences,
+                targets = stats.targets,
+                last_loss = stats.last_loss,
+                "SRP4CTR pre-training"
+            );
+        }
+        let (trainer, mut metrics) = self.evaluate(job, vec![trainer], &mut timings).await?;
+        let metrics = metrics.swap_remove(0);
+        let publish_start = Instant::now();
+        let watermark = job
+            .window
+            .map_or(self.date.start_ms(), |(_, to)| to.end_ms() - 1);
+        let version = job.version.clone();
+        let (checkpoint, users, items, snapshot) = blocking(
+            "encoding the TPM checkpoint and snapshot",
+            self.date,
+            move || {
+                let checkpoint = trainer.checkpoint(None)?;
+                let users = SnapshotTable::from_table(&trainer.tables().user);
+                let items = SnapshotTable::from_table(&trainer.tables().item);
+                let snapshot = publish::encode_snapshot(&version, &users, &items, watermark)?;
+                Ok::<_, DailyError>((checkpoint, users, items, snapshot))
+            },
+        )
+        .await??;
+        let mut files =
+            publish::put_checkpoint(self.storage, ModelKind::Tpm, &job.version, &checkpoint)
+                .await?;
+        let (_, snapshot_keys) =
+            publish::put_snapshot(self.storage, &job.version, snapshot).await?;
+        files.extend(snapshot_keys);
+        self.snapshots.insert(job.version.clone(), (users, items));
+        let key = self
+            .write_manifest(job, rows, metrics.clone(), GateVerdict::NotGated, files)
+            .await?;
+        timings.publish = publish_start.elapsed().as_secs_f64();
+        let mut report = self.report(job, rows, timings);
+        report.metrics = metrics;
+        report.gate = Some(GateVerdict::NotGated);
+        report.manifest = Some(key);
+        Ok(report)
+    }
+
+    /// Scores `trainers` (the new model first, then the live one if any) on `job`'s evaluation
+    /// set in one pass and keeps the scored rows. Without an evaluation set nothing is scored.
+    async fn evaluate<N>(
+        &self,
+        job: &PlannedJob,
+        trainers: Vec<Trainer<N>>,
+        timings: &mut JobTimings,
+    ) -> Result<(Trainer<N>, Vec<Option<ModelMetrics>>)>
+    where
+        N: TrainableNet,
+        Trainer<N>: Send + 'static,
+    {
+        let (mut trainers, metrics) = match self.eval_set(job) {
+            None => {
+                let n = trainers.len();
+                (trainers, vec![None; n])
+            }
+            Some(set) => {
+                let start = Instant::now();
+                let (trainers, metrics, scored) = evaluate_day(
+                    &self.reader,
+                    job.domain,
+                    &set,
+                    trainers,
+                    self.daily.read.channel_batches,
+                )
+                .await?;
+                self.write_predictions(job.model, scored).await?;
+                timings.evaluate = start.elapsed().as_secs_f64();
+                (trainers, metrics)
+            }
+        };
+        trainers.truncate(1);
+        let trainer = trainers
+            .pop()
+            .ok_or_else(|| DailyError::Invalid("evaluator lost the model".into()))?;
+        Ok((trainer, metrics))
+    }
+
+    /// Trains a trainer from `build` on `job`'s window with `training`'s settings.
+    async fn train<N, B>(
+        &self,
+        job: &PlannedJob,
+        training: &ModelTraining,
+        build: B,
+    ) -> Result<(Trainer<N>, u64, JobTimings)>
+    where
+        N: TrainableNet,
+        Trainer<N>: Send,
+        B: FnOnce() -> ctrflow_models::Result<Trainer<N>> + Send + 'static,
+    {
+        train_window(
+            &self.reader,
+            job.domain,
+            &job.train_days,
+            training.epochs,
+            self.shuffle(&training.train)?,
+            self.daily.read.channel_batches,
+            self.date,
+            self.train_split(),
+            build,
+        )
+        .await
+    }
+
+    /// `reports/{date}/predictions/{model}.parquet`: every evaluated row with the new model's
+    /// prediction (and the live model's, for A-CTR), for pooled metrics over many dates and for
+    /// error analysis.
+    async fn write_predictions(&self, kind: ModelKind, scored: Scored) -> Result<()> {
+        let date = self.date;
+        let bytes = blocking("encoding predictions", date, move || {
+            let batch = scored.to_record_batch().map_err(|e| DailyError::Worker {
+                what: "predictions",
+                date,
+                reason: e.to_string(),
+            })?;
+            Ok::<_, DailyError>(ctrflow_storage::encode_parquet(
+                &batch.schema(),
+                &[batch],
+                &ctrflow_storage::ParquetWriteOptions::default(),
+            )?)
+        })
+        .await??;
+        let key = KeyLayout.report_predictions(self.date, kind);
+        self.storage.put(&key, bytes).await?;
+        Ok(())
+    }
+
+    /// Where `job`'s model is evaluated: the date (next-day) or the holdout of its window.
+    fn eval_set(&self, job: &PlannedJob) -> Option<EvalSet> {
+        match self.daily.schedule.evaluate_on {
+            EvaluateOn::NextDay => job.eval_day.map(|day| EvalSet {
+                days: vec![day],
+                holdout: None,
+            }),
+            EvaluateOn::Holdout => (!job.train_days.is_empty()).then(|| EvalSet {
+                days: job.train_days.clone(),
+                holdout: Some(Holdout {
+                    percent: self.daily.holdout_percent,
+                    side: Side::Eval,
+                }),
+            }),
+        }
+    }
+
+    /// The training side of the holdout split, when models are evaluated on a holdout.
+    fn train_split(&self) -> Option<Holdout> {
+        (self.daily.schedule.evaluate_on == EvaluateOn::Holdout).then_some(Holdout {
+            percent: self.daily.holdout_percent,
+            side: Side::Train,
+        })
+    }
+
+    /// The A-CTR a new one is compared with: the live one if it predates the date, else the
+    /// newest accepted one before the date (the same rule the schedule continues from).
+    fn baseline(&self) -> Option<ModelManifest> {
+        if let Some(live) = self.published.live(ModelKind::Actr)
+            && live.date < self.date
+        {
+            return Some(live.clone());
+        }
+        self.published
+            .versions(ModelKind::Actr)
+            .filter(|m| m.date < self.date && !matches!(m.gate, GateVerdict::Rejected { .. }))
+            .max_by_key(|m| m.date)
+            .cloned()
+    }
+
+    pub(super) async fn run_ctr(&mut self, job: &PlannedJob) -> Result<JobReport> {
+        let kind = job.model;
+        let training = self.training(kind).clone();
+        let net = self.daily.ctr_net(self.content_dim);
+        let use_historical = self.daily.network.use_historical;
+        let historical = if use_historical {
+            Some(self.historical(&job.parents.tpm).await?)
+        } else {
+            None
+        };
+        // PPM: the newest TPM's pre-trained tower replaces the one the model carried, so a
+        // continued A-CTR follows TPM's incremental pre-training like its historical embeddings.
+        let (plugin, plugin_from) = if self.daily.network.use_plugin {
+            self.plugin(&job.parents.tpm).await?
+        } else {
+            (None, None)
+        };
+        // SRP4CTR likewise: the newest TPM's encoder and tables.
+        let (srp, srp_from) = if self.daily.network.use_srp {
+            self.srp(&job.parents.tpm).await?
+        } else {
+            (None, None)
+        };
+        let with_historical = move |mut t: CtrTrainer| -> ctrflow_models::Result<CtrTrainer> {
+            if let Some(h) = historical {
+                t.set_historical(h)?;
+            }
+            if let Some(tower) = &plugin {
+                t.set_plugin(tower)?;
+            }
+            if let Some(artifact) = &srp {
+                t.set_srp(artifact)?;
+            }
+            Ok(t)
+        };
+        let train = training.train.clone();
+        let build: Box<dyn FnOnce() -> ctrflow_models::Result<CtrTrainer> + Send> = match &job.start
+        {
+            Start::Fresh => Box::new(move || with_historical(CtrTrainer::new(train, net)?)),
+            Start::Continue(v) => {
+                let checkpoint = self.checkpoint(kind, v).await?;
+                let device = train.device;
+                Box::new(move || with_historical(CtrTrainer::resume_on(&checkpoint, device)?))
+            }
+            Start::FromCpm(v) => {
+                let checkpoint = self.checkpoint(ModelKind::Cpm, v).await?;
+                Box::new(move || {
+                    let (trainer, report) = CtrTrainer::from_cpm(&checkpoint, train)?;
+                    tracing::debug!(%report, "A-CTR initialised from CPM");
+                    with_historical(trainer)
+                })
+            }
+        };
+        let (trainer, rows, mut timings) = self.train(job, &training, build).await?;
+        let cache = trainer.plugin_cache().stats();
+        if self.daily.network.use_plugin {
+            tracing::info!(
+                model = %kind,
+                plugin_from = plugin_from.as_ref().map(ModelVersion::as_str),
+                tower_runs = cache.computed,
+                cache_hits = cache.hits,
+                "plug-in"
+            );
+        }
+
+        // Evaluate; A-CTR is scored next to its baseline on the same rows, then gated.
+        let baseline = if kind == ModelKind::Actr {
+            self.baseline()
+        } else {
+            None
+        };
+        let mut trainers = vec![trainer];
+        if let (Some(base), Some(_)) = (&baseline, self.eval_set(job)) {
+            let checkpoint = self.checkpoint(ModelKind::Actr, &base.version).await?;
+            let live_historical = if use_historical {
+                Some(self.historical(&base.parents.tpm).await?)
+            } else {
+                None
+            };
+            // The live model reads the SRP tables of its own TPM parent.
+            let (live_srp, _) = if self.daily.network.use_srp {
+                self.srp(&base.parents.tpm).await?
+            } else {
+                (None, None)
+            };
+            let device = training.train.device;
+            let live_trainer = blocking("loading the live model", self.date, move || {
+                let mut t = CtrTrainer::resume_on(&checkpoint, device)?;
+                if let Some(h) = live_historical {
+                    t.set_historical(h)?;
+                }
+                if let Some(artifact) = &live_srp
+                    && t.net_config().srp.is_some()
+                {
+                    t.set_srp(artifact)?;
+                }
+                Ok::<_, ctrflow_models::ModelsError>(t)
+            })
+            .await??;
+            trainers.push(live_trainer);
+        }
+        let (trainer, scores) = self.evaluate(job, trainers, &mut timings).await?;
+        let metrics = scores.first().cloned().flatten();
+        let live = baseline.map(|b| (b.version.clone(), scores.get(1).cloned().flatten()));
+        let verdict = if kind == ModelKind::Actr {
+            gate::decide(
+                &self.daily.gate,
+                metrics.as_ref(),
+                live.as_ref().map(|(v, m)| (v.as_str(), m.as_ref())),
+            )
+        } else {
+            GateVerdict::NotGated
+        };
+        let publish_start = Instant::now();
+        let checkpoint = blocking("encoding the checkpoint", self.date, move || {
+            trainer.checkpoint(None)
+        })
+        .await??;
+        let files = publish::put_checkpoint(self.storage, kind, &job.version, &checkpoint).await?;
+        let key = self
+            .write_manifest(job, rows, metrics.clone(), verdict.clone(), files)
+            .await?;
+        timings.publish = publish_start.elapsed().as_secs_f64();
+        if let GateVerdict::Rejected { reason } = &verdict {
+            tracing::warn!(model = %kind, version = %job.version, %reason, "gate rejected; the live model stays");
+        }
+        let mut report = self.report(job, rows, timings);
+        if self.daily.network.use_plugin {
+            report.detail.push_str(&match &plugin_from {
+                Some(v) => format!("; plug-in from tpm {v}"),
+                None => "; no plug-in published yet".into(),
+            });
+        }
+        if self.daily.network.use_srp {
+            report.detail.push_str(&match &srp_from {
+                Some(v) => format!("; SRP4CTR from tpm {v}"),
+                None => "; no SRP4CTR encoder published yet".into(),
+            });
+        }
+        report.metrics = metrics;
+        report.live = live;
+        report.gate = Some(verdict);
+        report.manifest = Some(key);
+        Ok(report)
+    }
+
+    /// A version already published for this date: if a crash came between its manifest and
+    /// its `LATEST` swap (the pointer is older than the manifest and points at an older
+    /// date), finish the swap. A later operator rollback (a pointer newer than the manifest)
+    /// is left alone.
+    pub(super) async fn finish_interrupted(&mut self, job: &PlannedJob) -> Result<JobReport> {
+        let mut report = JobReport::not_run(job);
+        let Some(manifest) = self.published.manifest(job.model, &job.version).cloned() else {
+            return Ok(report);
+        };
+        report.metrics = manifest.metrics.clone();
+        report.gate = Some(manifest.gate.clone());
+        report.parents = manifest.parents.clone();
+        report.window = Some((manifest.data_window.from, manifest.data_window.to));
+        report.rows = manifest.data_window.rows.values().sum();
+        report.manifest = Some(KeyLayout.model_manifest(job.model, &job.version));
+        if matches!(manifest.gate, GateVerdict::Rejected { .. }) {
+            return Ok(report);
+        }
+        let needs_swap = match self.published.latest.get(&job.model) {
+            None => true,
+            Some(latest) => {
+                let pointed_date = self
+                    .published
+                    .manifest(job.model, &latest.pointer.version)
+                    .map(|m| m.date);
+                pointed_date.is_none_or(|d| d < manifest.date)
+                    && latest.pointer.updated_at < manifest.created_at
+            }
+        };
+        if needs_swap {
+            tracing::info!(model = %job.model, version = %job.version, "finishing an interrupted publish: swapping LATEST");
+            let latest = publish::swap_latest(self.storage, job.model, &job.version).await?;
+            self.published.latest.insert(job.model, latest);
+            report.detail = "LATEST swapped (the earlier run stopped before it)".into();
+        }
+        Ok(report)
+    }
+}
