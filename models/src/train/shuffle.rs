@@ -80,6 +80,31 @@ impl Held {
     }
 }
 
+/// The held batches of `slots` as interleave sources: per slot its source index
+/// (`usize::MAX` for slots not taken or released), and the batches.
+fn sources(
+    batches: &VecDeque<Held>,
+    slots: impl Iterator<Item = usize>,
+) -> (Vec<usize>, Vec<&RecordBatch>) {
+    let mut source_of = vec![usize::MAX; batches.len()];
+    let mut arrays = Vec::new();
+    for slot in slots {
+        if let Some(batch) = &batches[slot].batch {
+            source_of[slot] = arrays.len();
+            arrays.push(batch);
+        }
+    }
+    (source_of, arrays)
+}
+
+/// Rows `indices` (source, row) of `arrays`, in that order.
+fn gather(arrays: &[&RecordBatch], indices: &[(usize, usize)]) -> Result<RecordBatch> {
+    interleave_record_batch(arrays, indices).map_err(|e| ModelsError::Column {
+        column: "(shuffle)",
+        reason: e.to_string(),
+    })
+}
+
 fn state_error(reason: impl Into<String>) -> ModelsError {
     ModelsError::TrainerCheckpoint {
         blob: "shuffle".into(),
@@ -210,10 +235,7 @@ impl ShuffleBuffer {
                 (source, row as usize)
             })
             .collect();
-        let out = interleave_record_batch(&arrays, &indices).map_err(|e| ModelsError::Column {
-            column: "(shuffle)",
-            reason: e.to_string(),
-        })?;
+        let out = gather(&arrays, &indices)?;
         for &(seq, _) in &picked {
             let slot = &mut self.batches[(seq - self.first_seq) as usize];
             slot.waiting -= 1;
@@ -283,14 +305,7 @@ impl ShuffleBuffer {
     /// Copies the waiting rows of the held batches in `slots` into one new batch at the back
     /// (in pool order) and releases them.
     fn compact_group(&mut self, slots: &[usize]) -> Result<()> {
-        let mut source_of = vec![usize::MAX; self.batches.len()];
-        let mut arrays: Vec<&RecordBatch> = Vec::with_capacity(slots.len());
-        for &slot in slots {
-            if let Some(batch) = &self.batches[slot].batch {
-                source_of[slot] = arrays.len();
-                arrays.push(batch);
-            }
-        }
+        let (source_of, arrays) = sources(&self.batches, slots.iter().copied());
         let seq = self.first_seq + self.batches.len() as u64;
         let mut indices = Vec::new();
         for entry in &mut self.pool {
@@ -303,11 +318,7 @@ impl ShuffleBuffer {
                 *entry = (seq, (indices.len() - 1) as u32);
             }
         }
-        let compacted =
-            interleave_record_batch(&arrays, &indices).map_err(|e| ModelsError::Column {
-                column: "(shuffle)",
-                reason: e.to_string(),
-            })?;
+        let compacted = gather(&arrays, &indices)?;
         for &slot in slots {
             let held = &mut self.batches[slot];
             self.held_rows -= held.rows();
@@ -332,15 +343,7 @@ impl ShuffleBuffer {
         out.extend_from_slice(&self.rng.state().to_le_bytes());
         out.extend_from_slice(&(self.pool.len() as u64).to_le_bytes());
         if let Some(schema) = &self.schema {
-            // Held batches as interleave sources, by slot.
-            let mut source_of = vec![usize::MAX; self.batches.len()];
-            let mut arrays: Vec<&RecordBatch> = Vec::new();
-            for (slot, held) in self.batches.iter().enumerate() {
-                if let Some(batch) = &held.batch {
-                    source_of[slot] = arrays.len();
-                    arrays.push(batch);
-                }
-            }
+            let (source_of, arrays) = sources(&self.batches, 0..self.batches.len());
             let indices: Vec<(usize, usize)> = self
                 .pool
                 .iter()

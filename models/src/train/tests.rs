@@ -201,22 +201,24 @@ fn feature_errors_name_the_column() {
     assert!(err.to_string().contains("column `label`"), "{err}");
 }
 
+/// The `item_id` column of `batch`.
+fn item_ids(batch: &RecordBatch) -> Vec<u64> {
+    let a = batch.column_by_name(columns::ITEM_ID).expect("column");
+    let a = a.as_any().downcast_ref::<UInt64Array>().expect("u64");
+    a.values().to_vec()
+}
+
 fn drain(buffer: &mut ShuffleBuffer, batches: &[RecordBatch]) -> Vec<Vec<u64>> {
-    let ids = |b: &RecordBatch| {
-        let a = b.column_by_name(columns::ITEM_ID).expect("column");
-        let a = a.as_any().downcast_ref::<UInt64Array>().expect("u64");
-        a.values().to_vec()
-    };
     let mut out = Vec::new();
     for b in batches {
         buffer.push(b.clone()).expect("push");
         while let Some(batch) = buffer.pop().expect("pop") {
             assert!(buffer.len() < 400 + 70);
-            out.push(ids(&batch));
+            out.push(item_ids(&batch));
         }
     }
     while let Some(batch) = buffer.flush().expect("flush") {
-        out.push(ids(&batch));
+        out.push(item_ids(&batch));
     }
     out
 }
@@ -258,22 +260,17 @@ fn drain_tracking_memory(
     compaction: Option<usize>,
 ) -> (Vec<Vec<u64>>, usize) {
     buffer.set_compaction(compaction);
-    let ids = |b: &RecordBatch| {
-        let a = b.column_by_name(columns::ITEM_ID).expect("column");
-        let a = a.as_any().downcast_ref::<UInt64Array>().expect("u64");
-        a.values().to_vec()
-    };
     let (mut out, mut peak) = (Vec::new(), 0);
     for b in batches {
         buffer.push(b.clone()).expect("push");
         peak = peak.max(buffer.held_rows());
         while let Some(batch) = buffer.pop().expect("pop") {
             peak = peak.max(buffer.held_rows());
-            out.push(ids(&batch));
+            out.push(item_ids(&batch));
         }
     }
     while let Some(batch) = buffer.flush().expect("flush") {
-        out.push(ids(&batch));
+        out.push(item_ids(&batch));
     }
     assert_eq!(buffer.held_rows(), 0, "everything released at the end");
     (out, peak)
@@ -328,19 +325,11 @@ fn shuffle_state_round_trip_after_compaction_continues_identically() {
     let mut uncompacted = ShuffleBuffer::new(400, 100, 5).expect("buffer");
     uncompacted.set_compaction(None);
     let mut out = Vec::new();
-    let ids = |b: &RecordBatch| {
-        let a = b.column_by_name(columns::ITEM_ID).expect("column");
-        a.as_any()
-            .downcast_ref::<UInt64Array>()
-            .expect("u64")
-            .values()
-            .to_vec()
-    };
     for b in &batches[..60] {
         first.push(b.clone()).expect("push");
         uncompacted.push(b.clone()).expect("push");
         while let Some(batch) = first.pop().expect("pop") {
-            out.push(ids(&batch));
+            out.push(item_ids(&batch));
             uncompacted.pop().expect("pop").expect("same schedule");
         }
     }
@@ -377,17 +366,7 @@ fn shuffle_state_round_trip_continues_identically() {
     drop(first);
     assert_eq!(restored.len(), 6 * 70 - out.len() * 100);
     let mut rest = drain(&mut restored, &batches[6..]);
-    let mut resumed: Vec<Vec<u64>> = out
-        .iter()
-        .map(|b| {
-            let a = b.column_by_name(columns::ITEM_ID).expect("column");
-            a.as_any()
-                .downcast_ref::<UInt64Array>()
-                .expect("u64")
-                .values()
-                .to_vec()
-        })
-        .collect();
+    let mut resumed: Vec<Vec<u64>> = out.iter().map(item_ids).collect();
     resumed.append(&mut rest);
     assert_eq!(resumed, full);
 }
