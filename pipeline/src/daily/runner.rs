@@ -114,15 +114,11 @@ impl Runner<'_> {
         &self,
         versions: &[ModelVersion],
     ) -> Result<(Option<Checkpoint>, Option<ModelVersion>)> {
-        for v in versions {
-            let Some(manifest) = self.published.manifest(ModelKind::Tpm, v) else {
-                continue;
-            };
-            if let Some(tower) = publish::get_plugin(self.storage, manifest).await? {
-                return Ok((Some(tower), Some(v.clone())));
-            }
-        }
-        Ok((None, None))
+        let storage = self.storage;
+        self.newest_tpm_artifact(versions, async |manifest| {
+            publish::get_plugin(storage, manifest).await
+        })
+        .await
     }
 
     /// The SRP4CTR artifact of the newest TPM among `versions` (newest first) that published
@@ -132,12 +128,26 @@ impl Runner<'_> {
         &self,
         versions: &[ModelVersion],
     ) -> Result<(Option<SrpArtifact>, Option<ModelVersion>)> {
+        let storage = self.storage;
+        self.newest_tpm_artifact(versions, async |manifest| {
+            publish::get_srp(storage, manifest).await
+        })
+        .await
+    }
+
+    /// What `fetch` finds in the newest published TPM among `versions` (newest first) that has
+    /// it, with that version; `(None, None)` when none has.
+    async fn newest_tpm_artifact<T>(
+        &self,
+        versions: &[ModelVersion],
+        fetch: impl AsyncFn(&ModelManifest) -> Result<Option<T>>,
+    ) -> Result<(Option<T>, Option<ModelVersion>)> {
         for v in versions {
             let Some(manifest) = self.published.manifest(ModelKind::Tpm, v) else {
                 continue;
             };
-            if let Some(artifact) = publish::get_srp(self.storage, manifest).await? {
-                return Ok((Some(artifact), Some(v.clone())));
+            if let Some(found) = fetch(manifest).await? {
+                return Ok((Some(found), Some(v.clone())));
             }
         }
         Ok((None, None))
