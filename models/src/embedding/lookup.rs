@@ -33,6 +33,9 @@ pub struct Lookup {
     pub(super) id_index: HashMap<u64, u32, IdBuildHasher>,
     /// Scratch: slot -> index into `unique_slots` (hashed tables, where ids collide).
     pub(super) slot_index: HashMap<u32, u32, IdBuildHasher>,
+    /// Scratch: per distinct id, its slot as probed before the update loop
+    /// (`NOT_PROBED` when absent); managed tables only.
+    pub(super) probed: Vec<u32>,
     /// Index of the default row in `unique_slots`, if present.
     pub(super) default_position: Option<u32>,
     /// Instance number of the table that filled this lookup.

@@ -15,6 +15,8 @@ const STREAM_MANAGED_ROW: u64 = 0x4D41_4E41_4745_4400; // "MANAGED"
 const STREAM_HASHED_ROW: u64 = 0x4841_5348_4544_0000; // "HASHED"
 /// Salt of the bucket hash of hashed tables.
 const BUCKET_SALT: u64 = 0x6A09_E667_F3BC_C908;
+/// A probed id that has no row (slot 0 is the default row, never an id's own).
+const NOT_PROBED: u32 = u32::MAX;
 
 static NEXT_INSTANCE: AtomicU64 = AtomicU64::new(1);
 
@@ -282,12 +284,33 @@ impl EmbeddingTable {
             now
         };
         let collide = matches!(self.config.kind, TableKind::Hashed { .. });
+        // Managed tables: probe the index for every distinct id first. The probes are
+        // independent reads, so the memory system serves many at once instead of one per
+        // dependent step of the update loop below. A probed slot stays valid while no row
+        // changes owner (`generation` unchanged); after an eviction the remaining ids are
+        // probed again, so the result is exactly that of probing in the loop.
+        out.probed.clear();
+        if matches!(self.config.kind, TableKind::Managed) {
+            let index = &self.index;
+            out.probed.extend(
+                out.unique_ids
+                    .iter()
+                    .map(|id| index.get(id).copied().unwrap_or(NOT_PROBED)),
+            );
+        }
+        let probed_generation = self.generation;
         // Rows of this batch resolved so far; they form the most-recent end of the recency list.
         let mut batch_rows = 0usize;
         for k in 0..out.unique_ids.len() {
             let (id, count) = (out.unique_ids[k], out.counts[k]);
             let slot = match self.config.kind {
-                TableKind::Managed => self.resolve_managed(id, count, now, admit, &mut batch_rows),
+                TableKind::Managed => match out.probed[k] {
+                    slot if slot != NOT_PROBED && self.generation == probed_generation => {
+                        self.touch(slot, count, now, admit, &mut batch_rows);
+                        slot
+                    }
+                    _ => self.resolve_managed(id, count, now, admit, &mut batch_rows),
+                },
                 TableKind::Hashed { buckets } => {
                     let slot = bucket_slot(id, buckets);
                     if admit {
@@ -320,6 +343,17 @@ impl EmbeddingTable {
         out.finish();
     }
 
+    /// A training lookup's update of an admitted row read `count` times: frequency, last
+    /// seen, most recent in the recency list. Evaluation lookups change nothing.
+    fn touch(&mut self, slot: u32, count: u32, now: Day, admit: bool, batch_rows: &mut usize) {
+        if admit {
+            self.frequency[slot as usize] += u64::from(count);
+            self.last_seen[slot as usize] = now;
+            self.move_to_back(slot);
+            *batch_rows += 1;
+        }
+    }
+
     fn resolve_managed(
         &mut self,
         id: u64,
@@ -329,12 +363,7 @@ impl EmbeddingTable {
         batch_rows: &mut usize,
     ) -> u32 {
         if let Some(&slot) = self.index.get(&id) {
-            if admit {
-                self.frequency[slot as usize] += u64::from(count);
-                self.last_seen[slot as usize] = now;
-                self.move_to_back(slot);
-                *batch_rows += 1;
-            }
+            self.touch(slot, count, now, admit, batch_rows);
             return slot;
         }
         if !admit {

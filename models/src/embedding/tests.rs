@@ -636,6 +636,7 @@ fn warm_buffers_are_reused_without_reallocation() {
     let pointers = (
         l.positions.as_ptr(),
         l.unique_slots.as_ptr(),
+        l.probed.as_ptr(),
         rows.as_ptr(),
         t.values.as_ptr(),
     );
@@ -651,6 +652,7 @@ fn warm_buffers_are_reused_without_reallocation() {
         (
             l.positions.as_ptr(),
             l.unique_slots.as_ptr(),
+            l.probed.as_ptr(),
             rows.as_ptr(),
             t.values.as_ptr()
         )
