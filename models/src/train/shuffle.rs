@@ -80,16 +80,13 @@ impl Held {
     }
 }
 
-/// The held batches of `slots` as interleave sources: per slot its source index
-/// (`usize::MAX` for slots not taken or released), and the batches.
-fn sources(
-    batches: &VecDeque<Held>,
-    slots: impl Iterator<Item = usize>,
-) -> (Vec<usize>, Vec<&RecordBatch>) {
+/// The held batches as interleave sources: per slot its source index (`usize::MAX` for
+/// released slots), and the batches.
+fn held_sources(batches: &VecDeque<Held>) -> (Vec<usize>, Vec<&RecordBatch>) {
     let mut source_of = vec![usize::MAX; batches.len()];
     let mut arrays = Vec::new();
-    for slot in slots {
-        if let Some(batch) = &batches[slot].batch {
+    for (slot, held) in batches.iter().enumerate() {
+        if let Some(batch) = &held.batch {
             source_of[slot] = arrays.len();
             arrays.push(batch);
         }
@@ -276,60 +273,54 @@ impl ShuffleBuffer {
     /// of about `chunk_rows` rows each (in pool order), releasing each group of sparse batches
     /// as soon as its copy exists; emitted output is unchanged.
     fn compact(&mut self, chunk_rows: usize) -> Result<()> {
-        let sparse: Vec<usize> = self
-            .batches
-            .iter()
-            .enumerate()
-            .filter(|(_, held)| held.batch.is_some() && 3 * held.waiting < 2 * held.rows())
-            .map(|(slot, _)| slot)
-            .collect();
-        let mut group = Vec::new();
-        let mut group_rows = 0;
-        for slot in sparse {
-            // Slots keep their positions: released slots stay until they reach the front.
-            group.push(slot);
-            group_rows += self.batches[slot].waiting;
-            if group_rows >= chunk_rows {
-                self.compact_group(&group)?;
-                group.clear();
-                group_rows = 0;
+        // Sparse batches, in slot order, grouped into chunks of about `chunk_rows` waiting rows
+        // (their slots and batches); per slot its (group, source index within the group).
+        let mut place = vec![None; self.batches.len()];
+        let mut groups: Vec<(Vec<usize>, Vec<RecordBatch>)> = Vec::new();
+        let mut group_rows = chunk_rows;
+        for (slot, held) in self.batches.iter().enumerate() {
+            if let Some(batch) = &held.batch
+                && 3 * held.waiting < 2 * batch.num_rows()
+            {
+                if group_rows >= chunk_rows {
+                    groups.push((Vec::new(), Vec::new()));
+                    group_rows = 0;
+                }
+                let group = groups.len() - 1;
+                let (slots, batches) = &mut groups[group];
+                place[slot] = Some((group, batches.len()));
+                slots.push(slot);
+                batches.push(batch.clone());
+                group_rows += held.waiting;
             }
         }
-        if !group.is_empty() {
-            self.compact_group(&group)?;
+        // One pass over the pool: every waiting row of a sparse batch moves to its group's new
+        // batch, which gets sequence number `first_new + group`.
+        let first_new = self.first_seq + self.batches.len() as u64;
+        let mut indices: Vec<Vec<(usize, usize)>> = vec![Vec::new(); groups.len()];
+        for entry in &mut self.pool {
+            if let Some((group, source)) = place[(entry.0 - self.first_seq) as usize] {
+                indices[group].push((source, entry.1 as usize));
+                *entry = (first_new + group as u64, (indices[group].len() - 1) as u32);
+            }
+        }
+        // Group by group, so that at most one group's copy exists next to its sources.
+        for ((slots, batches), rows) in groups.into_iter().zip(&indices) {
+            let compacted = gather(&batches.iter().collect::<Vec<_>>(), rows)?;
+            drop(batches);
+            for slot in slots {
+                let held = &mut self.batches[slot];
+                self.held_rows -= held.rows();
+                held.batch = None;
+                held.waiting = 0;
+            }
+            self.held_rows += compacted.num_rows();
+            self.batches.push_back(Held {
+                waiting: compacted.num_rows(),
+                batch: Some(compacted),
+            });
         }
         self.release_front();
-        Ok(())
-    }
-
-    /// Copies the waiting rows of the held batches in `slots` into one new batch at the back
-    /// (in pool order) and releases them.
-    fn compact_group(&mut self, slots: &[usize]) -> Result<()> {
-        let (source_of, arrays) = sources(&self.batches, slots.iter().copied());
-        let seq = self.first_seq + self.batches.len() as u64;
-        let mut indices = Vec::new();
-        for entry in &mut self.pool {
-            let source = source_of
-                .get((entry.0 - self.first_seq) as usize)
-                .copied()
-                .unwrap_or(usize::MAX);
-            if source != usize::MAX {
-                indices.push((source, entry.1 as usize));
-                *entry = (seq, (indices.len() - 1) as u32);
-            }
-        }
-        let compacted = gather(&arrays, &indices)?;
-        for &slot in slots {
-            let held = &mut self.batches[slot];
-            self.held_rows -= held.rows();
-            held.batch = None;
-            held.waiting = 0;
-        }
-        self.held_rows += compacted.num_rows();
-        self.batches.push_back(Held {
-            waiting: compacted.num_rows(),
-            batch: Some(compacted),
-        });
         Ok(())
     }
 
@@ -343,7 +334,7 @@ impl ShuffleBuffer {
         out.extend_from_slice(&self.rng.state().to_le_bytes());
         out.extend_from_slice(&(self.pool.len() as u64).to_le_bytes());
         if let Some(schema) = &self.schema {
-            let (source_of, arrays) = sources(&self.batches, 0..self.batches.len());
+            let (source_of, arrays) = held_sources(&self.batches);
             let indices: Vec<(usize, usize)> = self
                 .pool
                 .iter()

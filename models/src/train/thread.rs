@@ -139,25 +139,24 @@ where
             Ok(())
         };
     loop {
-        let wait = Instant::now();
-        let received = receiver.recv();
-        waited += wait.elapsed().as_secs_f64();
-        let Ok(batch) = received else { break };
-        let mut draw = Instant::now();
-        shuffle.push(batch)?;
-        while let Some(out) = shuffle.pop()? {
-            shuffling += draw.elapsed().as_secs_f64();
+        let Ok(batch) = timed(&mut waited, || receiver.recv()) else {
+            break;
+        };
+        timed(&mut shuffling, || shuffle.push(batch))?;
+        while let Some(out) = timed(&mut shuffling, || shuffle.pop())? {
             step(&mut trainer, out, waited, shuffling)?;
-            draw = Instant::now();
         }
-        shuffling += draw.elapsed().as_secs_f64();
     }
-    loop {
-        let draw = Instant::now();
-        let out = shuffle.flush()?;
-        shuffling += draw.elapsed().as_secs_f64();
-        let Some(out) = out else { break };
+    while let Some(out) = timed(&mut shuffling, || shuffle.flush())? {
         step(&mut trainer, out, waited, shuffling)?;
     }
     Ok(trainer)
+}
+
+/// Runs `work`, adding its wall time in seconds to `total`.
+fn timed<T>(total: &mut f64, work: impl FnOnce() -> T) -> T {
+    let start = Instant::now();
+    let out = work();
+    *total += start.elapsed().as_secs_f64();
+    out
 }

@@ -94,30 +94,24 @@ impl TrainingReader {
             keys.sort_unstable();
             files.extend(keys.into_iter().map(|key| (date, key)));
         }
-        let ahead = usize::from(self.read_ahead_batches > 0);
+        // The file being delivered, plus one decoding ahead when read-ahead is on.
+        let in_flight = 1 + usize::from(self.read_ahead_batches > 0);
         let mut files = files.into_iter();
-        let mut reading: VecDeque<FileRead> = files
-            .by_ref()
-            .take(1 + ahead)
-            .map(|(date, key)| self.start_file(domain, date, key))
-            .collect();
+        let mut reading: VecDeque<FileRead> = VecDeque::with_capacity(in_flight);
         let mut rows = 0u64;
-        while let Some(mut file) = reading.pop_front() {
-            // Keep `ahead` files decoding behind the one delivered now.
-            if reading.len() < ahead
+        loop {
+            while reading.len() < in_flight
                 && let Some((date, key)) = files.next()
             {
                 reading.push_back(self.start_file(domain, date, key));
             }
+            let Some(mut file) = reading.pop_front() else {
+                break;
+            };
             while let Some(batch) = file.batches.recv().await {
                 let batch = batch?;
                 rows += batch.num_rows() as u64;
                 sink(batch).await?;
-            }
-            if reading.is_empty()
-                && let Some((date, key)) = files.next()
-            {
-                reading.push_back(self.start_file(domain, date, key));
             }
         }
         Ok(rows)

@@ -109,11 +109,15 @@ impl Runner<'_> {
     }
 
     /// The plug-in tower of the newest TPM among `versions` (newest first) that published
-    /// one, and that version; `(None, None)` before any did (the network keeps its tower).
+    /// one, and that version; `(None, None)` before any did (the network keeps its tower) or
+    /// when `[daily.network] use-plugin` is off.
     async fn plugin(
         &self,
         versions: &[ModelVersion],
     ) -> Result<(Option<Checkpoint>, Option<ModelVersion>)> {
+        if !self.daily.network.use_plugin {
+            return Ok((None, None));
+        }
         let storage = self.storage;
         self.newest_tpm_artifact(versions, async |manifest| {
             publish::get_plugin(storage, manifest).await
@@ -123,11 +127,14 @@ impl Runner<'_> {
 
     /// The SRP4CTR artifact of the newest TPM among `versions` (newest first) that published
     /// one, and that version; `(None, None)` before any did (the branch then sees no
-    /// behaviours).
+    /// behaviours) or when `[daily.network] use-srp` is off.
     async fn srp(
         &self,
         versions: &[ModelVersion],
     ) -> Result<(Option<SrpArtifact>, Option<ModelVersion>)> {
+        if !self.daily.network.use_srp {
+            return Ok((None, None));
+        }
         let storage = self.storage;
         self.newest_tpm_artifact(versions, async |manifest| {
             publish::get_srp(storage, manifest).await
@@ -453,17 +460,9 @@ impl Runner<'_> {
         };
         // PPM: the newest TPM's pre-trained tower replaces the one the model carried, so a
         // continued A-CTR follows TPM's incremental pre-training like its historical embeddings.
-        let (plugin, plugin_from) = if self.daily.network.use_plugin {
-            self.plugin(&job.parents.tpm).await?
-        } else {
-            (None, None)
-        };
+        let (plugin, plugin_from) = self.plugin(&job.parents.tpm).await?;
         // SRP4CTR likewise: the newest TPM's encoder and tables.
-        let (srp, srp_from) = if self.daily.network.use_srp {
-            self.srp(&job.parents.tpm).await?
-        } else {
-            (None, None)
-        };
+        let (srp, srp_from) = self.srp(&job.parents.tpm).await?;
         let with_historical = move |mut t: CtrTrainer| -> ctrflow_models::Result<CtrTrainer> {
             if let Some(h) = historical {
                 t.set_historical(h)?;
@@ -521,11 +520,7 @@ impl Runner<'_> {
                 None
             };
             // The live model reads the SRP tables of its own TPM parent.
-            let (live_srp, _) = if self.daily.network.use_srp {
-                self.srp(&base.parents.tpm).await?
-            } else {
-                (None, None)
-            };
+            let (live_srp, _) = self.srp(&base.parents.tpm).await?;
             let device = training.train.device;
             let live_trainer = blocking("loading the live model", self.date, move || {
                 let mut t = CtrTrainer::resume_on(&checkpoint, device)?;
