@@ -29,7 +29,9 @@
 //! ids live in slots `1..`. Values, Adam first moments and Adam second moments are three
 //! contiguous `Vec<f32>` of `slots * dim` (row `s` at `s * dim..(s + 1) * dim`); per-slot
 //! vectors hold the id, a live flag, the frequency (u64), the last-seen [`Day`] (u32) and the
-//! Adam step (u32, lazy Adam: a row's bias correction only advances when the row is updated).
+//! Adam step (u32, lazy Adam: a row's bias correction only advances when the row is updated)
+//! and a revision counter (u32, changes whenever the row's values do, so derived per-row values
+//! such as ETA's SimHash codes can be cached).
 //! Storage grows to the bound as ids are admitted, never beyond; freed slots (evicted or
 //! expired) go on a free stack and are reused before the storage grows again.
 //!
@@ -46,7 +48,7 @@
 //! `max-pending`; expiry prunes it with the same rule as rows.
 //!
 //! # Memory
-//! About `12 * dim + 53` bytes per managed row (see [`EmbeddingTable::memory_bytes_per_row`]);
+//! About `12 * dim + 57` bytes per managed row (see [`EmbeddingTable::memory_bytes_per_row`]);
 //! [`EmbeddingTable::memory_bytes_bound`] gives the bound of a full table.
 //!
 //! # Checkpoints

@@ -27,6 +27,7 @@
 mod check;
 pub mod checkpoint;
 mod config;
+mod eta_codes;
 pub mod features;
 mod item_rows;
 mod net;

@@ -363,6 +363,7 @@ fn decode_body(r: &mut Reader<'_>) -> Result<EmbeddingTable> {
         Ok(Day(r.u32("last-seen days")?))
     })?;
     table.steps = r.vec(slots, 4, "adam steps", |r| r.u32("adam steps"))?;
+    table.revision = vec![0; slots];
     table.values = r.vec(floats, 4, "values", |r| r.f32("values"))?;
     table.m = r.vec(floats, 4, "first moments", |r| r.f32("first moments"))?;
     table.v = r.vec(floats, 4, "second moments", |r| r.f32("second moments"))?;

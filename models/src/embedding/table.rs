@@ -83,6 +83,9 @@ pub struct EmbeddingTable {
     pub(super) m: Vec<f32>,
     pub(super) v: Vec<f32>,
     pub(super) steps: Vec<u32>,
+    /// Per slot, a counter bumped (wrapping) whenever the row's values change: an optimiser
+    /// step or a new owner's initialisation. Not persisted: a decoded table is a new instance.
+    pub(super) revision: Vec<u32>,
     pub(super) frequency: Vec<u64>,
     pub(super) last_seen: Vec<Day>,
     pub(super) ids: Vec<u64>,
@@ -116,6 +119,7 @@ impl EmbeddingTable {
             m: vec![0.0; dim],
             v: vec![0.0; dim],
             steps: vec![0],
+            revision: vec![0],
             frequency: vec![0],
             last_seen: vec![Day(0)],
             ids: vec![0],
@@ -139,6 +143,7 @@ impl EmbeddingTable {
                 table.m.resize(slots * dim, 0.0);
                 table.v.resize(slots * dim, 0.0);
                 table.steps.resize(slots, 0);
+                table.revision.resize(slots, 0);
                 table.frequency.resize(slots, 0);
                 table.last_seen.resize(slots, Day(0));
                 table.ids.extend(0..buckets as u64);
@@ -210,17 +215,47 @@ impl EmbeddingTable {
             .map(|s| &self.values[s as usize * self.dim..(s as usize + 1) * self.dim])
     }
 
+    /// This table's instance number: unique in the process, new for every table built or
+    /// decoded. Values cached per slot (see [`revisions`](Self::revisions)) are valid only
+    /// for the instance that produced them.
+    pub fn instance(&self) -> u64 {
+        self.instance
+    }
+
+    /// Number of slots, the default row's included: every slot a [`Lookup`] can name is
+    /// below it.
+    pub fn slot_count(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// Per slot, a revision counter that changes (wrapping) whenever the row's values change:
+    /// an optimiser step on the row, or its initialisation for a new owner. A value derived
+    /// from a row (a SimHash code, say) and stored with the row's revision stays exact while
+    /// the revision is unchanged; a cache keyed by slot must also check
+    /// [`instance`](Self::instance).
+    pub fn revisions(&self) -> &[u32] {
+        &self.revision
+    }
+
+    /// The values of `slot` (a slot from a [`Lookup`] of this table). Panics if `slot` is not
+    /// below [`slot_count`](Self::slot_count).
+    pub fn slot_row(&self, slot: u32) -> &[f32] {
+        &self.values[self.row_range(slot)]
+    }
+
     /// Estimated bytes one id row costs in a managed table:
     ///
-    /// `3 * 4 * dim` (values, Adam first and second moments, f32) + 4 (Adam step) + 8
-    /// (frequency) + 4 (last seen) + 8 (id) + 1 (live flag) + 8 (recency list links) + 20 (the
-    /// id -> slot hash-map entry: 16 bytes of `(u64, u32)` plus one control byte, at the map's
-    /// 7/8 maximum load) = `12 * dim + 53`; for `dim = 16`, 245 bytes, so 10 million rows take
-    /// about 2.5 GB. Hashed tables have no hash-map entry or links: `12 * dim + 25`. Ids
+    /// `3 * 4 * dim` (values, Adam first and second moments, f32) + 4 (Adam step) + 4
+    /// (revision) + 8 (frequency) + 4 (last seen) + 8 (id) + 1 (live flag) + 8 (recency list
+    /// links) + 20 (the id -> slot hash-map entry: 16 bytes of `(u64, u32)` plus one control
+    /// byte, at the map's 7/8 maximum load) = `12 * dim + 57`; for `dim = 16`, 249 bytes, so
+    /// 10 million rows take about 2.5 GB. Hashed tables have no hash-map entry or links:
+    /// `12 * dim + 29`. Ids
     /// waiting for admission cost [`Self::PENDING_BYTES`] each on top.
     pub fn memory_bytes_per_row(&self) -> usize {
         let per_row = 3 * std::mem::size_of::<f32>() * self.dim
             + std::mem::size_of::<u32>() // step
+            + std::mem::size_of::<u32>() // revision
             + std::mem::size_of::<u64>() // frequency
             + std::mem::size_of::<Day>() // last seen
             + std::mem::size_of::<u64>() // id
@@ -392,6 +427,7 @@ impl EmbeddingTable {
         self.m[range.clone()].fill(0.0);
         self.v[range].fill(0.0);
         self.steps[s] = 0;
+        self.revision[s] = self.revision[s].wrapping_add(1);
         self.frequency[s] = seen;
         self.last_seen[s] = now;
         self.ids[s] = id;
@@ -434,6 +470,7 @@ impl EmbeddingTable {
             self.m.resize((slots + 1) * dim, 0.0);
             self.v.resize((slots + 1) * dim, 0.0);
             self.steps.push(0);
+            self.revision.push(0);
             self.frequency.push(0);
             self.last_seen.push(Day(0));
             self.ids.push(0);
@@ -526,6 +563,24 @@ impl EmbeddingTable {
         Ok(())
     }
 
+    /// Copies some of `lookup`'s rows into `out` as a `[rows.len(), dim]` row-major matrix:
+    /// `rows` are indices into [`Lookup::unique_slots`] (`out` is cleared first and keeps its
+    /// capacity). For a step that reads only part of what it looked up (ETA's top-k of the
+    /// long behaviours).
+    pub fn gather_rows(&self, lookup: &Lookup, rows: &[u32], out: &mut Vec<f32>) -> Result<()> {
+        self.check_lookup(lookup)?;
+        let unique = lookup.unique_slots.len();
+        out.clear();
+        out.reserve(rows.len() * self.dim);
+        for &r in rows {
+            let slot = *lookup.unique_slots.get(r as usize).ok_or_else(|| {
+                ModelsError::shape("gathered row index < unique", unique, r as usize)
+            })?;
+            out.extend_from_slice(&self.values[self.row_range(slot)]);
+        }
+        Ok(())
+    }
+
     /// One sparse lazy-Adam step on exactly the rows of `lookup`, the default row included when
     /// present (it is trained like any row: it learns the best vector for unknown ids).
     /// `grads` is `[unique, dim]` row-major, aligned with
@@ -608,6 +663,7 @@ impl EmbeddingTable {
         for (slot, g) in slots.zip(grads.chunks_exact(dim)) {
             let s = slot as usize;
             self.steps[s] = self.steps[s].saturating_add(1);
+            self.revision[s] = self.revision[s].wrapping_add(1);
             let t = i32::try_from(self.steps[s]).unwrap_or(i32::MAX);
             let bc1 = 1.0 - f64::from(b1).powi(t);
             let bc2 = 1.0 - f64::from(b2).powi(t);

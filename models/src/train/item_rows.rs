@@ -179,18 +179,6 @@ impl ItemRows {
         Ok(())
     }
 
-    /// The leaf's values: the used rows of the `[unique, d]` matrix `rows`, then a zero row
-    /// that padding positions read.
-    pub(super) fn leaf_rows(&self, rows: &[f32], d: usize) -> Vec<f32> {
-        let mut out = Vec::with_capacity((self.used.len() + 1) * d);
-        for &u in &self.used {
-            let u = u as usize;
-            out.extend_from_slice(&rows[u * d..(u + 1) * d]);
-        }
-        out.resize((self.used.len() + 1) * d, 0.0);
-        out
-    }
-
     /// `index` (unique-row indices, PAD for padding) as indices into the leaf.
     pub(super) fn remap(&self, index: &[u32]) -> Vec<i64> {
         let pad = self.used.len() as i64;

@@ -7,6 +7,7 @@ use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 use super::check::check_batch;
 use super::config::TableRole;
+use super::eta_codes::CodeCache;
 use super::item_rows::{CategoryRows, ItemRows, with_pad_row};
 use super::net::{NetInputs, NetSpec, TrainableNet};
 use super::plugin_cache::PluginCache;
@@ -74,6 +75,8 @@ struct Scratch {
     item_ids: Vec<u64>,
     rows: Vec<f32>,
     codes: Vec<u64>,
+    /// ETA codes of the item table's rows, recomputed only for rows that changed.
+    code_cache: CodeCache,
     /// The item rows the network reads (ETA's choice included) and their leaf indices.
     item_rows: ItemRows,
     /// The behaviours' category rows (networks with `sequence_categories`).
@@ -410,18 +413,26 @@ impl<N: TrainableNet> Trainer<N> {
         self.tables.user.gather(user_lookup, &mut s.rows)?;
         let user_leaf = leaf(s.rows.clone(), user_u);
         let item_u = item_lookup.unique_len();
-        self.tables.item.gather(item_lookup, &mut s.rows)?;
         // ETA codes of the current item rows (no gradient through the hash).
         if sequences.is_some_and(|q| !q.full_long_attention) {
-            s.codes.resize(item_u, 0);
-            self.simhash.encode(&s.rows, &mut s.codes)?;
+            s.code_cache.codes(
+                &self.tables.item,
+                item_lookup.unique_slots(),
+                &self.simhash,
+                &mut s.codes,
+            )?;
         }
         let positions = item_lookup.positions();
 
         s.item_rows
             .select(batch, positions, item_u, &s.codes, sequences)?;
         let picked = &s.item_rows;
-        let item_leaf = leaf(picked.leaf_rows(&s.rows, d), picked.used.len() + 1);
+        // Only the rows the network reads, and one zero row for padding.
+        self.tables
+            .item
+            .gather_rows(item_lookup, &picked.used, &mut s.rows)?;
+        s.rows.resize((picked.used.len() + 1) * d, 0.0);
+        let item_leaf = leaf(s.rows.clone(), picked.used.len() + 1);
 
         // Categories: the candidates', and the behaviours' when the network adds them (the
         // long ones only for the behaviours it attends to). One zero row for padding.
