@@ -61,6 +61,7 @@ mod config;
 mod lookup;
 mod snapshot;
 mod table;
+mod update;
 
 #[cfg(test)]
 mod tests;
