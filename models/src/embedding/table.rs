@@ -94,6 +94,9 @@ pub struct EmbeddingTable {
     // member) as its sentinel: `next[0]` is the least recently seen row, `prev[0]` the most.
     pub(super) prev: Vec<u32>,
     pub(super) next: Vec<u32>,
+    /// Adam's bias corrections for the first steps of a row (see `update`), precomputed
+    /// from the optimiser config.
+    pub(super) bias_corrections: Vec<(f32, f32)>,
     /// Free slots below the high-water mark, reused last-freed first.
     pub(super) free: Vec<u32>,
     /// id -> slot of admitted ids.
@@ -127,6 +130,7 @@ impl EmbeddingTable {
             prev: Vec::new(),
             next: Vec::new(),
             free: Vec::new(),
+            bias_corrections: super::update::bias_correction_table(&config.optimizer),
             index: HashMap::default(),
             pending: HashMap::default(),
             len: 0,
