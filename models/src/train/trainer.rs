@@ -73,6 +73,7 @@ pub const PLUGIN_CACHE_ENTRIES: usize = 1 << 20;
 struct Scratch {
     lookups: [Lookup; 3],
     item_ids: Vec<u64>,
+    /// Gathered rows; each leaf takes the buffer (no copy), the next gather starts a new one.
     rows: Vec<f32>,
     codes: Vec<u64>,
     /// ETA codes of the item table's rows, recomputed only for rows that changed.
@@ -411,7 +412,7 @@ impl<N: TrainableNet> Trainer<N> {
         };
         let user_u = user_lookup.unique_len();
         self.tables.user.gather(user_lookup, &mut s.rows)?;
-        let user_leaf = leaf(s.rows.clone(), user_u);
+        let user_leaf = leaf(std::mem::take(&mut s.rows), user_u);
         let item_u = item_lookup.unique_len();
         // ETA codes of the current item rows (no gradient through the hash).
         if sequences.is_some_and(|q| !q.full_long_attention) {
@@ -432,7 +433,7 @@ impl<N: TrainableNet> Trainer<N> {
             .item
             .gather_rows(item_lookup, &picked.used, &mut s.rows)?;
         s.rows.resize((picked.used.len() + 1) * d, 0.0);
-        let item_leaf = leaf(s.rows.clone(), picked.used.len() + 1);
+        let item_leaf = leaf(std::mem::take(&mut s.rows), picked.used.len() + 1);
 
         // Categories: the candidates', and the behaviours' when the network adds them (the
         // long ones only for the behaviours it attends to). One zero row for padding.
@@ -448,7 +449,7 @@ impl<N: TrainableNet> Trainer<N> {
         let category_u = category_lookup.unique_len();
         self.tables.category.gather(category_lookup, &mut s.rows)?;
         s.rows.resize((category_u + 1) * d, 0.0);
-        let category_leaf = leaf(s.rows.clone(), category_u + 1);
+        let category_leaf = leaf(std::mem::take(&mut s.rows), category_u + 1);
 
         let as_index = |p: &[u32]| p.iter().map(|&i| i64::from(i)).collect::<Vec<_>>();
         let select =
