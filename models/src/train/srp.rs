@@ -30,18 +30,18 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Bytes, Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::embedding::{
-    DEFAULT_SLOT, EmbeddingTable, EmbeddingTableConfig, Lookup, SparseAdamConfig,
-};
+use crate::embedding::{EmbeddingTable, EmbeddingTableConfig, Lookup, SparseAdamConfig};
 use crate::error::{ModelsError, Result};
 use crate::nn::{Checkpoint, SrpEncoder, SrpEncoderConfig, SrpPretrainNet, SrpPretrainNetConfig};
 use crate::rng::{SplitMix64, burn_rng_lock, mix64};
 use crate::train::FeatureBatch;
 
 mod artifact;
+mod targets;
 pub(crate) mod tokens;
 
 pub use artifact::{SrpArtifact, SrpTables};
+use targets::Targets;
 use tokens::TokenLayout;
 
 /// How SRP4CTR pre-trains (the `[daily.srp]` section). Every field has a default.
@@ -349,49 +349,26 @@ impl SrpPretrainer {
         let s = &mut self.scratch;
 
         // 1. One sequence per user, in batch order, at most `sequences-per-step`.
-        s.users.clear();
-        s.chosen.clear();
-        for b in 0..batch.rows() {
-            if s.chosen.len() == self.config.sequences_per_step {
-                break;
-            }
-            if batch.long.len_of(b) > 0 && s.users.insert(batch.user_ids[b]) {
-                s.chosen.push(b);
-            }
-        }
+        targets::choose_rows(
+            batch,
+            self.config.sequences_per_step,
+            &mut s.users,
+            &mut s.chosen,
+        );
         if s.chosen.is_empty() {
             return Ok(None);
         }
         s.layout.fill(&batch.long, s.chosen.iter().copied(), len);
         let layout = &s.layout;
         let rows = layout.rows;
-        let tokens = layout.tokens();
 
         // 2. Masking: a function of (seed, step) only.
         let mut rng = SplitMix64::keyed(self.seed, 0x5352_504d, step);
-        s.masked.clear();
-        s.masked.resize(rows * len, false);
-        let mut first = 0;
-        for r in 0..rows {
-            let n = layout.mask[r * len..(r + 1) * len]
-                .iter()
-                .filter(|&&m| m)
-                .count();
-            let mut any = false;
-            for j in 0..n {
-                if rng.next_f64() < self.config.mask_prob {
-                    s.masked[r * len + j] = true;
-                    any = true;
-                }
-            }
-            if !any {
-                s.masked[r * len + rng.below(n)] = true;
-            }
-            first += n;
-        }
-        debug_assert_eq!(first, tokens);
+        targets::mask_tokens(layout, self.config.mask_prob, &mut rng, &mut s.masked);
 
-        // 3. Lookups (training: admits new ids), leaves with one zero padding row.
+        // 3. Lookups (training: admits new ids), targets, and the shared negatives: up to
+        // `candidates` distinct rows of the batch, each target's own item masked out of them
+        // ("accidental hit"). Cost M x N, linear in the batch.
         self.item
             .lookup(&layout.ids, batch.day, true, &mut s.item_lookup);
         let with_categories = !layout.categories.is_empty();
@@ -400,56 +377,30 @@ impl SrpPretrainer {
                 .lookup(&layout.categories, batch.day, true, &mut s.category_lookup);
         }
         let item_u = s.item_lookup.unique_len();
-        let item_slots = s.item_lookup.unique_slots();
         let item_pos = s.item_lookup.positions();
-
-        // Targets: masked tokens whose id owns a row (their leaf rows). Negatives: up to
-        // `candidates` distinct rows of the batch, drawn with a seeded partial Fisher-Yates,
-        // shared by every target; a negative that is a target's own item is masked out for
-        // that target ("accidental hit"). Cost M x N, linear in the batch.
-        let mut target_cells = Vec::new();
-        let mut item_targets = Vec::new();
-        let mut category_cells = Vec::new();
-        let mut category_targets = Vec::new();
-        for (k, &cell) in layout.cells.iter().enumerate() {
-            if !s.masked[cell as usize] {
-                continue;
-            }
-            let row = item_pos[k] as usize;
-            if item_slots[row] != DEFAULT_SLOT {
-                target_cells.push(i64::from(cell));
-                item_targets.push(row as i64);
-            }
-            if with_categories
-                && s.category_lookup.unique_slots()[s.category_lookup.positions()[k] as usize]
-                    != DEFAULT_SLOT
-            {
-                category_cells.push(i64::from(cell));
-                category_targets.push(i64::from(s.category_lookup.positions()[k]));
-            }
-        }
+        let Targets {
+            item_cells: target_cells,
+            item_rows: item_targets,
+            category_cells,
+            category_rows: category_targets,
+        } = Targets::collect(
+            layout,
+            &s.masked,
+            &s.item_lookup,
+            with_categories.then_some(&s.category_lookup),
+        );
         if item_targets.is_empty() {
             return Ok(None);
         }
         let n_negatives = self.config.candidates.min(item_u);
-        s.candidates.clear();
-        s.candidates.extend(0..item_u as i64);
-        for i in 0..n_negatives {
-            let j = i + rng.below(item_u - i);
-            s.candidates.swap(i, j);
-        }
-        s.candidates.truncate(n_negatives);
-        s.candidate_of.clear();
-        s.candidate_of.resize(item_u, -1);
-        for (j, &row) in s.candidates.iter().enumerate() {
-            s.candidate_of[row as usize] = j as i64;
-        }
-        let mut hits = vec![false; item_targets.len() * n_negatives];
-        for (m, &row) in item_targets.iter().enumerate() {
-            if let Ok(j) = usize::try_from(s.candidate_of[row as usize]) {
-                hits[m * n_negatives + j] = true;
-            }
-        }
+        let hits = targets::sample_negatives(
+            item_u,
+            n_negatives,
+            &item_targets,
+            &mut rng,
+            &mut s.candidates,
+            &mut s.candidate_of,
+        );
 
         let float = |values: Vec<f32>, shape: [usize; 2]| {
             Tensor::<2>::from_data(TensorData::new(values, shape), &device)
