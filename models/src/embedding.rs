@@ -58,6 +58,7 @@
 
 mod codec;
 mod config;
+mod eviction;
 mod lookup;
 mod snapshot;
 mod table;
