@@ -471,6 +471,21 @@ mod tests {
     }
 
     #[test]
+    fn the_network_section_reaches_the_ctr_network() {
+        let default = CtrflowConfig::default().daily.ctr_net(0);
+        assert!(default.use_historical && default.historical_items);
+        let f = write("[daily.network]\nhistorical-items = false\n");
+        let c = CtrflowConfig::load(
+            Some(f.path()),
+            env(&[("CTRFLOW__DAILY__NETWORK__D_EMBED", "8")]),
+        )
+        .expect("load");
+        let net = c.daily.ctr_net(0);
+        assert!(net.use_historical && !net.historical_items);
+        assert_eq!(net.d_embed, 8);
+    }
+
+    #[test]
     fn unknown_keys_name_the_key_and_the_allowed_ones() {
         let f = write("[generator]\nuserz = 1\n");
         let err = CtrflowConfig::load(Some(f.path()), env(&[])).expect_err("unknown");

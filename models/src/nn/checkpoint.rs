@@ -63,6 +63,7 @@ impl NetConfig for CtrNetConfig {
             ("d_content", serde_json::Value::from(0)),
             ("plugin", serde_json::Value::Null),
             ("srp", serde_json::Value::Null),
+            ("historical_items", serde_json::Value::Bool(true)),
         ]
     }
 }

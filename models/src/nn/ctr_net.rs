@@ -69,9 +69,15 @@ pub struct CtrNetConfig {
     /// Heads of the long-behaviour target attention; must divide `d_embed`.
     #[config(default = 2)]
     pub long_heads: usize,
-    /// Use the TPM historical-embedding feature (user and item).
+    /// Use the TPM historical-embedding feature (the user's, and the item's unless
+    /// `historical_items` is off).
     #[config(default = true)]
     pub use_historical: bool,
+    /// With `use_historical`, also the item's historical feature. Turn it off when the ad
+    /// domain's items never appear in the natural domain: TPM's item snapshots then hold none
+    /// of them, and A-CTR would read zeros where the CPM it starts from read real vectors.
+    #[config(default = true)]
+    pub historical_items: bool,
     /// Width `d_h` of a TPM snapshot vector.
     #[config(default = 16)]
     pub d_hist: usize,
@@ -129,7 +135,8 @@ pub struct CtrNetInput {
     pub long_mask: Tensor<2, Bool>,
     /// The user's K TPM snapshot vectors `[B, K, d_h]`; `Some` exactly when `use_historical`.
     pub historical_user: Option<Tensor<3>>,
-    /// The item's K TPM snapshot vectors `[B, K, d_h]`; `Some` exactly when `use_historical`.
+    /// The item's K TPM snapshot vectors `[B, K, d_h]`; `Some` exactly when `use_historical`
+    /// and `historical_items`.
     pub historical_item: Option<Tensor<3>>,
     /// Categories of the short behaviours `[B, S, d]`; `Some` exactly when
     /// `sequence_categories`.
@@ -179,11 +186,11 @@ impl CtrNetConfig {
             .with_merged(self.hist_merged)
     }
 
-    /// Width of the MLP input: `3d + c + d (DIN) + d (long) [+ 2 d_hist_out] [+ d (content)]
+    /// Width of the MLP input: `3d + c + d (DIN) + d (long) [+ 1 or 2 d_hist_out] [+ d (content)]
     /// [+ d (plug-in)] [+ d (SRP4CTR)]`.
     pub fn d_mlp_input(&self) -> usize {
         let historical = if self.use_historical {
-            2 * self.historical().output_width()
+            (1 + usize::from(self.historical_items)) * self.historical().output_width()
         } else {
             0
         };
@@ -209,7 +216,11 @@ impl CtrNetConfig {
                 .with_n_heads(self.long_heads)
                 .init(device),
             historical_user: historical(),
-            historical_item: historical(),
+            historical_item: if self.historical_items {
+                historical()
+            } else {
+                None
+            },
             content: (self.d_content > 0)
                 .then(|| LinearConfig::new(self.d_content, self.d_embed).init(device)),
             plugin: self
@@ -294,9 +305,16 @@ impl CtrNet {
         parts.push(long_interest);
 
         // TPM historical embeddings: [B, K, d_h] -> [B, d_h'] each.
-        let configured = self.historical_user.is_some();
-        let hist_user = present("historical_user", historical_user, configured);
-        let hist_item = present("historical_item", historical_item, configured);
+        let hist_user = present(
+            "historical_user",
+            historical_user,
+            self.historical_user.is_some(),
+        );
+        let hist_item = present(
+            "historical_item",
+            historical_item,
+            self.historical_item.is_some(),
+        );
         if let (Some(module), Some(x)) = (&self.historical_user, hist_user) {
             parts.push(module.forward(x));
         }
@@ -402,8 +420,7 @@ pub(crate) mod tests {
             historical_user: config
                 .use_historical
                 .then(|| normal([b, 3, config.d_hist], device)),
-            historical_item: config
-                .use_historical
+            historical_item: (config.use_historical && config.historical_items)
                 .then(|| normal([b, 3, config.d_hist], device)),
             short_categories: config
                 .sequence_categories
@@ -532,7 +549,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn checkpoints_saved_before_the_category_and_content_inputs_still_load() {
+    fn checkpoints_saved_before_the_category_content_and_item_history_options_still_load() {
         let device = device(58);
         let config = small_config();
         let net = config.init(&device);
@@ -542,10 +559,38 @@ pub(crate) mod tests {
         let object = json.as_object_mut().expect("object");
         assert!(object.remove("sequence_categories").is_some());
         assert!(object.remove("d_content").is_some());
+        assert!(object.remove("historical_items").is_some());
         checkpoint.config_json = json.to_string();
         let (old, _net): (CtrNetConfig, CtrNet) = checkpoint.restore(&device).expect("restore");
         assert!(!old.sequence_categories);
         assert_eq!(old.d_content, 0);
+        assert!(
+            old.historical_items,
+            "older records read both historical features"
+        );
+    }
+
+    #[test]
+    fn without_historical_items_only_the_user_feature_is_built_and_read() {
+        let device = device(54);
+        let both = small_config().with_use_historical(true);
+        let user_only = both.clone().with_historical_items(false);
+        let hist_width = both.d_mlp_input() - user_only.d_mlp_input();
+        assert!(hist_width > 0);
+        assert_eq!(
+            both.d_mlp_input() - small_config().with_use_historical(false).d_mlp_input(),
+            2 * hist_width
+        );
+        let net = user_only.init(&device);
+        assert!(net.historical_user.is_some() && net.historical_item.is_none());
+        let input = random_input(&user_only, 3, 5, 4, &device);
+        assert!(input.historical_item.is_none());
+        assert_eq!(net.forward(input).dims(), [3, 1]);
+        // An item feature handed to a network without the branch is a wiring error.
+        let mut input = random_input(&user_only, 3, 5, 4, &device);
+        input.historical_item = Some(normal([3, 3, user_only.d_hist], &device));
+        let wired = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| net.forward(input)));
+        assert!(wired.is_err());
     }
 
     #[test]

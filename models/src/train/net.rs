@@ -62,6 +62,8 @@ pub struct HistoricalSpec {
     pub d_hist: usize,
     /// Inputs are one merged vector per id (`K = 1`).
     pub merged: bool,
+    /// The item's feature is read too (not only the user's).
+    pub items: bool,
 }
 
 /// The input shapes of a network, from its config.
@@ -210,6 +212,7 @@ impl TrainableNet for CtrNet {
             historical: config.use_historical.then_some(HistoricalSpec {
                 d_hist: config.d_hist,
                 merged: config.hist_merged,
+                items: config.historical_items,
             }),
             content_width: config.d_content.max(plugin.map_or(0, |p| p.d_input)),
             content_input: config.d_content > 0,

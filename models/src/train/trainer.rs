@@ -502,7 +502,7 @@ impl<N: TrainableNet> Trainer<N> {
             .context
             .then(|| float_tensor(batch.context.clone(), [rows, CONTEXT_WIDTH], device));
         let (historical_user, historical_item) = match historical {
-            Some((u, i)) => (Some(u), Some(i)),
+            Some((u, i)) => (Some(u), i),
             None => (None, None),
         };
         Ok(Prepared {

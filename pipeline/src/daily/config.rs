@@ -97,6 +97,11 @@ pub struct NetworkConfig {
     pub dropout: f64,
     /// Use the TPM historical embeddings as a feature.
     pub use_historical: bool,
+    /// With `use-historical`, the item's historical embedding too (the user's is always
+    /// read). Turn it off when ads are never natural-domain items: TPM trains on the natural
+    /// domain, so its item snapshots hold no ad, and A-CTR would read zeros where the CPM it
+    /// starts from read real vectors (docs/results.md).
+    pub historical_items: bool,
     /// Add each behaviour's category embedding (`hist_category_ids`) to its item embedding,
     /// and the candidate's category to the attention query.
     pub sequence_categories: bool,
@@ -126,6 +131,7 @@ impl Default for NetworkConfig {
             batch_norm: true,
             dropout: 0.0,
             use_historical: true,
+            historical_items: true,
             sequence_categories: false,
             use_content: false,
             use_plugin: false,
@@ -229,6 +235,7 @@ impl DailyConfig {
             .with_din_hidden(n.din_hidden.clone())
             .with_long_heads(n.long_heads)
             .with_use_historical(n.use_historical)
+            .with_historical_items(n.historical_items)
             .with_d_hist(self.tpm_network.d_embed)
             .with_mlp_hidden(n.mlp_hidden.clone())
             .with_batch_norm(n.batch_norm)

@@ -23,11 +23,14 @@ impl<N: TrainableNet> Trainer<N> {
             ));
         };
         let k = tables.user.len();
-        if k == 0 || tables.item.len() != k {
+        // Without the item feature the item snapshots are not read and may be left out.
+        let items_ok = tables.item.len() == k || (!spec.items && tables.item.is_empty());
+        if k == 0 || !items_ok {
             return Err(ModelsError::config(
                 "historical",
                 format!(
-                    "need the same K >= 1 user and item snapshots, got {} and {}",
+                    "need the same K >= 1 user and item snapshots (item snapshots may be left \
+                     out when the network reads no item feature), got {} and {}",
                     tables.user.len(),
                     tables.item.len()
                 ),
@@ -91,7 +94,7 @@ impl<N: TrainableNet> Trainer<N> {
         &self,
         batch: &FeatureBatch,
         device: &Device,
-    ) -> Result<Option<(Tensor<3>, Tensor<3>)>> {
+    ) -> Result<Option<(Tensor<3>, Option<Tensor<3>>)>> {
         let Some(spec) = self.spec.historical else {
             return Ok(None);
         };
@@ -127,7 +130,9 @@ impl<N: TrainableNet> Trainer<N> {
         };
         Ok(Some((
             read(&tables.user, &batch.user_ids, "historical-user")?,
-            read(&tables.item, &batch.item_ids, "historical-item")?,
+            spec.items
+                .then(|| read(&tables.item, &batch.item_ids, "historical-item"))
+                .transpose()?,
         )))
     }
 
