@@ -17,6 +17,7 @@ use crate::nn::{CtrNetConfig, TpmConfig};
 use crate::rng::SplitMix64;
 
 mod backends;
+mod historical;
 mod inputs;
 mod plugin;
 mod sparse;
@@ -530,105 +531,6 @@ fn tpm_trainer_trains() {
     assert!(losses[losses.len() - 1] < losses[0], "{losses:?}");
     // TPM does not read the sequences: only candidate items get rows.
     assert_eq!(trainer.tables().item.len() as u64, ITEMS);
-}
-
-#[test]
-fn historical_snapshots_feed_the_network() {
-    use crate::embedding::{EmbeddingTable, EmbeddingTableConfig, SnapshotTable};
-    let _rng = test_util::device(105);
-    let config = ctr_config().with_use_historical(true).with_d_hist(4);
-    let mut trainer = CtrTrainer::new(train_config(11), config).expect("trainer");
-    let batch = features(&record_batch(&events(40, 16, 10)));
-    assert!(matches!(
-        trainer.train_step(&batch),
-        Err(ModelsError::InvalidConfig {
-            field: "historical",
-            ..
-        })
-    ));
-    // Two snapshots; the older one knows only some ids (the rest read zeros).
-    let snapshot = |ids: &[u64], seed: u64| {
-        let mut c = EmbeddingTableConfig::new(4);
-        c.seed = seed;
-        c.init_std = 0.5;
-        let mut t = EmbeddingTable::new(c).expect("table");
-        t.lookup(
-            ids,
-            crate::embedding::Day(1),
-            true,
-            &mut crate::embedding::Lookup::new(),
-        );
-        SnapshotTable::from_table(&t)
-    };
-    let tables = HistoricalTables {
-        user: vec![
-            snapshot(&batch.user_ids, 1),
-            snapshot(&batch.user_ids[..5], 2),
-        ],
-        item: vec![snapshot(&batch.item_ids, 3), snapshot(&[], 4)],
-    };
-    trainer.set_historical(tables).expect("historical");
-    let loss = trainer.train_step(&batch).expect("step");
-    assert!(loss.is_finite());
-    assert_eq!(trainer.predict(&batch).expect("predict").len(), 40);
-}
-
-#[test]
-fn without_historical_items_only_the_user_snapshots_are_read() {
-    use crate::embedding::{EmbeddingTable, EmbeddingTableConfig, SnapshotTable};
-    let batch = features(&record_batch(&events(40, 18, 10)));
-    let snapshot = |ids: &[u64], seed: u64| {
-        let mut c = EmbeddingTableConfig::new(4);
-        c.seed = seed;
-        c.init_std = 0.5;
-        let mut t = EmbeddingTable::new(c).expect("table");
-        t.lookup(
-            ids,
-            crate::embedding::Day(1),
-            true,
-            &mut crate::embedding::Lookup::new(),
-        );
-        SnapshotTable::from_table(&t)
-    };
-    // Trains one step with the given item snapshots and predicts the batch.
-    let run = |items: bool, item_seed: Option<u64>| {
-        let _rng = test_util::device(107);
-        let config = ctr_config()
-            .with_use_historical(true)
-            .with_historical_items(items)
-            .with_d_hist(4);
-        let mut trainer = CtrTrainer::new(train_config(12), config).expect("trainer");
-        let tables = HistoricalTables {
-            user: vec![snapshot(&batch.user_ids, 1)],
-            item: item_seed.map_or_else(Vec::new, |s| vec![snapshot(&batch.item_ids, s)]),
-        };
-        trainer.set_historical(tables).expect("historical");
-        trainer.train_step(&batch).expect("step");
-        trainer.predict(&batch).expect("predict")
-    };
-    // With the item feature the item snapshots matter, and they are required.
-    assert_ne!(run(true, Some(3)), run(true, Some(4)));
-    // Without it they are never read: other values, or none at all, change nothing.
-    let reference = run(false, Some(3));
-    assert_eq!(reference, run(false, Some(4)));
-    assert_eq!(reference, run(false, None));
-    let _rng = test_util::device(107);
-    let mut trainer = CtrTrainer::new(
-        train_config(12),
-        ctr_config().with_use_historical(true).with_d_hist(4),
-    )
-    .expect("trainer");
-    let missing = trainer.set_historical(HistoricalTables {
-        user: vec![snapshot(&batch.user_ids, 1)],
-        item: Vec::new(),
-    });
-    assert!(matches!(
-        missing,
-        Err(ModelsError::InvalidConfig {
-            field: "historical",
-            ..
-        })
-    ));
 }
 
 #[test]
