@@ -13,6 +13,9 @@
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Mutex, MutexGuard};
 
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::{Bool, Int, Tensor};
+
 /// burn's device RNG is process-wide: seeding it and drawing from it (network initialisation,
 /// dropout) must not interleave with another trainer doing the same, or runs stop being
 /// reproducible. Trainers hold this lock from `seed` to the last draw.
@@ -23,6 +26,28 @@ pub(crate) fn burn_rng_lock() -> MutexGuard<'static, ()> {
     BURN_RNG
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Draws every parameter of `module` that is still lazy. burn initialises a parameter on its
+/// first use, not when the module is built: a network built under [`burn_rng_lock`] but used
+/// after the lock is released would draw its initial weights from whatever state another
+/// thread left the process-wide RNG in (a concurrent trainer's per-step seed, its own lazy
+/// parameters), so two identical runs side by side would start from different weights.
+/// Called while the lock is still held, right after building.
+pub(crate) fn initialise_lazy_params<M: Module>(module: &M) {
+    struct Initialise;
+    impl ModuleVisitor for Initialise {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let _ = param.val();
+        }
+        fn visit_int<const D: usize>(&mut self, param: &Param<Tensor<D, Int>>) {
+            let _ = param.val();
+        }
+        fn visit_bool<const D: usize>(&mut self, param: &Param<Tensor<D, Bool>>) {
+            let _ = param.val();
+        }
+    }
+    module.visit(&mut Initialise);
 }
 
 /// SplitMix64 finaliser: a fast bijective mixer with good avalanche.
@@ -141,7 +166,51 @@ pub(crate) type IdBuildHasher = BuildHasherDefault<IdHasher>;
 
 #[cfg(test)]
 mod tests {
+    use burn::nn::{Linear, LinearConfig};
+    use burn::tensor::{Device, Distribution, TensorData};
+
     use super::*;
+
+    fn draw(device: &Device) -> TensorData {
+        Tensor::<1>::random([4], Distribution::Normal(0.0, 1.0), device).into_data()
+    }
+
+    fn weights(linear: &Linear) -> TensorData {
+        linear.weight.val().into_data()
+    }
+
+    #[test]
+    fn lazy_parameters_are_drawn_at_once_from_the_seeded_state() {
+        let _rng = burn_rng_lock();
+        let device = Device::flex();
+        device.seed(3);
+        let reference = LinearConfig::new(3, 2).init(&device);
+        let reference = weights(&reference); // drawn right after seeding
+        device.seed(3);
+        let built = LinearConfig::new(3, 2).init(&device);
+        initialise_lazy_params(&built);
+        device.seed(99); // another trainer moves the RNG on before `built` is used
+        let _ = draw(&device);
+        assert_eq!(weights(&built), reference);
+    }
+
+    #[test]
+    fn loading_a_record_draws_nothing_from_the_rng() {
+        // `SrpArtifact::restore_net` builds and loads a network without the RNG lock: that is
+        // only sound while loading every parameter from a record draws no random value.
+        let _rng = burn_rng_lock();
+        let device = Device::flex();
+        let source = LinearConfig::new(3, 2).init(&device);
+        initialise_lazy_params(&source);
+        device.seed(5);
+        let expected = draw(&device);
+        device.seed(5);
+        let loaded = LinearConfig::new(3, 2)
+            .init(&device)
+            .load_record(source.clone().into_record());
+        assert_eq!(weights(&loaded), weights(&source));
+        assert_eq!(draw(&device), expected);
+    }
 
     #[test]
     fn splitmix_matches_published_reference_values() {

@@ -30,7 +30,7 @@ use crate::ComputeDevice;
 use crate::embedding::EmbeddingTable;
 use crate::error::{ModelsError, Result};
 use crate::nn::{Checkpoint, CtrNet, TransferReport, init_actr_from_cpm};
-use crate::rng::burn_rng_lock;
+use crate::rng::{burn_rng_lock, initialise_lazy_params};
 
 /// Blob names of a [`TrainerCheckpoint`].
 pub mod blobs {
@@ -188,6 +188,7 @@ impl<N: TrainableNet> Trainer<N> {
         let rng = burn_rng_lock();
         device.seed(config.seed);
         let (net_config, net, spec, tables) = restore_parts::<N>(checkpoint, &device)?;
+        initialise_lazy_params(&net);
         drop(rng);
         let net = net.train();
         let stats = checkpoint.stats()?;
@@ -267,6 +268,7 @@ impl Trainer<CtrNet> {
         let (net_config, cpm_net, spec, tables) = restore_parts::<CtrNet>(cpm, &device)?;
         let (net, report) = init_actr_from_cpm(&cpm_net, &net_config, &device)
             .map_err(|e| blob_error(blobs::NET_WEIGHTS, e))?;
+        initialise_lazy_params(&net);
         drop(rng);
         let trainer = Self::assemble(
             config,

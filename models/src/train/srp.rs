@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::embedding::{EmbeddingTable, EmbeddingTableConfig, Lookup, SparseAdamConfig};
 use crate::error::{ModelsError, Result};
 use crate::nn::{Checkpoint, SrpEncoder, SrpEncoderConfig, SrpPretrainNet, SrpPretrainNetConfig};
-use crate::rng::{SplitMix64, burn_rng_lock, mix64};
+use crate::rng::{SplitMix64, burn_rng_lock, initialise_lazy_params, mix64};
 use crate::train::FeatureBatch;
 
 mod artifact;
@@ -272,6 +272,7 @@ impl SrpPretrainer {
         let rng = burn_rng_lock();
         device.seed(mix64(seed ^ 0x5352_5034));
         let net = SrpPretrainNetConfig::new(config.encoder()).init(device);
+        initialise_lazy_params(&net);
         drop(rng);
         let item = EmbeddingTable::new(config.table(item_table, seed, 1))?;
         let category = EmbeddingTable::new(config.table(item_table, seed, 2))?;

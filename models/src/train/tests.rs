@@ -716,3 +716,27 @@ fn actr_from_cpm_copies_all_but_batch_norm_and_starts_counting_afresh() {
     );
     assert!(actr.train_step(&probe).expect("step").is_finite());
 }
+
+#[test]
+fn a_trainer_starts_from_its_seed_whatever_other_trainers_draw_meanwhile() {
+    // burn initialises parameters lazily, on first use, from its process-wide RNG. A trainer
+    // draws its whole network when it is built, so another trainer's steps between building
+    // and first use (as in the daily job's concurrent TPM, CPM and A-CTR) change nothing.
+    let _rng = test_util::device(103);
+    let held_out = held_out();
+    let predict = |trainer: &mut CtrTrainer| -> Vec<u32> {
+        held_out
+            .iter()
+            .flat_map(|b| trainer.predict(b).expect("predict"))
+            .map(f32::to_bits)
+            .collect()
+    };
+    let mut alone = CtrTrainer::new(train_config(7), ctr_config()).expect("trainer");
+    let expected = predict(&mut alone);
+
+    let mut built = CtrTrainer::new(train_config(7), ctr_config()).expect("trainer");
+    let mut other = CtrTrainer::new(train_config(99), ctr_config()).expect("trainer");
+    let batch = record_batch(&events(100, 5, 20));
+    other.train_step(&features(&batch)).expect("step");
+    assert_eq!(predict(&mut built), expected);
+}

@@ -19,7 +19,7 @@ use crate::error::{ModelsError, Result};
 use crate::eta::SimHash;
 use crate::metrics::{self, Evaluation};
 use crate::nn::{CtrNet, NetConfig, Tpm, bce_with_logits};
-use crate::rng::{burn_rng_lock, mix64};
+use crate::rng::{burn_rng_lock, initialise_lazy_params, mix64};
 
 mod external;
 mod srp_branch;
@@ -169,6 +169,7 @@ impl<N: TrainableNet> Trainer<N> {
         let rng = burn_rng_lock();
         device.seed(config.seed);
         let net = net_config.build(&device);
+        initialise_lazy_params(&net);
         drop(rng);
         let tables = Tables {
             user: EmbeddingTable::new(config.table(TableRole::User, spec.d_embed)?)?,
