@@ -486,6 +486,31 @@ mod tests {
     }
 
     #[test]
+    fn initial_epochs_apply_to_restarts_and_are_validated() {
+        use ctrflow_schedule::Start;
+        let f = write("[daily.actr]\nepochs = 2\ninitial-epochs = 1\n");
+        let c = CtrflowConfig::load(Some(f.path()), env(&[])).expect("load");
+        let version = ctrflow_schemas::ModelVersion::for_date("2024-03-01".parse().expect("date"));
+        assert_eq!(
+            c.daily.actr.epochs_for(&Start::Continue(version.clone())),
+            2
+        );
+        assert_eq!(c.daily.actr.epochs_for(&Start::FromCpm(version)), 1);
+        assert_eq!(c.daily.actr.epochs_for(&Start::Fresh), 1);
+        // Unset, a restart takes `epochs` too.
+        assert_eq!(c.daily.cpm.epochs_for(&Start::Fresh), 1);
+        let f = write("[daily.tpm]\nepochs = 3\n");
+        let c = CtrflowConfig::load(Some(f.path()), env(&[])).expect("load");
+        assert_eq!(c.daily.tpm.epochs_for(&Start::Fresh), 3);
+
+        let f = write("[daily.cpm]\ninitial-epochs = 0\n");
+        let text = CtrflowConfig::load(Some(f.path()), env(&[]))
+            .expect_err("zero passes")
+            .to_string();
+        assert!(text.contains("daily.cpm.initial-epochs"), "{text}");
+    }
+
+    #[test]
     fn unknown_keys_name_the_key_and_the_allowed_ones() {
         let f = write("[generator]\nuserz = 1\n");
         let err = CtrflowConfig::load(Some(f.path()), env(&[])).expect_err("unknown");

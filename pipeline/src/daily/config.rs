@@ -59,6 +59,11 @@ impl Default for DailyConfig {
 pub struct ModelTraining {
     /// Passes over the model's data window per run (default 1: streaming, each row once).
     pub epochs: u32,
+    /// Passes when the run does not continue the model's previous version: a fresh start, or
+    /// an A-CTR initialised from a new CPM (default: `epochs`). A restart reads the whole
+    /// horizon, a continuing run only the new days: more passes can help the few new rows of
+    /// a continuing run while over-fitting a long replay.
+    pub initial_epochs: Option<u32>,
     /// `[daily.<model>.train]`: the trainer's settings (learning rate, batch size, shuffle
     /// buffer, seed, feature lengths, embedding tables).
     pub train: TrainConfig,
@@ -70,7 +75,20 @@ impl Default for ModelTraining {
         // table at all mean the same thing.
         ModelTraining {
             epochs: 1,
+            initial_epochs: None,
             train: TrainConfig::default(),
+        }
+    }
+}
+
+impl ModelTraining {
+    /// Passes for a run that starts as `start` says.
+    pub fn epochs_for(&self, start: &ctrflow_schedule::Start) -> u32 {
+        match start {
+            ctrflow_schedule::Start::Continue(_) => self.epochs,
+            ctrflow_schedule::Start::Fresh | ctrflow_schedule::Start::FromCpm(_) => {
+                self.initial_epochs.unwrap_or(self.epochs)
+            }
         }
     }
 }
@@ -292,6 +310,12 @@ impl DailyConfig {
             if m.epochs == 0 {
                 return Err(invalid(
                     &format!("daily.{name}.epochs"),
+                    "must be at least 1".into(),
+                ));
+            }
+            if m.initial_epochs == Some(0) {
+                return Err(invalid(
+                    &format!("daily.{name}.initial-epochs"),
                     "must be at least 1".into(),
                 ));
             }

@@ -375,7 +375,7 @@ impl Runner<'_> {
             &self.reader,
             job.domain,
             &job.train_days,
-            training.epochs,
+            training.epochs_for(&job.start),
             self.shuffle(&training.train)?,
             self.daily.read.channel_batches,
             self.date,

@@ -449,6 +449,61 @@ async fn holdout_evaluation_splits_each_window_and_needs_no_next_day() {
     }
 }
 
+/// `[daily.actr] initial-epochs`: an A-CTR that starts afresh or from a CPM passes once over
+/// its window, one that continues passes `epochs` times over its new days.
+#[tokio::test(flavor = "multi_thread")]
+async fn initial_epochs_apply_to_restarts_and_epochs_to_continuing_runs() {
+    let (dir, storage) = archive(4).await;
+    let path = dir.path().join("epochs.toml");
+    let toml = format!("{CONFIG_TOML}\n[daily.actr]\nepochs = 2\ninitial-epochs = 1\n");
+    std::fs::write(&path, toml).expect("write config");
+    let config = CtrflowConfig::load(Some(&path), Vec::new()).expect("valid config");
+    let reports = backfill(
+        &Stores::single(&storage),
+        &config,
+        date("2024-03-02"),
+        date("2024-03-04"),
+        DailyOptions::default(),
+        |_| {},
+    )
+    .await
+    .expect("backfill");
+    let published = Published::load(&storage, &storage).await.expect("load");
+    let mut day_rows = BTreeMap::new();
+    for day in ["2024-03-01", "2024-03-02", "2024-03-03"] {
+        let key = KeyLayout.day_success(ctrflow_schemas::Domain::Ad, date(day));
+        let manifest: ctrflow_schemas::DayManifest =
+            decode_manifest(&key, &storage.get(&key).await.expect("get")).expect("day");
+        day_rows.insert(date(day), manifest.rows);
+    }
+    let passes: Vec<(String, u64)> = reports
+        .iter()
+        .flat_map(|r| &r.jobs)
+        .filter(|j| j.model == ModelKind::Actr && j.action == "run")
+        .map(|j| {
+            let m = published
+                .manifest(ModelKind::Actr, &j.version)
+                .expect("published");
+            // The manifest counts rows trained (every pass); the day manifests the rows there are.
+            assert_eq!(m.data_window.rows.values().sum::<u64>(), j.rows);
+            let window = day_rows.get(&m.data_window.to).copied().unwrap_or(0);
+            assert_eq!(
+                m.data_window.from, m.data_window.to,
+                "one-day A-CTR windows"
+            );
+            assert!(window > 0 && j.rows % window == 0, "{j:?}");
+            (j.detail.clone(), j.rows / window)
+        })
+        .collect();
+    let expected: Vec<u64> = vec![1, 1, 2]; // fresh, from the CPM of 03-02, continuing
+    assert_eq!(
+        passes.iter().map(|(_, p)| *p).collect::<Vec<_>>(),
+        expected,
+        "{passes:?}"
+    );
+    assert!(passes[2].0.contains("continues"), "{passes:?}");
+}
+
 /// `backfill --models-store`: the landing archive is only read; models, snapshots and reports
 /// go to the other store, which a plain backfill of the same archive matches.
 #[tokio::test(flavor = "multi_thread")]
