@@ -70,6 +70,37 @@ fn actr_run_details(reports: &[ctrflow_pipeline::daily::DailyReport]) -> Vec<&st
         .collect()
 }
 
+/// [`CONFIG_TOML`] changed by `edit`, written to `dir` as `name` and loaded.
+fn config_variant(
+    dir: &std::path::Path,
+    name: &str,
+    edit: impl FnOnce(&str) -> String,
+) -> CtrflowConfig {
+    let path = dir.join(name);
+    std::fs::write(&path, edit(CONFIG_TOML)).expect("write config");
+    CtrflowConfig::load(Some(&path), Vec::new()).expect("valid config")
+}
+
+/// `backfill` of `storage` (landing and models in one store) from `from` to `to`, default
+/// options; panics naming the range if it fails.
+async fn backfill_range(
+    storage: &Storage,
+    config: &CtrflowConfig,
+    from: &str,
+    to: &str,
+) -> Vec<ctrflow_pipeline::daily::DailyReport> {
+    backfill(
+        &Stores::single(storage),
+        config,
+        date(from),
+        date(to),
+        DailyOptions::default(),
+        |_| {},
+    )
+    .await
+    .unwrap_or_else(|e| panic!("backfill {from}..={to}: {e}"))
+}
+
 /// A config file that is invalid must name `field` in its error.
 fn assert_config_error_names(toml: &str, field: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -172,16 +203,7 @@ async fn assert_consistent(storage: &Storage, when: &str) {
 async fn backfill_follows_the_tri_level_schedule_and_reruns_are_no_ops() {
     let (_dir, storage) = archive(6).await;
     let config = config();
-    let reports = backfill(
-        &Stores::single(&storage),
-        &config,
-        date("2024-03-02"),
-        date("2024-03-06"),
-        DailyOptions::default(),
-        |_| {},
-    )
-    .await
-    .expect("backfill");
+    let reports = backfill_range(&storage, &config, "2024-03-02", "2024-03-06").await;
     assert_eq!(reports.len(), 5);
     let published = Published::load(&storage, &storage).await.expect("load");
     let versions = |kind| {
@@ -301,16 +323,7 @@ async fn backfill_follows_the_tri_level_schedule_and_reruns_are_no_ops() {
 
     // A rerun publishes nothing new and changes nothing.
     let before = manifests(&storage).await;
-    let again = backfill(
-        &Stores::single(&storage),
-        &config,
-        date("2024-03-02"),
-        date("2024-03-06"),
-        DailyOptions::default(),
-        |_| {},
-    )
-    .await
-    .expect("rerun");
+    let again = backfill_range(&storage, &config, "2024-03-02", "2024-03-06").await;
     assert!(
         again
             .iter()
@@ -325,16 +338,7 @@ async fn a_rejected_model_never_goes_live_and_is_never_continued_from() {
     let mut config = config();
     // Demand an impossible AUC gain: every A-CTR after the first is rejected.
     config.daily.gate.max_auc_drop = -1.0;
-    backfill(
-        &Stores::single(&storage),
-        &config,
-        date("2024-03-02"),
-        date("2024-03-04"),
-        DailyOptions::default(),
-        |_| {},
-    )
-    .await
-    .expect("backfill");
+    backfill_range(&storage, &config, "2024-03-02", "2024-03-04").await;
     let published = Published::load(&storage, &storage).await.expect("load");
     let first = v("2024-03-02");
     assert_eq!(published.latest[&ModelKind::Actr].pointer.version, first);
@@ -387,16 +391,7 @@ async fn a_rejected_model_never_goes_live_and_is_never_continued_from() {
         v("2024-03-02")
     );
     // A rerun of the day does not undo the operator's rollback.
-    backfill(
-        &Stores::single(&storage),
-        &config,
-        date("2024-03-04"),
-        date("2024-03-04"),
-        DailyOptions::default(),
-        |_| {},
-    )
-    .await
-    .expect("rerun");
+    backfill_range(&storage, &config, "2024-03-04", "2024-03-04").await;
     let published = Published::load(&storage, &storage).await.expect("load");
     assert_eq!(
         published.latest[&ModelKind::Cpm].pointer.version,
@@ -408,24 +403,14 @@ async fn a_rejected_model_never_goes_live_and_is_never_continued_from() {
 async fn holdout_evaluation_splits_each_window_and_needs_no_next_day() {
     // Enough ad rows per day (~570) that a 20% holdout has clicks to compute an AUC on.
     let (dir, storage) = archive_of(4, 12_000).await;
-    let path = dir.path().join("holdout.toml");
-    let toml = CONFIG_TOML.replace(
-        "tpm-snapshots = 2",
-        "tpm-snapshots = 2\nevaluate-on = \"holdout\"",
-    ) + "\n[daily]\nholdout-percent = 20\n";
-    std::fs::write(&path, toml).expect("write config");
-    let config = CtrflowConfig::load(Some(&path), Vec::new()).expect("valid config");
+    let config = config_variant(dir.path(), "holdout.toml", |toml| {
+        toml.replace(
+            "tpm-snapshots = 2",
+            "tpm-snapshots = 2\nevaluate-on = \"holdout\"",
+        ) + "\n[daily]\nholdout-percent = 20\n"
+    });
     // 2024-03-05 is not closed: with next-day evaluation its models could not be evaluated.
-    backfill(
-        &Stores::single(&storage),
-        &config,
-        date("2024-03-02"),
-        date("2024-03-05"),
-        DailyOptions::default(),
-        |_| {},
-    )
-    .await
-    .expect("backfill");
+    backfill_range(&storage, &config, "2024-03-02", "2024-03-05").await;
     let published = Published::load(&storage, &storage).await.expect("load");
     for day in ["2024-03-03", "2024-03-05"] {
         let m = published
@@ -454,20 +439,10 @@ async fn holdout_evaluation_splits_each_window_and_needs_no_next_day() {
 #[tokio::test(flavor = "multi_thread")]
 async fn initial_epochs_apply_to_restarts_and_epochs_to_continuing_runs() {
     let (dir, storage) = archive(4).await;
-    let path = dir.path().join("epochs.toml");
-    let toml = format!("{CONFIG_TOML}\n[daily.actr]\nepochs = 2\ninitial-epochs = 1\n");
-    std::fs::write(&path, toml).expect("write config");
-    let config = CtrflowConfig::load(Some(&path), Vec::new()).expect("valid config");
-    let reports = backfill(
-        &Stores::single(&storage),
-        &config,
-        date("2024-03-02"),
-        date("2024-03-04"),
-        DailyOptions::default(),
-        |_| {},
-    )
-    .await
-    .expect("backfill");
+    let config = config_variant(dir.path(), "epochs.toml", |toml| {
+        format!("{toml}\n[daily.actr]\nepochs = 2\ninitial-epochs = 1\n")
+    });
+    let reports = backfill_range(&storage, &config, "2024-03-02", "2024-03-04").await;
     let published = Published::load(&storage, &storage).await.expect("load");
     let mut day_rows = BTreeMap::new();
     for day in ["2024-03-01", "2024-03-02", "2024-03-03"] {

@@ -19,21 +19,11 @@ fn probe(tower: &PluginTower, w: usize) -> Vec<f32> {
 #[tokio::test(flavor = "multi_thread")]
 async fn tpm_pretrains_the_plug_in_and_actr_serves_the_newest_tpm_tower_frozen() {
     let (dir, storage) = archive(5).await;
-    let path = dir.path().join("plugin.toml");
-    let toml = CONFIG_TOML.replace("eta-top-k = 8\n", "eta-top-k = 8\nuse-plugin = true\n")
-        + "\n[daily.tpm-network]\nplugin-dim = 4\nplugin-hidden = [8]\n";
-    std::fs::write(&path, toml).expect("write config");
-    let config = CtrflowConfig::load(Some(&path), Vec::new()).expect("valid config");
-    let reports = backfill(
-        &Stores::single(&storage),
-        &config,
-        date("2024-03-02"),
-        date("2024-03-05"),
-        DailyOptions::default(),
-        |_| {},
-    )
-    .await
-    .expect("backfill");
+    let config = config_variant(dir.path(), "plugin.toml", |toml| {
+        toml.replace("eta-top-k = 8\n", "eta-top-k = 8\nuse-plugin = true\n")
+            + "\n[daily.tpm-network]\nplugin-dim = 4\nplugin-hidden = [8]\n"
+    });
+    let reports = backfill_range(&storage, &config, "2024-03-02", "2024-03-05").await;
     let published = Published::load(&storage, &storage).await.expect("load");
     let tpm = published
         .manifest(ModelKind::Tpm, &v("2024-03-02"))

@@ -27,23 +27,13 @@ fn encoder_values(encoder: &SrpEncoder) -> Vec<f32> {
 #[tokio::test(flavor = "multi_thread")]
 async fn tpm_pretrains_srp4ctr_and_actr_reads_the_newest_tpm_encoder_frozen() {
     let (dir, storage) = archive(5).await;
-    let path = dir.path().join("srp.toml");
-    let toml = CONFIG_TOML.replace(
-        "eta-top-k = 8\n",
-        "eta-top-k = 8\nuse-srp = true\nsrp-queries = 2\n",
-    ) + "\n[daily.tpm-network]\npretrain-srp = true\n\n[daily.srp]\nd-model = 8\nmax-len = 20\ncandidates = 256\n";
-    std::fs::write(&path, toml).expect("write config");
-    let config = CtrflowConfig::load(Some(&path), Vec::new()).expect("valid config");
-    let reports = backfill(
-        &Stores::single(&storage),
-        &config,
-        date("2024-03-02"),
-        date("2024-03-05"),
-        DailyOptions::default(),
-        |_| {},
-    )
-    .await
-    .expect("backfill");
+    let config = config_variant(dir.path(), "srp.toml", |toml| {
+        toml.replace(
+            "eta-top-k = 8\n",
+            "eta-top-k = 8\nuse-srp = true\nsrp-queries = 2\n",
+        ) + "\n[daily.tpm-network]\npretrain-srp = true\n\n[daily.srp]\nd-model = 8\nmax-len = 20\ncandidates = 256\n"
+    });
+    let reports = backfill_range(&storage, &config, "2024-03-02", "2024-03-05").await;
     let published = Published::load(&storage, &storage).await.expect("load");
     let tpm = published
         .manifest(ModelKind::Tpm, &v("2024-03-02"))
