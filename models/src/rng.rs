@@ -14,7 +14,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Mutex, MutexGuard};
 
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::{Bool, Int, Tensor};
+use burn::tensor::{Bool, Device, Int, Tensor};
 
 /// burn's device RNG is process-wide: seeding it and drawing from it (network initialisation,
 /// dropout) must not interleave with another trainer doing the same, or runs stop being
@@ -28,13 +28,33 @@ pub(crate) fn burn_rng_lock() -> MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Draws every parameter of `module` that is still lazy. burn initialises a parameter on its
-/// first use, not when the module is built: a network built under [`burn_rng_lock`] but used
-/// after the lock is released would draw its initial weights from whatever state another
-/// thread left the process-wide RNG in (a concurrent trainer's per-step seed, its own lazy
-/// parameters), so two identical runs side by side would start from different weights.
-/// Called while the lock is still held, right after building.
-pub(crate) fn initialise_lazy_params<M: Module>(module: &M) {
+/// Builds a network from burn's RNG seeded with `seed`, the way every trainer does: holds
+/// [`burn_rng_lock`], seeds, runs `build`, and draws every parameter of the module `network`
+/// picks out of the result before releasing the lock (`None`: nothing was built, e.g. an
+/// error).
+///
+/// The last step matters because burn initialises a parameter on its first use, not when the
+/// module is built: a network used only after the lock is released would draw its initial
+/// weights from whatever state another thread left the process-wide RNG in (a concurrent
+/// trainer's per-step seed, its own lazy parameters), so two identical runs side by side would
+/// start from different weights.
+pub(crate) fn build_seeded<T, M: Module>(
+    device: &Device,
+    seed: u64,
+    build: impl FnOnce() -> T,
+    network: impl FnOnce(&T) -> Option<&M>,
+) -> T {
+    let _rng = burn_rng_lock();
+    device.seed(seed);
+    let built = build();
+    if let Some(net) = network(&built) {
+        initialise_lazy_params(net);
+    }
+    built
+}
+
+/// Draws every parameter of `module` that is still lazy (see [`build_seeded`]).
+fn initialise_lazy_params<M: Module>(module: &M) {
     struct Initialise;
     impl ModuleVisitor for Initialise {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {

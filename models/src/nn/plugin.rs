@@ -148,7 +148,7 @@ impl PlugIn {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::nn::test_util::{device, normal, values};
 
@@ -190,13 +190,21 @@ mod tests {
         let out = plug_in.forward(cached);
         assert_eq!(out.dims(), [6, 5]);
         let grads = out.sum().backward();
-        assert!(plug_in.adapter.weight.grad(&grads).is_some());
+        assert_only_the_adapter_trains(&plug_in, &grads);
+    }
+
+    /// The adapter of `plug_in` has a gradient in `grads`, no layer of its tower has one.
+    pub(crate) fn assert_only_the_adapter_trains(
+        plug_in: &PlugIn,
+        grads: &burn::tensor::Gradients,
+    ) {
+        assert!(plug_in.adapter.weight.grad(grads).is_some());
         assert!(
             plug_in
                 .tower
                 .layers
                 .iter()
-                .all(|l| l.weight.grad(&grads).is_none())
+                .all(|l| l.weight.grad(grads).is_none())
         );
     }
 }

@@ -30,7 +30,7 @@ use crate::ComputeDevice;
 use crate::embedding::EmbeddingTable;
 use crate::error::{ModelsError, Result};
 use crate::nn::{Checkpoint, CtrNet, TransferReport, init_actr_from_cpm};
-use crate::rng::{burn_rng_lock, initialise_lazy_params};
+use crate::rng::build_seeded;
 
 /// Blob names of a [`TrainerCheckpoint`].
 pub mod blobs {
@@ -185,11 +185,12 @@ impl<N: TrainableNet> Trainer<N> {
         config.device = device;
         config.validate()?;
         let device = config.device.burn_device()?.autodiff();
-        let rng = burn_rng_lock();
-        device.seed(config.seed);
-        let (net_config, net, spec, tables) = restore_parts::<N>(checkpoint, &device)?;
-        initialise_lazy_params(&net);
-        drop(rng);
+        let (net_config, net, spec, tables) = build_seeded(
+            &device,
+            config.seed,
+            || restore_parts::<N>(checkpoint, &device),
+            |parts| parts.as_ref().ok().map(|p| &p.1),
+        )?;
         let net = net.train();
         let stats = checkpoint.stats()?;
         let optimizer = dense_optimizer(&config)
@@ -263,13 +264,17 @@ impl Trainer<CtrNet> {
     ) -> Result<(Self, TransferReport)> {
         config.validate()?;
         let device = config.device.burn_device()?.autodiff();
-        let rng = burn_rng_lock();
-        device.seed(config.seed);
-        let (net_config, cpm_net, spec, tables) = restore_parts::<CtrNet>(cpm, &device)?;
-        let (net, report) = init_actr_from_cpm(&cpm_net, &net_config, &device)
-            .map_err(|e| blob_error(blobs::NET_WEIGHTS, e))?;
-        initialise_lazy_params(&net);
-        drop(rng);
+        let (net_config, net, report, spec, tables) = build_seeded(
+            &device,
+            config.seed,
+            || -> Result<_> {
+                let (net_config, cpm_net, spec, tables) = restore_parts::<CtrNet>(cpm, &device)?;
+                let (net, report) = init_actr_from_cpm(&cpm_net, &net_config, &device)
+                    .map_err(|e| blob_error(blobs::NET_WEIGHTS, e))?;
+                Ok((net_config, net, report, spec, tables))
+            },
+            |parts| parts.as_ref().ok().map(|p| &p.1),
+        )?;
         let trainer = Self::assemble(
             config,
             net_config,

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::embedding::{EmbeddingTable, EmbeddingTableConfig, Lookup, SparseAdamConfig};
 use crate::error::{ModelsError, Result};
 use crate::nn::{Checkpoint, SrpEncoder, SrpEncoderConfig, SrpPretrainNet, SrpPretrainNetConfig};
-use crate::rng::{SplitMix64, burn_rng_lock, initialise_lazy_params, mix64};
+use crate::rng::{SplitMix64, build_seeded, mix64};
 use crate::train::FeatureBatch;
 
 mod artifact;
@@ -269,11 +269,12 @@ impl SrpPretrainer {
         device: &Device,
     ) -> Result<Self> {
         config.validate()?;
-        let rng = burn_rng_lock();
-        device.seed(mix64(seed ^ 0x5352_5034));
-        let net = SrpPretrainNetConfig::new(config.encoder()).init(device);
-        initialise_lazy_params(&net);
-        drop(rng);
+        let net = build_seeded(
+            device,
+            mix64(seed ^ 0x5352_5034),
+            || SrpPretrainNetConfig::new(config.encoder()).init(device),
+            |net| Some(net),
+        );
         let item = EmbeddingTable::new(config.table(item_table, seed, 1))?;
         let category = EmbeddingTable::new(config.table(item_table, seed, 2))?;
         Ok(Self::assemble(

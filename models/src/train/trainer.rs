@@ -19,7 +19,7 @@ use crate::error::{ModelsError, Result};
 use crate::eta::SimHash;
 use crate::metrics::{self, Evaluation};
 use crate::nn::{CtrNet, NetConfig, Tpm, bce_with_logits};
-use crate::rng::{burn_rng_lock, initialise_lazy_params, mix64};
+use crate::rng::{build_seeded, burn_rng_lock, mix64};
 
 mod external;
 mod srp_branch;
@@ -166,11 +166,12 @@ impl<N: TrainableNet> Trainer<N> {
         config.validate()?;
         let spec = N::spec(&net_config)?;
         let device = config.device.burn_device()?.autodiff();
-        let rng = burn_rng_lock();
-        device.seed(config.seed);
-        let net = net_config.build(&device);
-        initialise_lazy_params(&net);
-        drop(rng);
+        let net = build_seeded(
+            &device,
+            config.seed,
+            || net_config.build(&device),
+            |net| Some(net),
+        );
         let tables = Tables {
             user: EmbeddingTable::new(config.table(TableRole::User, spec.d_embed)?)?,
             item: EmbeddingTable::new(config.table(TableRole::Item, spec.d_embed)?)?,

@@ -3,7 +3,7 @@
 
 use ctrflow_models::nn::{CtrNetConfig, PluginTowerConfig, SrpTransferConfig, TpmConfig};
 use ctrflow_models::train::{CONTEXT_WIDTH, SrpPretrainConfig, TrainConfig};
-use ctrflow_schedule::ScheduleConfig;
+use ctrflow_schedule::{ScheduleConfig, Start};
 use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigError;
@@ -83,12 +83,10 @@ impl Default for ModelTraining {
 
 impl ModelTraining {
     /// Passes for a run that starts as `start` says.
-    pub fn epochs_for(&self, start: &ctrflow_schedule::Start) -> u32 {
+    pub fn epochs_for(&self, start: &Start) -> u32 {
         match start {
-            ctrflow_schedule::Start::Continue(_) => self.epochs,
-            ctrflow_schedule::Start::Fresh | ctrflow_schedule::Start::FromCpm(_) => {
-                self.initial_epochs.unwrap_or(self.epochs)
-            }
+            Start::Continue(_) => self.epochs,
+            Start::Fresh | Start::FromCpm(_) => self.initial_epochs.unwrap_or(self.epochs),
         }
     }
 }
