@@ -511,6 +511,19 @@ mod tests {
     }
 
     #[test]
+    fn only_actr_may_freeze_the_historical_attention() {
+        let f = write("[daily.actr.train]\nfreeze-historical = true\n");
+        let c = CtrflowConfig::load(Some(f.path()), env(&[])).expect("load");
+        assert!(c.daily.actr.train.freeze_historical);
+        assert!(!c.daily.cpm.train.freeze_historical);
+        let f = write("[daily.cpm.train]\nfreeze-historical = true\n");
+        let text = CtrflowConfig::load(Some(f.path()), env(&[]))
+            .expect_err("CPM trains the attention")
+            .to_string();
+        assert!(text.contains("daily.cpm.train.freeze-historical"), "{text}");
+    }
+
+    #[test]
     fn unknown_keys_name_the_key_and_the_allowed_ones() {
         let f = write("[generator]\nuserz = 1\n");
         let err = CtrflowConfig::load(Some(f.path()), env(&[])).expect_err("unknown");

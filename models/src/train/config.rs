@@ -58,6 +58,15 @@ pub struct TrainConfig {
     /// it is the default, and a resumed trainer takes the device it is given.
     #[serde(default, skip_serializing_if = "ComputeDevice::is_flex")]
     pub device: ComputeDevice,
+    /// Keep the historical-embedding attention as it is (no gradients, no updates): what
+    /// E-CDCTR's A-CTR does after CPM training. Default false; a network without the
+    /// historical feature ignores it. Left out of the serialised form when false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub freeze_historical: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 fn default_learning_rate() -> f64 {
@@ -87,6 +96,7 @@ impl Default for TrainConfig {
             item_table: None,
             category_table: None,
             device: ComputeDevice::Flex,
+            freeze_historical: false,
         }
     }
 }

@@ -154,6 +154,14 @@ pub trait TrainableNet: Module + Sized + 'static {
         self
     }
 
+    /// The network with its historical-embedding attention frozen ([`TrainConfig`]'s
+    /// `freeze-historical`); unchanged without one.
+    ///
+    /// [`TrainConfig`]: super::TrainConfig
+    fn freeze_historical(self) -> Self {
+        self
+    }
+
     /// The plug-in tower this network pre-trains, as a checkpoint of its own (TPM with a
     /// plug-in; `None` otherwise).
     fn published_plugin(&self, _config: &Self::Config) -> Result<Option<Checkpoint>> {
@@ -262,6 +270,10 @@ impl TrainableNet for CtrNet {
 
     fn freeze_fixed(self) -> Self {
         self.freeze_pretrained()
+    }
+
+    fn freeze_historical(self) -> Self {
+        CtrNet::freeze_historical(self)
     }
 }
 

@@ -317,6 +317,12 @@ impl DailyConfig {
                     "must be at least 1".into(),
                 ));
             }
+            if name != "actr" && m.train.freeze_historical {
+                return Err(invalid(
+                    &format!("daily.{name}.train.freeze-historical"),
+                    "only A-CTR freezes the historical attention (the one its CPM trained)".into(),
+                ));
+            }
             m.train.validate().map_err(|e| match e {
                 ctrflow_models::ModelsError::InvalidConfig { field, reason } => {
                     invalid(&format!("daily.{name}.train.{field}"), reason)

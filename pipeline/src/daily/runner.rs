@@ -478,7 +478,15 @@ impl Runner<'_> {
         let train = training.train.clone();
         let build: Box<dyn FnOnce() -> ctrflow_models::Result<CtrTrainer> + Send> = match &job.start
         {
-            Start::Fresh => Box::new(move || with_historical(CtrTrainer::new(train, net)?)),
+            Start::Fresh => {
+                // `freeze-historical` keeps the attention a CPM trained; a fresh A-CTR (no CPM
+                // published yet) trains its own.
+                let train = TrainConfig {
+                    freeze_historical: false,
+                    ..train
+                };
+                Box::new(move || with_historical(CtrTrainer::new(train, net)?))
+            }
             Start::Continue(v) => {
                 let checkpoint = self.checkpoint(kind, v).await?;
                 let device = train.device;

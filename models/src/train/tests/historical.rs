@@ -84,3 +84,69 @@ fn without_historical_items_only_the_user_snapshots_are_read() {
         })
     ));
 }
+
+#[test]
+fn actr_with_freeze_historical_keeps_the_cpm_attention_through_steps_and_resume() {
+    let _rng = test_util::device(109);
+    let config = ctr_config().with_use_historical(true).with_d_hist(4);
+    let batches: Vec<FeatureBatch> = record_batches(&events(300, 21, 10), 100)
+        .iter()
+        .map(features)
+        .collect();
+    let tables = || HistoricalTables {
+        user: vec![snapshot(&batches[0].user_ids, 1)],
+        item: vec![snapshot(&batches[0].item_ids, 2)],
+    };
+    let mut cpm = CtrTrainer::new(train_config(15), config).expect("trainer");
+    cpm.set_historical(tables()).expect("historical");
+    for batch in &batches {
+        cpm.train_step(batch).expect("step");
+    }
+    let checkpoint = cpm.checkpoint(None).expect("checkpoint");
+    // Every parameter value of the historical attention, and of the rest of the network.
+    let attention = |t: &CtrTrainer| -> Vec<Vec<f32>> {
+        let net = t.net();
+        let user = net.historical_user.clone().expect("user attention");
+        let item = net.historical_item.clone().expect("item attention");
+        [user, item]
+            .into_iter()
+            .flat_map(|h| [h.query.weight.val(), h.key.weight.val(), h.value.weight.val()])
+            .map(|w| w.into_data().try_to_vec::<f32>().expect("f32"))
+            .collect()
+    };
+    let mlp = |t: &CtrTrainer| -> Vec<f32> {
+        let output = &t.net().mlp.output;
+        output.weight.val().into_data().try_to_vec::<f32>().expect("f32")
+    };
+    let trained = |freeze: bool| {
+        let train = TrainConfig {
+            freeze_historical: freeze,
+            ..train_config(16)
+        };
+        let (mut actr, _) = CtrTrainer::from_cpm(&checkpoint, train).expect("from cpm");
+        actr.set_historical(tables()).expect("historical");
+        for batch in &batches {
+            actr.train_step(batch).expect("step");
+        }
+        actr
+    };
+    let cpm_attention = attention(&cpm);
+    // Without the switch A-CTR fine-tunes the attention like everything else.
+    let unfrozen = trained(false);
+    assert_ne!(attention(&unfrozen), cpm_attention);
+    // With it the attention stays the CPM's while the rest trains, also after a resume.
+    let frozen = trained(true);
+    assert_eq!(attention(&frozen), cpm_attention);
+    let (untrained, _) = CtrTrainer::from_cpm(&checkpoint, train_config(16)).expect("from cpm");
+    assert_ne!(mlp(&frozen), mlp(&untrained), "the rest of the network trains");
+    let mut resumed = CtrTrainer::resume(&frozen.checkpoint(None).expect("checkpoint"))
+        .expect("resume");
+    assert!(resumed.config().freeze_historical);
+    resumed.set_historical(tables()).expect("historical");
+    let before = mlp(&resumed);
+    for batch in &batches {
+        resumed.train_step(batch).expect("step");
+    }
+    assert_eq!(attention(&resumed), cpm_attention);
+    assert_ne!(mlp(&resumed), before, "the rest of the network still trains");
+}
