@@ -552,6 +552,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         } else {
             "glibc defaults"
         },
+        settings = %ctrflow_models::malloc::settings_in_effect(),
         "allocator"
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -119,6 +119,9 @@ fn training_commands_run_with_tuned_malloc_and_others_do_not() {
         command.arg("-v").args(args);
         command.env_remove(ctrflow_models::malloc::TUNED_MARKER);
         command.env_remove("CTRFLOW_MALLOC_TUNING");
+        for (key, _) in ctrflow_models::malloc::TRAINING_MALLOC_ENV {
+            command.env_remove(key);
+        }
         let output = command.output().expect("run ctrflow");
         let stderr = String::from_utf8_lossy(&output.stderr).to_string();
         stderr
@@ -135,6 +138,14 @@ fn training_commands_run_with_tuned_malloc_and_others_do_not() {
         "2024-01-02",
         "--dry-run",
     ];
-    assert!(allocator(&daily).contains("training settings"));
+    let tuned = allocator(&daily);
+    assert!(tuned.contains("training settings"), "{tuned}");
+    // Every setting reaches the re-executed process, huge pages for malloc's memory included.
+    for (key, value) in ctrflow_models::malloc::TRAINING_MALLOC_ENV {
+        assert!(
+            tuned.contains(&format!("{key}={value}")),
+            "{key} in {tuned}"
+        );
+    }
     assert!(allocator(&["sql", "--store", &store, "SELECT 1"]).contains("glibc defaults"));
 }

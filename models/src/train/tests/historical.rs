@@ -110,13 +110,24 @@ fn actr_with_freeze_historical_keeps_the_cpm_attention_through_steps_and_resume(
         let item = net.historical_item.clone().expect("item attention");
         [user, item]
             .into_iter()
-            .flat_map(|h| [h.query.weight.val(), h.key.weight.val(), h.value.weight.val()])
+            .flat_map(|h| {
+                [
+                    h.query.weight.val(),
+                    h.key.weight.val(),
+                    h.value.weight.val(),
+                ]
+            })
             .map(|w| w.into_data().try_to_vec::<f32>().expect("f32"))
             .collect()
     };
     let mlp = |t: &CtrTrainer| -> Vec<f32> {
         let output = &t.net().mlp.output;
-        output.weight.val().into_data().try_to_vec::<f32>().expect("f32")
+        output
+            .weight
+            .val()
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32")
     };
     let trained = |freeze: bool| {
         let train = TrainConfig {
@@ -138,9 +149,13 @@ fn actr_with_freeze_historical_keeps_the_cpm_attention_through_steps_and_resume(
     let frozen = trained(true);
     assert_eq!(attention(&frozen), cpm_attention);
     let (untrained, _) = CtrTrainer::from_cpm(&checkpoint, train_config(16)).expect("from cpm");
-    assert_ne!(mlp(&frozen), mlp(&untrained), "the rest of the network trains");
-    let mut resumed = CtrTrainer::resume(&frozen.checkpoint(None).expect("checkpoint"))
-        .expect("resume");
+    assert_ne!(
+        mlp(&frozen),
+        mlp(&untrained),
+        "the rest of the network trains"
+    );
+    let mut resumed =
+        CtrTrainer::resume(&frozen.checkpoint(None).expect("checkpoint")).expect("resume");
     assert!(resumed.config().freeze_historical);
     resumed.set_historical(tables()).expect("historical");
     let before = mlp(&resumed);
@@ -148,5 +163,9 @@ fn actr_with_freeze_historical_keeps_the_cpm_attention_through_steps_and_resume(
         resumed.train_step(batch).expect("step");
     }
     assert_eq!(attention(&resumed), cpm_attention);
-    assert_ne!(mlp(&resumed), before, "the rest of the network still trains");
+    assert_ne!(
+        mlp(&resumed),
+        before,
+        "the rest of the network still trains"
+    );
 }
