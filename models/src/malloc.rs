@@ -20,19 +20,15 @@
 
 /// The settings, as glibc environment variables: two arenas (memory freed on one thread is
 /// reused by the others, so peak memory stays flat over a backfill), heap allocation up to
-/// 32 MiB instead of `mmap`, up to 1 GiB of freed heap top kept (plus 64 MiB of padding on
-/// each growth) instead of being returned and faulted in again, and transparent huge pages
-/// for malloc's memory (`glibc.malloc.hugetlb=1`, glibc >= 2.35: `madvise(MADV_HUGEPAGE)` on
-/// what malloc maps, which the kernel's default THP mode `madvise` honours). The embedding
-/// tables' rows, their optimiser state and the id map are read at random, hundreds of
-/// thousands of rows per step; with 2 MiB pages those reads miss the TLB far less (an A-CTR
-/// step at 1M ids: +10%, docs/benchmarks.md). Older glibc ignores the tunable.
-pub const TRAINING_MALLOC_ENV: [(&str, &str); 5] = [
+/// 32 MiB instead of `mmap`, and up to 1 GiB of freed heap top kept (plus 64 MiB of padding on
+/// each growth) instead of being returned and faulted in again. Transparent huge pages for
+/// malloc's memory (`GLIBC_TUNABLES=glibc.malloc.hugetlb=1`) were measured and left out: an
+/// A-CTR step on flex gained 2-10% (docs/benchmarks.md); an operator may still set it.
+pub const TRAINING_MALLOC_ENV: [(&str, &str); 4] = [
     ("MALLOC_ARENA_MAX", "2"),
     ("MALLOC_MMAP_THRESHOLD_", "33554432"),
     ("MALLOC_TRIM_THRESHOLD_", "1073741824"),
     ("MALLOC_TOP_PAD_", "67108864"),
-    ("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1"),
 ];
 
 /// The variables of [`TRAINING_MALLOC_ENV`] as this process sees them (`KEY=value`, space
