@@ -61,12 +61,8 @@ pub struct TrainConfig {
     /// Keep the historical-embedding attention as it is (no gradients, no updates): what
     /// E-CDCTR's A-CTR does after CPM training. Default false; a network without the
     /// historical feature ignores it. Left out of the serialised form when false.
-    #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub freeze_historical: bool,
-}
-
-fn is_false(value: &bool) -> bool {
-    !*value
 }
 
 fn default_learning_rate() -> f64 {

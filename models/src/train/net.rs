@@ -4,7 +4,7 @@
 use burn::module::Module;
 use burn::tensor::{Bool, Tensor};
 
-use super::CONTEXT_WIDTH;
+use super::{CONTEXT_WIDTH, TrainConfig};
 use crate::error::{ModelsError, Result};
 use crate::nn::{
     Checkpoint, CtrNet, CtrNetConfig, CtrNetInput, NetConfig, PluginTower, SrpEncoder,
@@ -149,16 +149,10 @@ pub trait TrainableNet: Module + Sized + 'static {
         self
     }
 
-    /// Re-applies what must stay frozen after loading (a loaded parameter is trainable).
-    fn freeze_fixed(self) -> Self {
-        self
-    }
-
-    /// The network with its historical-embedding attention frozen ([`TrainConfig`]'s
-    /// `freeze-historical`); unchanged without one.
-    ///
-    /// [`TrainConfig`]: super::TrainConfig
-    fn freeze_historical(self) -> Self {
+    /// Re-applies what must stay frozen after loading (a loaded parameter is trainable): the
+    /// pre-trained parts, and the historical-embedding attention with `config`'s
+    /// `freeze-historical`.
+    fn freeze_fixed(self, _config: &TrainConfig) -> Self {
         self
     }
 
@@ -268,12 +262,13 @@ impl TrainableNet for CtrNet {
         CtrNet::with_srp_encoder(self, encoder)
     }
 
-    fn freeze_fixed(self) -> Self {
-        self.freeze_pretrained()
-    }
-
-    fn freeze_historical(self) -> Self {
-        CtrNet::freeze_historical(self)
+    fn freeze_fixed(self, config: &TrainConfig) -> Self {
+        let net = self.freeze_pretrained();
+        if config.freeze_historical {
+            net.freeze_historical()
+        } else {
+            net
+        }
     }
 }
 

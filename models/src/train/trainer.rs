@@ -214,12 +214,7 @@ impl<N: TrainableNet> Trainer<N> {
             mix64(config.seed ^ 0x4554_4100),
         )?;
         let optim = dense_optimizer(&config);
-        let net = net.freeze_fixed();
-        let net = if config.freeze_historical {
-            net.freeze_historical()
-        } else {
-            net
-        };
+        let net = net.freeze_fixed(&config);
         Ok(Trainer {
             config,
             net_config,

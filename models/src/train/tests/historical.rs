@@ -103,7 +103,7 @@ fn actr_with_freeze_historical_keeps_the_cpm_attention_through_steps_and_resume(
         cpm.train_step(batch).expect("step");
     }
     let checkpoint = cpm.checkpoint(None).expect("checkpoint");
-    // Every parameter value of the historical attention, and of the rest of the network.
+    // The weights of both historical attentions, and of the MLP's output layer (the rest).
     let attention = |t: &CtrTrainer| -> Vec<Vec<f32>> {
         let net = t.net();
         let user = net.historical_user.clone().expect("user attention");
