@@ -148,6 +148,7 @@ fn historical(shape: &Shape) -> HistoricalTables {
     HistoricalTables {
         user: snapshots(shape, shape.users, 1),
         item: snapshots(shape, shape.items, 2),
+        point_in_time: None,
     }
 }
 

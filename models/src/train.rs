@@ -47,7 +47,9 @@ pub use plugin_cache::{PluginCache, PluginCacheStats};
 pub use shuffle::ShuffleBuffer;
 pub use srp::{SrpArtifact, SrpPretrainConfig, SrpPretrainer, SrpStats, SrpTables};
 pub use thread::{Progress, TrainingThread, spawn_training_thread};
-pub use trainer::{CtrTrainer, HistoricalTables, Tables, TpmTrainer, TrainStats, Trainer};
+pub use trainer::{
+    CtrTrainer, HistoricalTables, PointInTime, Tables, TpmTrainer, TrainStats, Trainer,
+};
 
 #[cfg(test)]
 mod tests;

@@ -524,6 +524,21 @@ mod tests {
     }
 
     #[test]
+    fn point_in_time_snapshots_need_the_historical_feature() {
+        let f = write("[daily.network]\nhistorical-point-in-time = true\n");
+        let c = CtrflowConfig::load(Some(f.path()), env(&[])).expect("load");
+        assert!(c.daily.network.historical_point_in_time);
+        let f = write("[daily.network]\nhistorical-point-in-time = true\nuse-historical = false\n");
+        let text = CtrflowConfig::load(Some(f.path()), env(&[]))
+            .expect_err("nothing to read point in time")
+            .to_string();
+        assert!(
+            text.contains("daily.network.historical-point-in-time"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn unknown_keys_name_the_key_and_the_allowed_ones() {
         let f = write("[generator]\nuserz = 1\n");
         let err = CtrflowConfig::load(Some(f.path()), env(&[])).expect_err("unknown");

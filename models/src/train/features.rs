@@ -15,6 +15,7 @@
 //! | content | `item_content` (FixedSizeList<Float32, W>, nullable; optional column) | `[B, W]` row-major; a null vector reads zeros; `W = 0` without the column |
 //! | label | `label` (UInt8) | `[B]` f32, 1.0 for any non-zero label |
 //! | day | `event_time` (Timestamp ms) | the latest event's UTC day, for table recency |
+//! | row days | `event_time` | each row's UTC day, `[B]`, for point-in-time historical snapshots |
 //!
 //! Sequences are stored ragged ([`Sequence`]: flat ids + offsets) and padded only when they
 //! become tensors; the mask is "position < the row's length" (sequences are prefixes). An empty
@@ -153,6 +154,9 @@ pub struct FeatureBatch {
     pub labels: Vec<f32>,
     /// The UTC day of the latest event in the batch (the tables' recency clock).
     pub day: Day,
+    /// Each row's UTC event day, `[B]` (which TPM snapshots a row may read, see
+    /// [`PointInTime`](crate::train::PointInTime)).
+    pub days: Vec<Day>,
     /// Rows whose history was longer than `long-len`.
     pub truncated_rows: usize,
     /// Behaviour ids dropped by that truncation.
@@ -297,8 +301,12 @@ impl FeatureBatch {
             self.context.extend_from_slice(&one_hot);
         }
 
-        let latest_ms = times.values().iter().copied().max().unwrap_or(0);
-        self.day = Day(u32::try_from(latest_ms.div_euclid(86_400_000).max(0)).unwrap_or(u32::MAX));
+        let utc_day =
+            |ms: i64| Day(u32::try_from(ms.div_euclid(86_400_000).max(0)).unwrap_or(u32::MAX));
+        self.days.clear();
+        self.days
+            .extend(times.values().iter().map(|&ms| utc_day(ms)));
+        self.day = self.days.iter().copied().max().unwrap_or(Day(0));
 
         self.fill_content(batch)?;
 

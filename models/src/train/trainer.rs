@@ -14,7 +14,7 @@ use super::plugin_cache::PluginCache;
 use super::srp::tokens::TokenLayout;
 use super::srp::{SrpPretrainer, SrpTables};
 use super::{CONTEXT_WIDTH, FeatureBatch, TrainConfig};
-use crate::embedding::{EmbeddingTable, Lookup, SnapshotTable};
+use crate::embedding::{Day, EmbeddingTable, Lookup, SnapshotTable};
 use crate::error::{ModelsError, Result};
 use crate::eta::SimHash;
 use crate::metrics::{self, Evaluation};
@@ -40,15 +40,46 @@ pub struct Tables {
     pub category: EmbeddingTable,
 }
 
-/// The K TPM snapshot tables of users and of items (the same K, the same order, e.g. newest
-/// first), read-only inputs of the historical-embedding feature. An id absent from a
-/// snapshot reads zeros.
+/// The TPM snapshot tables of users and of items (the same number, the same order: newest
+/// first), read-only inputs of the historical-embedding feature. An id absent from a snapshot
+/// reads zeros.
+///
+/// Without [`point_in_time`](Self::point_in_time) every row reads all the tables (`K` of
+/// them). With it, the tables are a longer history and each row reads only the `K` newest
+/// snapshots that were available on its own event day.
 #[derive(Debug, Default, Clone)]
 pub struct HistoricalTables {
-    /// User snapshot tables.
+    /// User snapshot tables, newest first.
     pub user: Vec<SnapshotTable>,
-    /// Item snapshot tables.
+    /// Item snapshot tables, newest first (may be empty when the network reads no item
+    /// feature).
     pub item: Vec<SnapshotTable>,
+    /// Per-row snapshot choice for training on past days; `None`: every row reads every table.
+    pub point_in_time: Option<PointInTime>,
+}
+
+/// Which snapshots a row reads when the tables span more than one publication: a row of
+/// event day `d` reads the `k` newest snapshots available on `d`, i.e. the first `k` tables
+/// (newest first) whose `available_from` day is on or before `d`, and zeros in the places of
+/// any that do not exist yet. A row on or after the newest snapshot's day reads the first `k`
+/// tables, exactly as without point-in-time reads, so evaluation and serving on the day after
+/// the window are unchanged; rows of earlier days read what a model serving on their day would
+/// have read, not snapshots trained on data from after them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PointInTime {
+    /// Snapshots per row (`K`).
+    pub k: usize,
+    /// Per table (same order as the tables: newest first, so non-increasing), the first event
+    /// day a row may read it on (the day its TPM version was published).
+    pub available_from: Vec<Day>,
+}
+
+impl PointInTime {
+    /// Index of the first table a row of day `day` may read: tables before it were published
+    /// after `day`.
+    pub fn first_table(&self, day: Day) -> usize {
+        self.available_from.partition_point(|&from| from > day)
+    }
 }
 
 /// Counters of a trainer since it was created (carried through checkpoints).

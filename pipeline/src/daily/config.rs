@@ -118,6 +118,14 @@ pub struct NetworkConfig {
     /// domain, so its item snapshots hold no ad, and A-CTR would read zeros where the CPM it
     /// starts from read real vectors (docs/results.md).
     pub historical_items: bool,
+    /// With `use-historical`, each training row reads the TPM snapshots that were published
+    /// on or before its own event day (the `K` newest of them) instead of the job's `K`
+    /// newest: a replayed or re-trained day then sees what a model serving on that day would
+    /// have read, not snapshots trained on data from after it. Evaluation on the day after the
+    /// window reads the job's snapshots either way. Costs memory: every TPM snapshot a row of
+    /// the training window can read is loaded. Off by default.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub historical_point_in_time: bool,
     /// Add each behaviour's category embedding (`hist_category_ids`) to its item embedding,
     /// and the candidate's category to the attention query.
     pub sequence_categories: bool,
@@ -148,6 +156,7 @@ impl Default for NetworkConfig {
             dropout: 0.0,
             use_historical: true,
             historical_items: true,
+            historical_point_in_time: false,
             sequence_categories: false,
             use_content: false,
             use_plugin: false,
@@ -356,6 +365,14 @@ impl DailyConfig {
             return Err(invalid(
                 "daily.tpm-network.d-embed",
                 "must be at least 1".into(),
+            ));
+        }
+        if n.historical_point_in_time && !n.use_historical {
+            return Err(invalid(
+                "daily.network.historical-point-in-time",
+                "needs daily.network.use-historical: it chooses which TPM snapshots that \
+                 feature reads"
+                    .into(),
             ));
         }
         if self.network.use_plugin {

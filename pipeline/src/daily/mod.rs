@@ -14,6 +14,7 @@ pub mod config;
 mod data;
 mod error;
 pub mod gate;
+mod historical;
 pub mod holdout;
 mod job;
 pub mod publish;

@@ -49,6 +49,10 @@ pub struct JobReport {
     pub missing_days: Vec<EventDate>,
     /// Parent versions used.
     pub parents: Parents,
+    /// TPM versions whose snapshots the historical-embedding feature read, newest first: the
+    /// TPM parents, or with `historical-point-in-time` every snapshot a training day could
+    /// read; empty when the job reads none (TPM, or the feature off).
+    pub historical_snapshots: Vec<ModelVersion>,
     /// Rows trained on.
     pub rows: u64,
     /// Metrics on the evaluation day.
@@ -235,6 +239,7 @@ impl JobReport {
             window: job.window,
             missing_days: job.missing_days.clone(),
             parents: job.parents.clone(),
+            historical_snapshots: Vec::new(),
             rows: 0,
             metrics: None,
             live: None,

@@ -8,8 +8,8 @@ use chrono::Utc;
 use ctrflow_models::embedding::SnapshotTable;
 use ctrflow_models::nn::Checkpoint;
 use ctrflow_models::train::{
-    CtrTrainer, HistoricalTables, ShuffleBuffer, SrpArtifact, TpmTrainer, TrainConfig,
-    TrainableNet, Trainer, TrainerCheckpoint,
+    CtrTrainer, ShuffleBuffer, SrpArtifact, TpmTrainer, TrainConfig, TrainableNet, Trainer,
+    TrainerCheckpoint,
 };
 use ctrflow_schedule::{EvaluateOn, PlannedJob, Start};
 use ctrflow_schemas::{
@@ -77,35 +77,21 @@ impl Runner<'_> {
         kind: ModelKind,
         version: &ModelVersion,
     ) -> Result<TrainerCheckpoint> {
-        let manifest =
-            self.published
-                .manifest(kind, version)
-                .ok_or_else(|| DailyError::NotPublished {
-                    model: kind,
-                    version: version.clone(),
-                })?;
-        publish::get_checkpoint(self.storage, manifest).await
+        publish::get_checkpoint(self.storage, self.manifest(kind, version)?).await
     }
 
-    /// The historical tables of the TPM snapshots `versions` (one empty snapshot when there
-    /// are none yet: the feature then reads zeros).
-    async fn historical(&mut self, versions: &[ModelVersion]) -> Result<HistoricalTables> {
-        let mut tables = HistoricalTables::default();
-        for v in versions {
-            if !self.snapshots.contains_key(v) {
-                let loaded = publish::get_snapshot(self.storage, v).await?;
-                self.snapshots.insert(v.clone(), loaded);
-            }
-            let (users, items) = &self.snapshots[v];
-            tables.user.push(users.clone());
-            tables.item.push(items.clone());
-        }
-        if tables.user.is_empty() {
-            let d = self.daily.tpm_network.d_embed;
-            tables.user.push(SnapshotTable::empty(d));
-            tables.item.push(SnapshotTable::empty(d));
-        }
-        Ok(tables)
+    /// The manifest of a published version.
+    pub(super) fn manifest(
+        &self,
+        kind: ModelKind,
+        version: &ModelVersion,
+    ) -> Result<&ModelManifest> {
+        self.published
+            .manifest(kind, version)
+            .ok_or_else(|| DailyError::NotPublished {
+                model: kind,
+                version: version.clone(),
+            })
     }
 
     /// The plug-in tower of the newest TPM among `versions` (newest first) that published
@@ -230,6 +216,7 @@ impl Runner<'_> {
             window: job.window,
             missing_days: job.missing_days.clone(),
             parents: job.parents.clone(),
+            historical_snapshots: Vec::new(),
             rows,
             metrics: None,
             live: None,
@@ -453,10 +440,11 @@ impl Runner<'_> {
         let training = self.training(kind).clone();
         let net = self.daily.ctr_net(self.content_dim);
         let use_historical = self.daily.network.use_historical;
-        let historical = if use_historical {
-            Some(self.historical(&job.parents.tpm).await?)
+        let (historical, historical_snapshots) = if use_historical {
+            let (tables, versions) = self.job_historical(job).await?;
+            (Some(tables), versions)
         } else {
-            None
+            (None, Vec::new())
         };
         // PPM: the newest TPM's pre-trained tower replaces the one the model carried, so a
         // continued A-CTR follows TPM's incremental pre-training like its historical embeddings.
@@ -583,6 +571,7 @@ impl Runner<'_> {
                 None => "; no SRP4CTR encoder published yet".into(),
             });
         }
+        report.historical_snapshots = historical_snapshots;
         report.metrics = metrics;
         report.live = live;
         report.gate = Some(verdict);

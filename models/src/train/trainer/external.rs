@@ -12,9 +12,11 @@ use crate::nn::{Checkpoint, PluginTower, PluginTowerConfig};
 use crate::train::{FeatureBatch, HistoricalTables, PluginCache, TrainableNet};
 
 impl<N: TrainableNet> Trainer<N> {
-    /// Sets the K TPM snapshot tables of the historical-embedding feature (required when the
+    /// Sets the TPM snapshot tables of the historical-embedding feature (required when the
     /// network uses it; their width must be the network's `d_hist`, and `K = 1` in merged
-    /// mode). They are inputs, not trainer state: checkpoints do not hold them.
+    /// mode; with [`PointInTime`](crate::train::PointInTime), one `available_from` day per
+    /// table, newest first, and `1 <= k <= tables`). They are inputs, not trainer state:
+    /// checkpoints do not hold them.
     pub fn set_historical(&mut self, tables: HistoricalTables) -> Result<()> {
         let Some(spec) = self.spec.historical else {
             return Err(ModelsError::config(
@@ -36,7 +38,25 @@ impl<N: TrainableNet> Trainer<N> {
                 ),
             ));
         }
-        if spec.merged && k != 1 {
+        if let Some(pit) = &tables.point_in_time
+            && (pit.available_from.len() != k
+                || !pit
+                    .available_from
+                    .is_sorted_by(|newer, older| newer >= older)
+                || !(1..=k).contains(&pit.k))
+        {
+            return Err(ModelsError::config(
+                "historical",
+                format!(
+                    "point-in-time reads need one day per table, newest first, and \
+                     1 <= K <= {k} tables; got {} days and K = {}",
+                    pit.available_from.len(),
+                    pit.k
+                ),
+            ));
+        }
+        let per_row = tables.point_in_time.as_ref().map_or(k, |pit| pit.k);
+        if spec.merged && per_row != 1 {
             return Err(ModelsError::config("historical", "merged mode takes K = 1"));
         }
         if let Some(t) = tables
@@ -105,12 +125,23 @@ impl<N: TrainableNet> Trainer<N> {
             ));
         };
         let rows = batch.rows();
-        let k = tables.user.len();
+        let pit = tables.point_in_time.as_ref();
+        let k = pit.map_or(tables.user.len(), |p| p.k);
+        if pit.is_some() && batch.days.len() != rows {
+            return Err(ModelsError::shape(
+                "row days for point-in-time snapshots",
+                rows,
+                batch.days.len(),
+            ));
+        }
+        // The first table each row reads (all rows read from the first without point in time).
+        let first = |b: usize| pit.map_or(0, |p| p.first_table(batch.days[b]));
         let read = |snapshots: &[SnapshotTable], ids: &[u64], feature: &'static str| {
             let mut out = Vec::with_capacity(rows * k * spec.d_hist);
             for (b, &id) in ids.iter().enumerate() {
-                for table in snapshots {
-                    match table.row(id) {
+                let start = first(b);
+                for j in start..start + k {
+                    match snapshots.get(j).and_then(|table| table.row(id)) {
                         Some(row) => {
                             if let Some(v) = row.iter().find(|v| !v.is_finite()) {
                                 return Err(ModelsError::NonFiniteInput {

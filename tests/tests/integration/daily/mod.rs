@@ -22,6 +22,7 @@ use object_store::ObjectStore;
 use crate::faults::FailingWrites;
 
 mod demo;
+mod historical;
 mod plugin;
 mod recovery;
 mod srp;
