@@ -4,18 +4,27 @@
 //! A snapshot is built either from a live [`EmbeddingTable`] (the TPM trainer's own table, at
 //! publish time) or from the rows of a published Parquet snapshot. It holds only what lookups
 //! need: the ids, their vectors in one contiguous buffer, and the per-row frequency and
-//! last-seen day that the published snapshot carries.
+//! last-seen day that the published snapshot carries. Clones share the rows, so handing the
+//! same snapshot to several jobs (or to several places of a point-in-time history) costs no
+//! copy.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::{Day, EmbeddingTable};
 use crate::error::{ModelsError, Result};
 use crate::rng::IdBuildHasher;
 
 /// A read-only embedding snapshot: `row(id)` or nothing (callers read zeros for absent ids).
+/// Cloning is cheap: clones share the rows (copied only if a shared snapshot is appended to).
 #[derive(Debug, Clone, Default)]
 pub struct SnapshotTable {
     dim: usize,
+    rows: Arc<Rows>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Rows {
     index: HashMap<u64, u32, IdBuildHasher>,
     ids: Vec<u64>,
     values: Vec<f32>,
@@ -69,7 +78,7 @@ impl SnapshotTable {
                 format!("id {id}: non-finite value {v}"),
             ));
         }
-        if self.index.contains_key(&id) {
+        if self.rows.index.contains_key(&id) {
             return Err(ModelsError::config(
                 "snapshot.id",
                 format!("id {id} appears twice"),
@@ -80,12 +89,13 @@ impl SnapshotTable {
     }
 
     fn push_row(&mut self, id: u64, vector: &[f32], frequency: u64, last_seen: Day) {
-        let slot = self.ids.len() as u32;
-        self.index.insert(id, slot);
-        self.ids.push(id);
-        self.values.extend_from_slice(vector);
-        self.frequency.push(frequency);
-        self.last_seen.push(last_seen);
+        let rows = Arc::make_mut(&mut self.rows);
+        let slot = rows.ids.len() as u32;
+        rows.index.insert(id, slot);
+        rows.ids.push(id);
+        rows.values.extend_from_slice(vector);
+        rows.frequency.push(frequency);
+        rows.last_seen.push(last_seen);
     }
 
     /// Width of every vector.
@@ -95,38 +105,38 @@ impl SnapshotTable {
 
     /// Number of rows.
     pub fn len(&self) -> usize {
-        self.ids.len()
+        self.rows.ids.len()
     }
 
     /// Whether the snapshot has no rows.
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.rows.ids.is_empty()
     }
 
     /// The vector of `id`, if the snapshot has it.
     pub fn row(&self, id: u64) -> Option<&[f32]> {
-        let slot = *self.index.get(&id)? as usize;
-        Some(&self.values[slot * self.dim..(slot + 1) * self.dim])
+        let slot = *self.rows.index.get(&id)? as usize;
+        Some(&self.rows.values[slot * self.dim..(slot + 1) * self.dim])
     }
 
     /// The ids in insertion order.
     pub fn ids(&self) -> &[u64] {
-        &self.ids
+        &self.rows.ids
     }
 
     /// All vectors, row-major `[len, dim]` in the order of [`ids`](Self::ids).
     pub fn values(&self) -> &[f32] {
-        &self.values
+        &self.rows.values
     }
 
     /// Training lookups of each row when the snapshot was taken, in id order.
     pub fn frequencies(&self) -> &[u64] {
-        &self.frequency
+        &self.rows.frequency
     }
 
     /// Last-seen day of each row, in id order.
     pub fn last_seen(&self) -> &[Day] {
-        &self.last_seen
+        &self.rows.last_seen
     }
 }
 
@@ -159,5 +169,20 @@ mod tests {
         assert!(s.insert(1, &[0.0, 0.0], 1, Day(1)).is_err());
         assert_eq!(s.row(1), Some(&[0.5, 1.0][..]));
         assert_eq!(s.values().len(), 2);
+    }
+
+    #[test]
+    fn clones_share_rows_until_one_is_appended_to() {
+        let mut a = SnapshotTable::empty(2);
+        a.insert(1, &[0.5, 1.0], 3, Day(1)).expect("row");
+        let mut b = a.clone();
+        assert!(
+            std::ptr::eq(a.values(), b.values()),
+            "a clone copies nothing"
+        );
+        b.insert(2, &[2.0, 3.0], 1, Day(2)).expect("row");
+        assert_eq!((a.len(), b.len()), (1, 2));
+        assert_eq!(a.row(2), None);
+        assert_eq!(b.row(1), Some(&[0.5, 1.0][..]));
     }
 }
