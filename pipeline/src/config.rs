@@ -643,7 +643,13 @@ mod tests {
     #[test]
     fn the_shipped_config_files_are_valid() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
-        for name in ["demo.toml", "production.example.toml"] {
+        for name in [
+            "demo.toml",
+            "production.example.toml",
+            "bench.toml",
+            "experiment-ml1m.toml",
+            "experiment-generated.toml",
+        ] {
             CtrflowConfig::load(Some(&root.join(name)), env(&[]))
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
         }
