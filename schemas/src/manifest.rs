@@ -283,6 +283,11 @@ pub struct ModelManifest {
     pub data_window: DataWindow,
     /// Parent versions.
     pub parents: Parents,
+    /// With point-in-time historical reads (`[daily.network] historical-point-in-time`): every
+    /// TPM snapshot the training rows read, newest first, starting with `parents.tpm`; rows of
+    /// earlier days read the older ones. Empty when every row read `parents.tpm`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub point_in_time_snapshots: Vec<ModelVersion>,
     /// Fingerprint of the model config.
     pub config_hash: String,
     /// Fingerprint of the event schema.
@@ -394,6 +399,7 @@ mod tests {
                 cpm: None,
                 previous: None,
             },
+            point_in_time_snapshots: Vec::new(),
             config_hash: fingerprint(b"cfg"),
             schema_hash: fingerprint(b"schema"),
             metrics: None,
@@ -408,6 +414,22 @@ mod tests {
         assert_eq!(
             decode_manifest::<ModelManifest>("k", &bytes).expect("decode"),
             model
+        );
+        // Without point-in-time reads the field is left out (manifests written before it
+        // existed decode the same); with them it round-trips.
+        let text = String::from_utf8(bytes).expect("utf8");
+        assert!(!text.contains("point_in_time_snapshots"), "{text}");
+        let with_history = ModelManifest {
+            point_in_time_snapshots: vec![
+                ModelVersion::new("d20231201").expect("v"),
+                ModelVersion::new("d20231101").expect("v"),
+            ],
+            ..model
+        };
+        let bytes = encode_manifest(&with_history);
+        assert_eq!(
+            decode_manifest::<ModelManifest>("k", &bytes).expect("decode"),
+            with_history
         );
     }
 

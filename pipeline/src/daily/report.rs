@@ -156,6 +156,7 @@ mod tests {
                 rows: BTreeMap::new(),
             },
             parents: Parents::default(),
+            point_in_time_snapshots: Vec::new(),
             config_hash: String::new(),
             schema_hash: String::new(),
             metrics: Some(ModelMetrics {

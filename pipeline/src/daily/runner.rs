@@ -174,6 +174,7 @@ impl Runner<'_> {
         metrics: Option<ModelMetrics>,
         gate: GateVerdict,
         files: Vec<String>,
+        point_in_time_snapshots: Vec<ModelVersion>,
     ) -> Result<String> {
         let (from, to) = job.window.ok_or_else(|| {
             DailyError::Invalid(format!("{} planned to run without a window", job.model))
@@ -188,6 +189,7 @@ impl Runner<'_> {
                 rows: BTreeMap::from([(job.domain, rows)]),
             },
             parents: job.parents.clone(),
+            point_in_time_snapshots,
             config_hash: self.config_hash(job.model),
             schema_hash: self.schema_hash.clone(),
             metrics,
@@ -297,7 +299,14 @@ impl Runner<'_> {
         files.extend(snapshot_keys);
         self.snapshots.insert(job.version.clone(), (users, items));
         let key = self
-            .write_manifest(job, rows, metrics.clone(), GateVerdict::NotGated, files)
+            .write_manifest(
+                job,
+                rows,
+                metrics.clone(),
+                GateVerdict::NotGated,
+                files,
+                Vec::new(),
+            )
             .await?;
         timings.publish = publish_start.elapsed().as_secs_f64();
         let mut report = self.report(job, rows, timings);
@@ -552,7 +561,18 @@ impl Runner<'_> {
         .await??;
         let files = publish::put_checkpoint(self.storage, kind, &job.version, &checkpoint).await?;
         let key = self
-            .write_manifest(job, rows, metrics.clone(), verdict.clone(), files)
+            .write_manifest(
+                job,
+                rows,
+                metrics.clone(),
+                verdict.clone(),
+                files,
+                if self.daily.network.historical_point_in_time {
+                    historical_snapshots.clone()
+                } else {
+                    Vec::new()
+                },
+            )
             .await?;
         timings.publish = publish_start.elapsed().as_secs_f64();
         if let GateVerdict::Rejected { reason } = &verdict {

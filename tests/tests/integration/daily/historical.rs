@@ -1,7 +1,7 @@
 //! Point-in-time historical embeddings through the daily job: with
 //! `[daily.network] historical-point-in-time`, a CTR job whose window spans several TPM
-//! publications loads every snapshot its training days can read (reported per job), and the
-//! models it trains differ from the job-level reads.
+//! publications loads every snapshot its training days can read (reported per job and recorded
+//! in its manifest), and the models it trains differ from the job-level reads.
 
 use super::*;
 
@@ -94,6 +94,15 @@ async fn point_in_time_jobs_read_every_snapshot_their_training_days_could_read()
             job.version
         );
         longer += usize::from(job.historical_snapshots.len() > job.parents.tpm.len());
+        // The manifest records the lineage: every snapshot the job read.
+        let manifest = published
+            .manifest(job.model, &job.version)
+            .expect("published");
+        assert_eq!(
+            manifest.point_in_time_snapshots, expected,
+            "{}",
+            job.version
+        );
     }
     assert!(
         longer >= 2,
@@ -118,6 +127,7 @@ async fn point_in_time_jobs_read_every_snapshot_their_training_days_could_read()
             .map(|j| j.metrics.as_ref().map(|m| m.auc))
             .collect()
     };
+    let published2 = Published::load(&storage2, &storage2).await.expect("load");
     for job in job_level
         .iter()
         .flat_map(|r| &r.jobs)
@@ -126,6 +136,15 @@ async fn point_in_time_jobs_read_every_snapshot_their_training_days_could_read()
         if job.model != ModelKind::Tpm {
             assert_eq!(job.historical_snapshots, job.parents.tpm, "{}", job.version);
         }
+        // Job-level reads are the parents: nothing more in the manifest.
+        let manifest = published2
+            .manifest(job.model, &job.version)
+            .expect("published");
+        assert!(
+            manifest.point_in_time_snapshots.is_empty(),
+            "{}",
+            job.version
+        );
     }
     let (pit, fixed) = (metrics(&reports), metrics(&job_level));
     assert_eq!(pit.len(), fixed.len());
