@@ -1,0 +1,162 @@
+//! What encoding one ingest landing file costs per row, with the landing writer's settings
+//! (zstd 3, dictionaries except on `event_id` / `event_time`, page statistics, 64k-row row
+//! groups) against cheaper ones, in one run. Generated events, behaviour sequences up to
+//! `--len` (default 50) long, 10k-row batches as the decoder hands them over, one file of
+//! `--rows` rows (default 100k) per encode.
+//!
+//! `--bench` runs three alternating rounds; without it (as `cargo test` runs benches) one round
+//! of 2k rows checks that every variant encodes.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::record_batch::RecordBatch;
+use ctrflow_operators::generate::{Generator, GeneratorConfig};
+use ctrflow_schemas::{EventBatchBuilder, columns};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+
+/// One writer setting to compare.
+struct Variant {
+    name: &'static str,
+    zstd: i32,
+    statistics: EnabledStatistics,
+    plain_lists: bool,
+}
+
+const VARIANTS: [Variant; 6] = [
+    Variant {
+        name: "landing (zstd 3, page statistics)",
+        zstd: 3,
+        statistics: EnabledStatistics::Page,
+        plain_lists: false,
+    },
+    Variant {
+        name: "chunk statistics",
+        zstd: 3,
+        statistics: EnabledStatistics::Chunk,
+        plain_lists: false,
+    },
+    Variant {
+        name: "no statistics",
+        zstd: 3,
+        statistics: EnabledStatistics::None,
+        plain_lists: false,
+    },
+    Variant {
+        name: "zstd 1",
+        zstd: 1,
+        statistics: EnabledStatistics::Page,
+        plain_lists: false,
+    },
+    Variant {
+        name: "no dictionary on the lists",
+        zstd: 3,
+        statistics: EnabledStatistics::Page,
+        plain_lists: true,
+    },
+    Variant {
+        name: "zstd 1, chunk statistics, plain lists",
+        zstd: 1,
+        statistics: EnabledStatistics::Chunk,
+        plain_lists: true,
+    },
+];
+
+fn properties(v: &Variant) -> WriterProperties {
+    let mut builder = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(v.zstd).expect("valid zstd level"),
+        ))
+        .set_max_row_group_row_count(Some(64 * 1024))
+        .set_dictionary_enabled(true)
+        .set_statistics_enabled(v.statistics);
+    let mut plain = vec![columns::EVENT_ID, columns::EVENT_TIME];
+    if v.plain_lists {
+        plain.extend([columns::HIST_ITEM_IDS, columns::HIST_CATEGORY_IDS]);
+    }
+    for column in plain {
+        builder = builder.set_column_dictionary_enabled(ColumnPath::from(column), false);
+    }
+    builder.build()
+}
+
+/// Bytes of one file holding `batches`.
+fn encode(batches: &[RecordBatch], props: WriterProperties) -> usize {
+    let schema = batches[0].schema();
+    let mut writer =
+        ArrowWriter::try_new(Vec::new(), Arc::clone(&schema), Some(props)).expect("writer");
+    for batch in batches {
+        writer.write(batch).expect("write");
+    }
+    writer.into_inner().expect("finish").len()
+}
+
+fn flag(args: &[String], name: &str) -> Option<usize> {
+    let i = args.iter().position(|a| a == name)?;
+    args.get(i + 1)?.parse().ok()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let bench = args.iter().any(|a| a == "--bench");
+    let rows = flag(&args, "--rows").unwrap_or(if bench { 100_000 } else { 2_000 });
+    let len = flag(&args, "--len").unwrap_or(50);
+    let rounds = if bench { 3 } else { 1 };
+    let config = GeneratorConfig {
+        seed: 7,
+        days: 5,
+        users: 20_000,
+        events_per_day: (rows / 5 + 1) as u64,
+        max_seq_len: len as u32,
+        ..GeneratorConfig::default()
+    };
+    let mut generator = Generator::new(&config).expect("generator");
+    let schema = generator.schema().clone();
+    let events: Vec<_> = std::iter::from_fn(|| generator.next_chunk(4096).map(|c| c.events))
+        .flatten()
+        .take(rows)
+        .collect();
+    let batches: Vec<RecordBatch> = events
+        .chunks(10_000)
+        .map(|chunk| {
+            let mut builder = EventBatchBuilder::new(schema.clone(), chunk.len());
+            for event in chunk {
+                builder.push(event).expect("valid event");
+            }
+            builder.finish().expect("batch")
+        })
+        .collect();
+    let mean_len = events.iter().map(|e| e.hist_item_ids.len()).sum::<usize>() / rows.max(1);
+    println!("{rows} rows, mean sequence {mean_len}, {rounds} rounds\n");
+    println!("| variant | us per row (per round) | bytes per row | vs landing |");
+    println!("|---|---|---|---|");
+    let mut baseline = 0.0;
+    let mut times = vec![Vec::new(); VARIANTS.len()];
+    let mut sizes = vec![0; VARIANTS.len()];
+    for _ in 0..rounds {
+        for (i, v) in VARIANTS.iter().enumerate() {
+            let start = Instant::now();
+            sizes[i] = encode(&batches, properties(v));
+            times[i].push(start.elapsed().as_secs_f64() * 1e6 / rows as f64);
+        }
+    }
+    for (i, v) in VARIANTS.iter().enumerate() {
+        let mut sorted = times[i].clone();
+        sorted.sort_by(f64::total_cmp);
+        let median = sorted[sorted.len() / 2];
+        if i == 0 {
+            baseline = median;
+        }
+        let per_round: Vec<String> = times[i].iter().map(|t| format!("{t:.2}")).collect();
+        println!(
+            "| {} | {} | {} | {:.2}x |",
+            v.name,
+            per_round.join(" / "),
+            sizes[i] / rows.max(1),
+            median / baseline
+        );
+    }
+}
