@@ -1,6 +1,6 @@
-//! What encoding one ingest landing file costs per row, with the landing writer's settings
-//! (zstd 3, dictionaries except on `event_id` / `event_time`, page statistics, 64k-row row
-//! groups) against cheaper ones, in one run. Generated events, behaviour sequences up to
+//! What encoding one ingest landing file costs per row, with the ingest sink's own landing
+//! settings (`SinkConfig::parquet_options`: zstd 3, dictionaries except on `event_id` /
+//! `event_time`, page statistics, 64k-row row groups) against cheaper ones, in one run. Generated events, behaviour sequences up to
 //! `--len` (default 50) long, 10k-row batches as the decoder hands them over, one file of
 //! `--rows` rows (default 100k) per encode.
 //!
@@ -12,73 +12,75 @@ use std::time::Instant;
 
 use arrow::record_batch::RecordBatch;
 use ctrflow_operators::generate::{Generator, GeneratorConfig};
+use ctrflow_operators::ingest::SinkConfig;
 use ctrflow_schemas::{EventBatchBuilder, columns};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
-/// One writer setting to compare.
+/// One writer setting to compare: a change to the landing writer's properties.
 struct Variant {
     name: &'static str,
-    zstd: i32,
-    statistics: EnabledStatistics,
+    zstd: Option<i32>,
+    statistics: Option<EnabledStatistics>,
     plain_lists: bool,
 }
 
 const VARIANTS: [Variant; 6] = [
     Variant {
         name: "landing (zstd 3, page statistics)",
-        zstd: 3,
-        statistics: EnabledStatistics::Page,
+        zstd: None,
+        statistics: None,
         plain_lists: false,
     },
     Variant {
         name: "chunk statistics",
-        zstd: 3,
-        statistics: EnabledStatistics::Chunk,
+        zstd: None,
+        statistics: Some(EnabledStatistics::Chunk),
         plain_lists: false,
     },
     Variant {
         name: "no statistics",
-        zstd: 3,
-        statistics: EnabledStatistics::None,
+        zstd: None,
+        statistics: Some(EnabledStatistics::None),
         plain_lists: false,
     },
     Variant {
         name: "zstd 1",
-        zstd: 1,
-        statistics: EnabledStatistics::Page,
+        zstd: Some(1),
+        statistics: None,
         plain_lists: false,
     },
     Variant {
         name: "no dictionary on the lists",
-        zstd: 3,
-        statistics: EnabledStatistics::Page,
+        zstd: None,
+        statistics: None,
         plain_lists: true,
     },
     Variant {
         name: "zstd 1, chunk statistics, plain lists",
-        zstd: 1,
-        statistics: EnabledStatistics::Chunk,
+        zstd: Some(1),
+        statistics: Some(EnabledStatistics::Chunk),
         plain_lists: true,
     },
 ];
 
-fn properties(v: &Variant) -> WriterProperties {
-    let mut builder = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(v.zstd).expect("valid zstd level"),
-        ))
-        .set_max_row_group_row_count(Some(64 * 1024))
-        .set_dictionary_enabled(true)
-        .set_statistics_enabled(v.statistics);
-    let mut plain = vec![columns::EVENT_ID, columns::EVENT_TIME];
-    if v.plain_lists {
-        plain.extend([columns::HIST_ITEM_IDS, columns::HIST_CATEGORY_IDS]);
+/// The ingest sink's own landing properties with `v`'s changes.
+fn properties(landing: &WriterProperties, v: &Variant) -> WriterProperties {
+    let mut builder = landing.clone().into_builder();
+    if let Some(level) = v.zstd {
+        builder = builder.set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(level).expect("valid zstd level"),
+        ));
     }
-    for column in plain {
-        builder = builder.set_column_dictionary_enabled(ColumnPath::from(column), false);
+    if let Some(statistics) = v.statistics {
+        builder = builder.set_statistics_enabled(statistics);
+    }
+    if v.plain_lists {
+        for column in [columns::HIST_ITEM_IDS, columns::HIST_CATEGORY_IDS] {
+            builder = builder.set_column_dictionary_enabled(ColumnPath::from(column), false);
+        }
     }
     builder.build()
 }
@@ -133,13 +135,17 @@ fn main() {
     println!("{rows} rows, mean sequence {mean_len}, {rounds} rounds\n");
     println!("| variant | us per row (per round) | bytes per row | vs landing |");
     println!("|---|---|---|---|");
+    let landing = SinkConfig::default()
+        .parquet_options(true)
+        .writer_properties()
+        .expect("landing properties");
     let mut baseline = 0.0;
     let mut times = vec![Vec::new(); VARIANTS.len()];
     let mut sizes = vec![0; VARIANTS.len()];
     for _ in 0..rounds {
         for (i, v) in VARIANTS.iter().enumerate() {
             let start = Instant::now();
-            sizes[i] = encode(&batches, properties(v));
+            sizes[i] = encode(&batches, properties(&landing, v));
             times[i].push(start.elapsed().as_secs_f64() * 1e6 / rows as f64);
         }
     }

@@ -83,7 +83,8 @@ impl Default for ParquetWriteOptions {
 }
 
 impl ParquetWriteOptions {
-    fn writer_properties(&self) -> Result<WriterProperties, ParquetError> {
+    /// The parquet writer's properties for these options (what [`encode_parquet`] writes with).
+    pub fn writer_properties(&self) -> Result<WriterProperties, ParquetError> {
         let compression = match self.compression {
             ParquetCompression::Zstd(level) => Compression::ZSTD(ZstdLevel::try_new(level)?),
             ParquetCompression::Snappy => Compression::SNAPPY,

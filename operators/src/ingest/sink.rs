@@ -55,10 +55,11 @@ impl Default for SinkConfig {
 }
 
 impl SinkConfig {
-    /// How this sink's files are encoded. Landing files skip the dictionary on the columns
-    /// whose values are all distinct (`event_id`, `event_time`): there a dictionary costs a
-    /// hash probe per row and is abandoned once it outgrows its page.
-    fn parquet_options(&self, landing: bool) -> ParquetWriteOptions {
+    /// How this sink's files are encoded (`landing`: landing files; otherwise dead-letter and
+    /// late files). Landing files skip the dictionary on the columns whose values are all
+    /// distinct (`event_id`, `event_time`): there a dictionary costs a hash probe per row and
+    /// is abandoned once it outgrows its page.
+    pub fn parquet_options(&self, landing: bool) -> ParquetWriteOptions {
         let plain_columns = if landing {
             vec![
                 columns::EVENT_ID.to_string(),

@@ -66,7 +66,7 @@ impl Runner<'_> {
                 covering == k
             })
             .map_or(versions.len(), |i| i + 1);
-        let chosen: Vec<(ModelVersion, Day)> = versions[..keep]
+        let (read, available_from): (Vec<ModelVersion>, Vec<Day>) = versions[..keep]
             .iter()
             .map(|m| {
                 let day = Day::from_event_date(m.date).ok_or_else(|| DailyError::Artifact {
@@ -76,17 +76,10 @@ impl Runner<'_> {
                 })?;
                 Ok((m.version.clone(), day))
             })
-            .collect::<Result<_>>()?;
-        let mut tables = HistoricalTables::default();
-        let mut available_from = Vec::with_capacity(chosen.len());
-        let mut read = Vec::with_capacity(chosen.len());
-        for (version, day) in chosen {
-            let (users, items) = self.snapshot(&version).await?;
-            tables.user.push(users.clone());
-            tables.item.push(items.clone());
-            available_from.push(day);
-            read.push(version);
-        }
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .unzip();
+        let mut tables = self.historical(&read).await?;
         tables.point_in_time = Some(PointInTime { k, available_from });
         Ok((tables, read))
     }

@@ -455,6 +455,15 @@ impl Runner<'_> {
         } else {
             (None, Vec::new())
         };
+        // The manifest lists the snapshots read when rows chose among them by day.
+        let point_in_time_snapshots = if historical
+            .as_ref()
+            .is_some_and(|t| t.point_in_time.is_some())
+        {
+            historical_snapshots.clone()
+        } else {
+            Vec::new()
+        };
         // PPM: the newest TPM's pre-trained tower replaces the one the model carried, so a
         // continued A-CTR follows TPM's incremental pre-training like its historical embeddings.
         let (plugin, plugin_from) = self.plugin(&job.parents.tpm).await?;
@@ -567,11 +576,7 @@ impl Runner<'_> {
                 metrics.clone(),
                 verdict.clone(),
                 files,
-                if self.daily.network.historical_point_in_time {
-                    historical_snapshots.clone()
-                } else {
-                    Vec::new()
-                },
+                point_in_time_snapshots,
             )
             .await?;
         timings.publish = publish_start.elapsed().as_secs_f64();
