@@ -61,17 +61,25 @@ fn expected_reads(
     out
 }
 
+/// A fresh 6-day archive backfilled from its second day with [`daily_tpm`]: the reports and
+/// what was published (the directory must outlive both).
+async fn backfill_daily_tpm(
+    point_in_time: bool,
+) -> (
+    tempfile::TempDir,
+    Vec<ctrflow_pipeline::daily::DailyReport>,
+    Published,
+) {
+    let (dir, storage) = archive(6).await;
+    let config = daily_tpm(dir.path(), point_in_time);
+    let reports = backfill_range(&storage, &config, "2024-03-02", "2024-03-06").await;
+    let published = Published::load(&storage, &storage).await.expect("load");
+    (dir, reports, published)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn point_in_time_jobs_read_every_snapshot_their_training_days_could_read() {
-    let (dir, storage) = archive(6).await;
-    let reports = backfill_range(
-        &storage,
-        &daily_tpm(dir.path(), true),
-        "2024-03-02",
-        "2024-03-06",
-    )
-    .await;
-    let published = Published::load(&storage, &storage).await.expect("load");
+    let (_dir, reports, published) = backfill_daily_tpm(true).await;
     let ctr_runs: Vec<_> = reports
         .iter()
         .flat_map(|r| &r.jobs)
@@ -111,14 +119,7 @@ async fn point_in_time_jobs_read_every_snapshot_their_training_days_could_read()
 
     // The same backfill with job-level reads: every job reads its parents, and the A-CTR
     // models trained on rows that now read other snapshots score differently.
-    let (dir2, storage2) = archive(6).await;
-    let job_level = backfill_range(
-        &storage2,
-        &daily_tpm(dir2.path(), false),
-        "2024-03-02",
-        "2024-03-06",
-    )
-    .await;
+    let (_dir2, job_level, published2) = backfill_daily_tpm(false).await;
     let metrics = |reports: &[ctrflow_pipeline::daily::DailyReport]| -> Vec<_> {
         reports
             .iter()
@@ -127,7 +128,6 @@ async fn point_in_time_jobs_read_every_snapshot_their_training_days_could_read()
             .map(|j| j.metrics.as_ref().map(|m| m.auc))
             .collect()
     };
-    let published2 = Published::load(&storage2, &storage2).await.expect("load");
     for job in job_level
         .iter()
         .flat_map(|r| &r.jobs)
