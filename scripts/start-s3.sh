@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Start a local S3-API server (moto) for the ctrflow-storage S3 conformance tests.
 #
+# The server is moto's own application run through scripts/s3-server.py, which serialises
+# state-changing requests: plain moto_server checks If-Match / If-None-Match and stores the object
+# without a lock in between, so two conditional PUTs can both win (real S3 never lets them).
+#
 # Idempotent: creates a venv once, installs moto[server] at a pinned version once, starts the
 # server only if nothing answers on the port yet. Prints the variable the tests read:
 #
@@ -42,26 +46,35 @@ else
     log "moto $MOTO_VERSION already installed"
 fi
 
+# A plain moto_server left running by an older version of this script has the racy conditional
+# writes described above: replace it rather than reuse it.
+if answers && [ -f "$PID_FILE" ] && grep -qa moto_server "/proc/$(cat "$PID_FILE")/cmdline" 2>/dev/null; then
+    log "replacing the plain moto_server (pid $(cat "$PID_FILE")) on $ENDPOINT"
+    kill "$(cat "$PID_FILE")" 2>/dev/null || true
+    for _ in $(seq 1 50); do answers || break; sleep 0.2; done
+fi
+
 if answers; then
     log "something already answers on $ENDPOINT; reusing it"
 else
-    log "starting moto_server on 127.0.0.1:$PORT (log: $LOG_FILE)"
-    nohup "$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" >"$LOG_FILE" 2>&1 &
+    log "starting moto (scripts/s3-server.py) on 127.0.0.1:$PORT (log: $LOG_FILE)"
+    nohup "$VENV/bin/python" "$(dirname "$0")/s3-server.py" --host 127.0.0.1 --port "$PORT" \
+        >"$LOG_FILE" 2>&1 &
     echo $! >"$PID_FILE"
     for _ in $(seq 1 100); do
         if answers; then break; fi
         if ! kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then
-            log "moto_server exited; last log lines:"
+            log "the S3 server exited; last log lines:"
             tail -n 20 "$LOG_FILE" >&2
             exit 1
         fi
         sleep 0.2
     done
     if ! answers; then
-        log "moto_server did not answer on $ENDPOINT within 20 s; see $LOG_FILE"
+        log "the S3 server did not answer on $ENDPOINT within 20 s; see $LOG_FILE"
         exit 1
     fi
-    log "moto_server running, pid $(cat "$PID_FILE")"
+    log "moto running, pid $(cat "$PID_FILE")"
 fi
 
 echo "export CTRFLOW_TEST_S3_ENDPOINT=$ENDPOINT"
