@@ -23,7 +23,10 @@
 //! ```
 //! `--rows R` sets the user and item tables to R ids (default 100,000). The bench re-executes
 //! itself with the malloc settings the training commands use (`ctrflow_models::malloc`);
-//! `--default-malloc` measures with glibc's defaults instead.
+//! `--default-malloc` measures with glibc's defaults instead. The sparse variants get their
+//! batches as the training thread hands them over: copied and with their item ids
+//! de-duplicated by a second thread while the previous step runs; `--serial` steps on each
+//! batch as it is instead (the step de-duplicates its own ids).
 //! FILTERs select variants by substring (`flex`, `pytorch`, `table`). The PyTorch reference
 //! needs `scripts/setup-torch.sh` (or `CTRFLOW_TORCH_PYTHON` naming a python with torch).
 //! Without `--bench` (as `cargo test --all-targets` runs it) a small smoke run asserts that
@@ -47,7 +50,8 @@ use ctrflow_models::eta::{SimHash, TopKScratch, top_k_by_hamming_batch};
 use ctrflow_models::mix64;
 use ctrflow_models::nn::{CtrNet, CtrNetConfig, CtrNetInput, bce_with_logits};
 use ctrflow_models::train::{
-    CONTEXT_WIDTH, CtrTrainer, FeatureBatch, FeatureConfig, HistoricalTables, TrainConfig,
+    CONTEXT_WIDTH, CtrTrainer, FeatureBatch, FeatureConfig, HistoricalTables, IndexedBatch,
+    TrainConfig,
 };
 use support::{BatchShape, Rng, full_history_batch};
 
@@ -195,6 +199,12 @@ fn train_config(shape: &Shape, device: ComputeDevice, hashed: bool) -> TrainConf
 /// A trainer of one variant: one step on a batch returns its loss.
 trait Variant {
     fn step(&mut self, batch: &FeatureBatch) -> f32;
+
+    /// A step on a batch whose item ids were de-duplicated ahead, as the training thread's
+    /// feature stage hands them over.
+    fn step_indexed(&mut self, batch: &IndexedBatch) -> f32 {
+        self.step(batch.features())
+    }
 }
 
 struct Sparse(CtrTrainer);
@@ -202,6 +212,10 @@ struct Sparse(CtrTrainer);
 impl Variant for Sparse {
     fn step(&mut self, batch: &FeatureBatch) -> f32 {
         self.0.train_step(batch).expect("train step")
+    }
+
+    fn step_indexed(&mut self, batch: &IndexedBatch) -> f32 {
+        self.0.train_step_indexed(batch).expect("train step")
     }
 }
 
@@ -395,14 +409,57 @@ struct Measured {
     last_loss: f32,
 }
 
-fn measure(name: &str, shape: &Shape, batches: &[FeatureBatch], v: &mut dyn Variant) -> Measured {
+/// How the measured loop gets its batches.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Feed {
+    /// Each step on a batch as it is (`train_step`: the step de-duplicates its own ids).
+    Serial,
+    /// As the training thread runs: a feature stage thread copies each step's batch (the
+    /// stand-in for extracting it from Arrow) and de-duplicates its item ids while the
+    /// previous step runs (`train_step_indexed`).
+    Staged,
+}
+
+fn measure(
+    name: &str,
+    shape: &Shape,
+    batches: &[FeatureBatch],
+    feed: Feed,
+    v: &mut dyn Variant,
+) -> Measured {
     for i in 0..shape.warmup {
         v.step(&batches[i % batches.len()]);
     }
-    let start = Instant::now();
+    let batch_at = |i: usize| &batches[(shape.warmup + i) % batches.len()];
     let mut losses = Vec::with_capacity(shape.steps);
-    for i in 0..shape.steps {
-        losses.push(v.step(&batches[(shape.warmup + i) % batches.len()]));
+    let start = Instant::now();
+    match feed {
+        Feed::Serial => {
+            for i in 0..shape.steps {
+                losses.push(v.step(batch_at(i)));
+            }
+        }
+        Feed::Staged => std::thread::scope(|scope| {
+            let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<IndexedBatch>(1);
+            let (spent_tx, spent_rx) = std::sync::mpsc::channel::<IndexedBatch>();
+            scope.spawn(move || {
+                for i in 0..shape.steps {
+                    let mut b = spent_rx.try_recv().unwrap_or_default();
+                    b.refill(|f| {
+                        f.clone_from(batch_at(i));
+                        Ok::<_, ()>(())
+                    })
+                    .expect("copy");
+                    if ready_tx.send(b).is_err() {
+                        return;
+                    }
+                }
+            });
+            for b in ready_rx.iter() {
+                losses.push(v.step_indexed(&b));
+                let _ = spent_tx.send(b);
+            }
+        }),
     }
     let seconds = start.elapsed().as_secs_f64();
     assert!(
@@ -587,6 +644,11 @@ fn main() {
     // Measure what the training commands run with (see ctrflow_models::malloc), unless asked
     // for glibc's defaults.
     let default_malloc = args.iter().any(|a| a == "--default-malloc");
+    let feed = if args.iter().any(|a| a == "--serial") {
+        Feed::Serial
+    } else {
+        Feed::Staged
+    };
     if bench && !default_malloc {
         ctrflow_models::malloc::reexec_with_training_malloc().expect("re-execute");
     }
@@ -618,7 +680,7 @@ fn main() {
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     eprintln!(
-        "shape: {shape:?}, {threads} threads, malloc: {}",
+        "shape: {shape:?}, {threads} threads, sparse variants fed {feed:?}, malloc: {}",
         if tuned {
             "training settings"
         } else {
@@ -634,19 +696,19 @@ fn main() {
             let mut t = CtrTrainer::new(train_config(&shape, device, false), net_config(&shape))
                 .expect("trainer");
             t.set_historical(historical(&shape)).expect("historical");
-            results.push(measure(&managed, &shape, &data, &mut Sparse(t)));
+            results.push(measure(&managed, &shape, &data, feed, &mut Sparse(t)));
         }
         let hashed = format!("{device}-sparse-hashed");
         if wanted(&hashed) {
             let mut t = CtrTrainer::new(train_config(&shape, device, true), net_config(&shape))
                 .expect("trainer");
             t.set_historical(historical(&shape)).expect("historical");
-            results.push(measure(&hashed, &shape, &data, &mut Sparse(t)));
+            results.push(measure(&hashed, &shape, &data, feed, &mut Sparse(t)));
         }
         let dense = format!("{device}-dense");
         if wanted(&dense) {
             let mut v = Dense::new(&shape, device, historical(&shape));
-            results.push(measure(&dense, &shape, &data, &mut v));
+            results.push(measure(&dense, &shape, &data, Feed::Serial, &mut v));
         }
     }
     if bench {

@@ -58,6 +58,7 @@
 
 mod codec;
 mod config;
+mod distinct;
 mod eviction;
 mod lookup;
 mod snapshot;
@@ -74,6 +75,7 @@ use serde::{Deserialize, Serialize};
 
 pub use codec::{CHECKPOINT_MAGIC, CHECKPOINT_VERSION};
 pub use config::{EmbeddingTableConfig, MAX_DIM, MAX_ROWS, SparseAdamConfig, TableKind};
+pub use distinct::DistinctIds;
 pub use lookup::Lookup;
 pub use snapshot::SnapshotTable;
 pub use table::{EmbeddingStats, EmbeddingTable, RowView};

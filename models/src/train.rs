@@ -29,6 +29,7 @@ pub mod checkpoint;
 mod config;
 mod eta_codes;
 pub mod features;
+mod indexed;
 mod item_rows;
 mod net;
 mod plugin_cache;
@@ -40,6 +41,7 @@ mod trainer;
 pub use checkpoint::{TrainerCheckpoint, blobs};
 pub use config::TrainConfig;
 pub use features::{CONTEXT_WIDTH, FeatureBatch, FeatureConfig, Sequence};
+pub use indexed::IndexedBatch;
 pub use net::{
     HistoricalSpec, NetInputs, NetSpec, PluginSpec, SequenceSpec, SrpSpec, TrainableNet,
 };

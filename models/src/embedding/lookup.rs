@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use super::DistinctIds;
 use crate::rng::IdBuildHasher;
 
 /// The rows one batch of ids resolved to, and the buffers that computed it.
@@ -23,14 +24,11 @@ pub struct Lookup {
     pub(super) unique_slots: Vec<u32>,
     /// Per input id, index into `unique_slots`.
     pub(super) positions: Vec<u32>,
-    /// Distinct input ids, first-appearance order.
-    pub(super) unique_ids: Vec<u64>,
-    /// Occurrences of each distinct id in the batch.
-    pub(super) counts: Vec<u32>,
     /// Per distinct id, its index into `unique_slots`.
     pub(super) id_to_unique: Vec<u32>,
-    /// Scratch: id -> index into `unique_ids`.
-    pub(super) id_index: HashMap<u64, u32, IdBuildHasher>,
+    /// Scratch: the de-duplication of a [`lookup`](super::EmbeddingTable::lookup)'s ids (a
+    /// [`lookup_distinct`](super::EmbeddingTable::lookup_distinct) brings its own).
+    pub(super) distinct: DistinctIds,
     /// Scratch: slot -> index into `unique_slots` (hashed tables, where ids collide).
     pub(super) slot_index: HashMap<u32, u32, IdBuildHasher>,
     /// Scratch: per distinct id, its slot as probed before the update loop
@@ -80,30 +78,16 @@ impl Lookup {
         self.default_position.is_some()
     }
 
-    /// Clears the results and de-duplicates `ids`, filling `unique_ids`, `counts` and (for now,
-    /// the id-level index) `positions`.
-    pub(super) fn start(&mut self, ids: &[u64], table: u64, generation: u64) {
+    /// Clears the results for a lookup of `n` input ids.
+    pub(super) fn start(&mut self, n: usize, table: u64, generation: u64) {
         self.unique_slots.clear();
         self.positions.clear();
-        self.unique_ids.clear();
-        self.counts.clear();
+        self.positions.reserve(n);
         self.id_to_unique.clear();
-        self.id_index.clear();
         self.slot_index.clear();
         self.default_position = None;
         self.table = table;
         self.generation = generation;
-        for &id in ids {
-            let next = self.unique_ids.len() as u32;
-            let k = *self.id_index.entry(id).or_insert(next);
-            if k == next {
-                self.unique_ids.push(id);
-                self.counts.push(1);
-            } else {
-                self.counts[k as usize] = self.counts[k as usize].saturating_add(1);
-            }
-            self.positions.push(k);
-        }
     }
 
     /// Records that distinct id number `k` (in order) resolved to `slot`. `may_collide` says
@@ -128,15 +112,11 @@ impl Lookup {
         self.id_to_unique.push(position);
     }
 
-    /// Rewrites `positions` from id-level to row-level indices once every id is resolved.
-    pub(super) fn finish(&mut self) {
-        let Lookup {
-            positions,
-            id_to_unique,
-            ..
-        } = self;
-        for p in positions.iter_mut() {
-            *p = id_to_unique[*p as usize];
-        }
+    /// Fills `positions` (row-level) from the distinct ids' `positions` once every distinct id
+    /// is resolved.
+    pub(super) fn finish(&mut self, id_positions: &[u32]) {
+        let id_to_unique = &self.id_to_unique;
+        self.positions
+            .extend(id_positions.iter().map(|&p| id_to_unique[p as usize]));
     }
 }

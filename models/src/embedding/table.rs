@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 
 use super::config::{EmbeddingTableConfig, TableKind};
-use super::{DEFAULT_SLOT, Day, Lookup};
+use super::{DEFAULT_SLOT, Day, DistinctIds, Lookup};
 use crate::error::{ModelsError, Result};
 use crate::rng::{IdBuildHasher, SplitMix64, mix64};
 
@@ -314,7 +314,17 @@ impl EmbeddingTable {
     ///
     /// Does not allocate once `out` and the table have grown to their working sizes.
     pub fn lookup(&mut self, ids: &[u64], now: Day, admit: bool, out: &mut Lookup) {
-        out.start(ids, self.instance, self.generation);
+        let mut distinct = std::mem::take(&mut out.distinct);
+        distinct.clear();
+        distinct.extend(ids);
+        self.lookup_distinct(&distinct, now, admit, out);
+        out.distinct = distinct;
+    }
+
+    /// [`lookup`](Self::lookup) of ids de-duplicated ahead (e.g. on another thread while the
+    /// previous training step ran): the same result as `lookup` of the ids `ids` was built from.
+    pub fn lookup_distinct(&mut self, ids: &DistinctIds, now: Day, admit: bool, out: &mut Lookup) {
+        out.start(ids.len(), self.instance, self.generation);
         self.stats.ids_looked_up += ids.len() as u64;
         let now = if admit {
             self.clock = self.clock.max(now);
@@ -332,7 +342,7 @@ impl EmbeddingTable {
         if matches!(self.config.kind, TableKind::Managed) {
             let index = &self.index;
             out.probed.extend(
-                out.unique_ids
+                ids.ids()
                     .iter()
                     .map(|id| index.get(id).copied().unwrap_or(NOT_PROBED)),
             );
@@ -340,8 +350,7 @@ impl EmbeddingTable {
         let probed_generation = self.generation;
         // Rows of this batch resolved so far; they form the most-recent end of the recency list.
         let mut batch_rows = 0usize;
-        for k in 0..out.unique_ids.len() {
-            let (id, count) = (out.unique_ids[k], out.counts[k]);
+        for (k, (&id, &count)) in ids.ids().iter().zip(ids.counts()).enumerate() {
             let slot = match self.config.kind {
                 TableKind::Managed => match out.probed[k] {
                     slot if slot != NOT_PROBED && self.generation == probed_generation => {
@@ -367,19 +376,23 @@ impl EmbeddingTable {
         }
         // The lookup is valid for the generation reached after its own evictions.
         out.generation = self.generation;
-        out.finish();
+        out.finish(ids.positions());
     }
 
     /// Resolves ids like an evaluation [`lookup`](Self::lookup) without changing anything (not
     /// even the counters): for inference and historical-embedding reads.
     pub fn lookup_readonly(&self, ids: &[u64], out: &mut Lookup) {
-        out.start(ids, self.instance, self.generation);
+        let mut distinct = std::mem::take(&mut out.distinct);
+        distinct.clear();
+        distinct.extend(ids);
+        out.start(distinct.len(), self.instance, self.generation);
         let collide = matches!(self.config.kind, TableKind::Hashed { .. });
-        for k in 0..out.unique_ids.len() {
-            let slot = self.slot_of(out.unique_ids[k]).unwrap_or(DEFAULT_SLOT);
+        for &id in distinct.ids() {
+            let slot = self.slot_of(id).unwrap_or(DEFAULT_SLOT);
             out.resolve(slot, collide);
         }
-        out.finish();
+        out.finish(distinct.positions());
+        out.distinct = distinct;
     }
 
     /// A training lookup's update of an admitted row read `count` times: frequency, last

@@ -357,6 +357,47 @@ fn eviction_matches_a_reference_lru_and_never_exceeds_the_bound() {
 }
 
 #[test]
+fn lookup_of_ids_deduplicated_ahead_equals_lookup() {
+    // Two identical tables; one de-duplicates in place, the other is given the distinct ids of
+    // three parts (candidate, short, long) computed beforehand. Admission thresholds, evictions
+    // and both kinds must give the same rows, positions and table state.
+    for (mut a, mut b) in [
+        (managed(2, 2, 24), managed(2, 2, 24)),
+        (hashed(2, 16), hashed(2, 16)),
+    ] {
+        let mut rng = SplitMix64::new(5);
+        let (mut la, mut lb) = (Lookup::new(), Lookup::new());
+        let mut distinct = DistinctIds::new();
+        let (mut rows_a, mut rows_b) = (Vec::new(), Vec::new());
+        for step in 0..200u32 {
+            let mut part = |n: usize| -> Vec<u64> { (0..n).map(|_| rng.next_u64() % 60).collect() };
+            let (candidates, short, long) = (part(4), part(8), part(20));
+            a.lookup(
+                &[candidates.as_slice(), &short, &long].concat(),
+                Day(step / 10),
+                true,
+                &mut la,
+            );
+            distinct.clear();
+            distinct.extend(&candidates);
+            distinct.extend(&short);
+            distinct.extend(&long);
+            b.lookup_distinct(&distinct, Day(step / 10), true, &mut lb);
+            assert_eq!(la.unique_slots(), lb.unique_slots(), "step {step}");
+            assert_eq!(la.positions(), lb.positions(), "step {step}");
+            a.gather(&la, &mut rows_a).expect("gather");
+            b.gather(&lb, &mut rows_b).expect("gather");
+            assert_eq!(bits(&rows_a), bits(&rows_b), "step {step}");
+            let g: Vec<f32> = (0..rows_a.len()).map(|i| (i % 7) as f32 * 0.01).collect();
+            a.apply_gradients(&la, &g).expect("apply");
+            b.apply_gradients(&lb, &g).expect("apply");
+        }
+        assert_eq!(live_ids(&a), live_ids(&b));
+        assert_eq!(a.stats(), b.stats());
+    }
+}
+
+#[test]
 fn rows_of_the_current_batch_are_never_evicted() {
     let mut t = managed(2, 1, 2);
     let mut l = Lookup::new();
@@ -640,7 +681,7 @@ fn warm_buffers_are_reused_without_reallocation() {
         rows.as_ptr(),
         t.values.as_ptr(),
     );
-    let capacities = (l.id_index.capacity(), t.index.capacity());
+    let capacities = (l.distinct.index_capacity(), t.index.capacity());
     for step in 50..100 {
         t.lookup(&batch(&mut rng), Day(step), true, &mut l);
         t.gather(&l, &mut rows).expect("gather");
@@ -657,7 +698,10 @@ fn warm_buffers_are_reused_without_reallocation() {
             t.values.as_ptr()
         )
     );
-    assert_eq!(capacities, (l.id_index.capacity(), t.index.capacity()));
+    assert_eq!(
+        capacities,
+        (l.distinct.index_capacity(), t.index.capacity())
+    );
 }
 
 // ---------------------------------------------------------------- hashed kind

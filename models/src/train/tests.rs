@@ -22,6 +22,7 @@ mod inputs;
 mod plugin;
 mod sparse;
 mod srp;
+mod staged;
 
 const USERS: u64 = 60;
 const ITEMS: u64 = 120;

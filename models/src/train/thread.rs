@@ -1,14 +1,22 @@
 //! [`spawn_training_thread`]: training steps on a dedicated `std::thread` (never a tokio
 //! worker), fed event batches through a bounded channel, reporting progress through a
 //! callback, returning the trained state when the input ends.
+//!
+//! Two threads: a feature stage (`ctrflow-features`) takes the input through the shuffle
+//! buffer, extracts each training batch's features and de-duplicates its item ids
+//! ([`IndexedBatch`]); the training thread (`ctrflow-trainer`) runs the steps. The stage works
+//! one batch ahead, so that work overlaps the previous step instead of adding to it; the
+//! batches, their order and so the trained result are the same as on one thread.
 
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
 
-use super::{FeatureBatch, ShuffleBuffer, TrainableNet, Trainer};
+use super::{FeatureConfig, IndexedBatch, ShuffleBuffer, TrainableNet, Trainer};
 use crate::error::{ModelsError, Result};
 
 /// Progress of the training thread, reported after every step.
@@ -20,12 +28,14 @@ pub struct Progress {
     pub samples: u64,
     /// This step's loss.
     pub loss: f32,
-    /// Rows per second of this step (feature extraction + training step).
+    /// Rows per second of this training step (feature extraction ran ahead, on the feature
+    /// stage, and is not included).
     pub samples_per_second: f64,
-    /// Seconds the thread has spent so far blocked on the channel, waiting for input.
+    /// Seconds the feature stage had spent, when it handed over this batch, blocked on the
+    /// input channel waiting for data.
     pub waited_seconds: f64,
-    /// Seconds the thread has spent so far in the shuffle buffer (adding batches, drawing and
-    /// gathering training batches, compaction).
+    /// Seconds the feature stage had spent, when it handed over this batch, in the shuffle
+    /// buffer (adding batches, drawing and gathering training batches, compaction).
     pub shuffle_seconds: f64,
 }
 
@@ -59,14 +69,7 @@ impl<N: TrainableNet> TrainingThread<N> {
         drop(self.sender.take());
         match self.handle.join() {
             Ok(result) => result,
-            Err(panic) => {
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "panicked".into());
-                Err(ModelsError::TrainingThread(message))
-            }
+            Err(panic) => Err(ModelsError::TrainingThread(panic_message(&*panic))),
         }
     }
 }
@@ -100,6 +103,13 @@ where
     })
 }
 
+/// A batch ready for a step, with the feature stage's clocks as it was sent.
+struct Ready {
+    batch: IndexedBatch,
+    waited: f64,
+    shuffling: f64,
+}
+
 fn run<N, B, P>(
     build: B,
     shuffle: Option<ShuffleBuffer>,
@@ -112,45 +122,133 @@ where
     P: FnMut(Progress),
 {
     let mut trainer = build()?;
-    let mut shuffle = match shuffle {
+    let shuffle = match shuffle {
         Some(s) => s,
         None => {
             let c = trainer.config();
             ShuffleBuffer::new(c.shuffle_rows, c.batch_size, c.seed)?
         }
     };
-    let mut features = FeatureBatch::new();
-    let (mut waited, mut shuffling) = (0.0f64, 0.0f64);
-    let mut step =
-        |trainer: &mut Trainer<N>, batch: RecordBatch, waited: f64, shuffling: f64| -> Result<()> {
+    // The feature stage shuffles, extracts and indexes the next batch while this thread
+    // steps on the current one. One ready batch in flight; spent ones go back for reuse.
+    let (ready_tx, ready_rx) = sync_channel::<Result<Ready>>(1);
+    let (spent_tx, spent_rx) = channel::<IndexedBatch>();
+    let stop = Arc::new(AtomicBool::new(false));
+    let features = trainer.config().features;
+    let stage = {
+        let stop = Arc::clone(&stop);
+        std::thread::Builder::new()
+            .name("ctrflow-features".into())
+            .spawn(move || feature_stage(receiver, shuffle, &features, &ready_tx, &spent_rx, &stop))
+            .map_err(|e| ModelsError::TrainingThread(e.to_string()))?
+    };
+    let trained = (|| -> Result<()> {
+        for ready in ready_rx.iter() {
+            let Ready {
+                batch,
+                waited,
+                shuffling,
+            } = ready?;
             let start = Instant::now();
-            features.fill_from_record_batch(&batch, &trainer.config().features)?;
-            let loss = trainer.train_step(&features)?;
+            let loss = trainer.train_step_indexed(&batch)?;
             let seconds = start.elapsed().as_secs_f64().max(1e-9);
             let stats = trainer.stats();
             progress(Progress {
                 step: stats.steps,
                 samples: stats.samples,
                 loss,
-                samples_per_second: features.rows() as f64 / seconds,
+                samples_per_second: batch.features().rows() as f64 / seconds,
                 waited_seconds: waited,
                 shuffle_seconds: shuffling,
             });
-            Ok(())
-        };
+            // The stage may have stopped already; then the buffer is simply dropped.
+            let _ = spent_tx.send(batch);
+        }
+        Ok(())
+    })();
+    // On an error here the stage stops at its next input batch (or when the input ends), so
+    // the senders see the channel closed instead of feeding a thread that no longer trains.
+    stop.store(true, Ordering::Relaxed);
+    drop(ready_rx);
+    let stage = stage.join();
+    trained?;
+    stage.map_err(|panic| {
+        ModelsError::TrainingThread(format!("feature stage: {}", panic_message(&*panic)))
+    })?;
+    Ok(trainer)
+}
+
+/// The feature stage: input batches through the shuffle buffer into indexed feature batches.
+/// Ends when the input ends (after flushing the buffer), on an error (sent on, as the last
+/// message), or when the training side stops.
+fn feature_stage(
+    receiver: Receiver<RecordBatch>,
+    mut shuffle: ShuffleBuffer,
+    config: &FeatureConfig,
+    ready: &SyncSender<Result<Ready>>,
+    spent: &Receiver<IndexedBatch>,
+    stop: &AtomicBool,
+) {
+    let (mut waited, mut shuffling) = (0.0f64, 0.0f64);
+    // Sends one shuffled batch; false when the stage should end.
+    let send = |out: RecordBatch, waited: f64, shuffling: f64| -> bool {
+        let mut batch = spent.try_recv().unwrap_or_default();
+        let message = batch.fill_from_record_batch(&out, config).map(|()| Ready {
+            batch,
+            waited,
+            shuffling,
+        });
+        let failed = message.is_err();
+        ready.send(message).is_ok() && !failed
+    };
     loop {
         let Ok(batch) = timed(&mut waited, || receiver.recv()) else {
             break;
         };
-        timed(&mut shuffling, || shuffle.push(batch))?;
-        while let Some(out) = timed(&mut shuffling, || shuffle.pop())? {
-            step(&mut trainer, out, waited, shuffling)?;
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Err(e) = timed(&mut shuffling, || shuffle.push(batch)) {
+            let _ = ready.send(Err(e));
+            return;
+        }
+        loop {
+            match timed(&mut shuffling, || shuffle.pop()) {
+                Ok(Some(out)) => {
+                    if !send(out, waited, shuffling) {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                    return;
+                }
+            }
         }
     }
-    while let Some(out) = timed(&mut shuffling, || shuffle.flush())? {
-        step(&mut trainer, out, waited, shuffling)?;
+    loop {
+        match timed(&mut shuffling, || shuffle.flush()) {
+            Ok(Some(out)) => {
+                if !send(out, waited, shuffling) {
+                    return;
+                }
+            }
+            Ok(None) => return,
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        }
     }
-    Ok(trainer)
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panicked".into())
 }
 
 /// Runs `work`, adding its wall time in seconds to `total`.

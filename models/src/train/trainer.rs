@@ -13,8 +13,8 @@ use super::net::{NetInputs, NetSpec, TrainableNet};
 use super::plugin_cache::PluginCache;
 use super::srp::tokens::TokenLayout;
 use super::srp::{SrpPretrainer, SrpTables};
-use super::{CONTEXT_WIDTH, FeatureBatch, TrainConfig};
-use crate::embedding::{Day, EmbeddingTable, Lookup, SnapshotTable};
+use super::{CONTEXT_WIDTH, FeatureBatch, IndexedBatch, TrainConfig};
+use crate::embedding::{Day, DistinctIds, EmbeddingTable, Lookup, SnapshotTable};
 use crate::error::{ModelsError, Result};
 use crate::eta::SimHash;
 use crate::metrics::{self, Evaluation};
@@ -315,6 +315,19 @@ impl<N: TrainableNet> Trainer<N> {
     /// nothing is updated (a training lookup may still have admitted the batch's new ids).
     /// Config errors when historical tables are required but not set.
     pub fn train_step(&mut self, batch: &FeatureBatch) -> Result<f32> {
+        self.step_on(batch, None)
+    }
+
+    /// [`train_step`](Self::train_step) on a batch whose item ids were de-duplicated ahead
+    /// (the training thread does that for the next batch while this step runs). Same result.
+    ///
+    /// # Errors
+    /// As [`train_step`](Self::train_step).
+    pub fn train_step_indexed(&mut self, batch: &IndexedBatch) -> Result<f32> {
+        self.step_on(batch.features(), Some(batch.item_ids()))
+    }
+
+    fn step_on(&mut self, batch: &FeatureBatch, item_ids: Option<&DistinctIds>) -> Result<f32> {
         let step = self.stats.steps;
         let rows = batch.rows();
         // Per-step RNG (dropout): a function of (seed, step), so a resumed run draws the same.
@@ -322,7 +335,7 @@ impl<N: TrainableNet> Trainer<N> {
         let rng = burn_rng_lock();
         self.device.seed(mix64(self.config.seed ^ mix64(step)));
         let device = self.device.clone();
-        let Prepared { leaves, inputs } = self.prepare(batch, &device, true)?;
+        let Prepared { leaves, inputs } = self.prepare(batch, item_ids, &device, true)?;
         let net = self.net.take().expect("net present between calls");
         let labels = float_tensor(batch.labels.clone(), [rows, 1], &device);
         let loss = bce_with_logits(net.logits(inputs), labels);
@@ -392,7 +405,7 @@ impl<N: TrainableNet> Trainer<N> {
     /// update) and the network's inference copy (`valid()`: running batch-norm statistics).
     pub fn predict(&mut self, batch: &FeatureBatch) -> Result<Vec<f32>> {
         let device = self.device.clone().without_autodiff();
-        let Prepared { inputs, .. } = self.prepare(batch, &device, false)?;
+        let Prepared { inputs, .. } = self.prepare(batch, None, &device, false)?;
         let net = self.net().valid();
         let probabilities = burn::tensor::activation::sigmoid(net.logits(inputs));
         Ok(to_vec(probabilities))
@@ -413,7 +426,13 @@ impl<N: TrainableNet> Trainer<N> {
     }
 
     /// Checks the batch, looks its ids up, gathers the rows into leaves and builds the inputs.
-    fn prepare(&mut self, batch: &FeatureBatch, device: &Device, train: bool) -> Result<Prepared> {
+    fn prepare(
+        &mut self,
+        batch: &FeatureBatch,
+        item_ids: Option<&DistinctIds>,
+        device: &Device,
+        train: bool,
+    ) -> Result<Prepared> {
         let step = self.stats.steps;
         let rows = batch.rows();
         let d = self.spec.d_embed;
@@ -425,20 +444,30 @@ impl<N: TrainableNet> Trainer<N> {
         // One lookup per table; the item table resolves candidate + short + long together.
         let s = &mut self.scratch;
         let sequences = self.spec.sequences;
-        s.item_ids.clear();
-        s.item_ids.extend_from_slice(&batch.item_ids);
-        if sequences.is_some() {
-            s.item_ids.extend_from_slice(&batch.short.ids);
-            s.item_ids.extend_from_slice(&batch.long.ids);
-        }
         let day = batch.day;
         let [user_lookup, item_lookup, category_lookup] = &mut s.lookups;
         self.tables
             .user
             .lookup(&batch.user_ids, day, train, user_lookup);
-        self.tables
-            .item
-            .lookup(&s.item_ids, day, train, item_lookup);
+        match item_ids {
+            // De-duplicated ahead: candidates, then both sequences, as below.
+            Some(distinct) if sequences.is_some() => {
+                self.tables
+                    .item
+                    .lookup_distinct(distinct, day, train, item_lookup);
+            }
+            _ => {
+                s.item_ids.clear();
+                s.item_ids.extend_from_slice(&batch.item_ids);
+                if sequences.is_some() {
+                    s.item_ids.extend_from_slice(&batch.short.ids);
+                    s.item_ids.extend_from_slice(&batch.long.ids);
+                }
+                self.tables
+                    .item
+                    .lookup(&s.item_ids, day, train, item_lookup);
+            }
+        }
 
         let leaf = |rows: Vec<f32>, u: usize| {
             let t = float_tensor(rows, [u, d], device);
