@@ -31,8 +31,8 @@ pub struct Progress {
     /// Rows per second of this training step (feature extraction ran ahead, on the feature
     /// stage, and is not included).
     pub samples_per_second: f64,
-    /// Seconds the feature stage had spent, when it handed over this batch, blocked on the
-    /// input channel waiting for data.
+    /// Seconds the training thread has spent so far waiting for its next batch: input not
+    /// there yet, or not yet through the shuffle buffer and feature extraction.
     pub waited_seconds: f64,
     /// Seconds the feature stage had spent, when it handed over this batch, in the shuffle
     /// buffer (adding batches, drawing and gathering training batches, compaction).
@@ -103,10 +103,9 @@ where
     })
 }
 
-/// A batch ready for a step, with the feature stage's clocks as it was sent.
+/// A batch ready for a step, with the feature stage's shuffle clock as it was sent.
 struct Ready {
     batch: IndexedBatch,
-    waited: f64,
     shuffling: f64,
 }
 
@@ -142,13 +141,10 @@ where
             .spawn(move || feature_stage(receiver, shuffle, &features, &ready_tx, &spent_rx, &stop))
             .map_err(|e| ModelsError::TrainingThread(e.to_string()))?
     };
+    let mut waited = 0.0f64;
     let trained = (|| -> Result<()> {
-        for ready in ready_rx.iter() {
-            let Ready {
-                batch,
-                waited,
-                shuffling,
-            } = ready?;
+        while let Ok(ready) = timed(&mut waited, || ready_rx.recv()) {
+            let Ready { batch, shuffling } = ready?;
             let start = Instant::now();
             let loss = trainer.train_step_indexed(&batch)?;
             let seconds = start.elapsed().as_secs_f64().max(1e-9);
@@ -189,20 +185,18 @@ fn feature_stage(
     spent: &Receiver<IndexedBatch>,
     stop: &AtomicBool,
 ) {
-    let (mut waited, mut shuffling) = (0.0f64, 0.0f64);
+    let mut shuffling = 0.0f64;
     // Sends one shuffled batch; false when the stage should end.
-    let send = |out: RecordBatch, waited: f64, shuffling: f64| -> bool {
+    let send = |out: RecordBatch, shuffling: f64| -> bool {
         let mut batch = spent.try_recv().unwrap_or_default();
-        let message = batch.fill_from_record_batch(&out, config).map(|()| Ready {
-            batch,
-            waited,
-            shuffling,
-        });
+        let message = batch
+            .fill_from_record_batch(&out, config)
+            .map(|()| Ready { batch, shuffling });
         let failed = message.is_err();
         ready.send(message).is_ok() && !failed
     };
     loop {
-        let Ok(batch) = timed(&mut waited, || receiver.recv()) else {
+        let Ok(batch) = receiver.recv() else {
             break;
         };
         if stop.load(Ordering::Relaxed) {
@@ -215,7 +209,7 @@ fn feature_stage(
         loop {
             match timed(&mut shuffling, || shuffle.pop()) {
                 Ok(Some(out)) => {
-                    if !send(out, waited, shuffling) {
+                    if !send(out, shuffling) {
                         return;
                     }
                 }
@@ -230,7 +224,7 @@ fn feature_stage(
     loop {
         match timed(&mut shuffling, || shuffle.flush()) {
             Ok(Some(out)) => {
-                if !send(out, waited, shuffling) {
+                if !send(out, shuffling) {
                     return;
                 }
             }

@@ -33,12 +33,15 @@ use super::holdout::Holdout;
 pub struct JobTimings {
     /// Wall time of the training phase (reading overlapped with training).
     pub train_wall: f64,
-    /// Time inside training steps (feature extraction + step).
+    /// Time inside training steps (feature extraction runs ahead on the training thread's
+    /// feature stage and is not included).
     pub train_busy: f64,
-    /// Training-phase time the training thread was blocked waiting for data (the shuffle
-    /// buffer's first fill included).
+    /// Training-phase time the training thread waited for its next batch: data not read yet,
+    /// or not yet through the shuffle buffer and feature extraction (the buffer's first fill
+    /// included).
     pub read_wait: f64,
-    /// Training-phase time in the shuffle buffer (adding, drawing and gathering batches).
+    /// Training-phase time the feature stage spent in the shuffle buffer (adding, drawing and
+    /// gathering batches); it overlaps the steps.
     pub shuffle: f64,
     /// Evaluation.
     pub evaluate: f64,
