@@ -1,9 +1,9 @@
-//! Trainer tests on synthetic events: features, shuffle, learning, sparse updates, errors,
-//! checkpoint/resume, the training thread.
+//! Trainer tests on synthetic events: features, learning, sparse updates, errors,
+//! checkpoint/resume, transfer; the shuffle buffer and the training thread in submodules.
 
 use std::sync::Arc;
 
-use arrow::array::{Array, RecordBatch, UInt64Array};
+use arrow::array::{RecordBatch, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema};
 use ctrflow_schemas::{
     CategoryId, Device as DeviceClass, Domain, Event, EventBatchBuilder, EventSchema, EventTime,
@@ -20,9 +20,11 @@ mod backends;
 mod historical;
 mod inputs;
 mod plugin;
+mod shuffle;
 mod sparse;
 mod srp;
 mod staged;
+mod thread;
 
 const USERS: u64 = 60;
 const ITEMS: u64 = 120;
@@ -201,176 +203,6 @@ fn feature_errors_name_the_column() {
     let wrong = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).expect("batch");
     let err = FeatureBatch::from_record_batch(&wrong, &feature_config()).expect_err("must fail");
     assert!(err.to_string().contains("column `label`"), "{err}");
-}
-
-/// The `item_id` column of `batch`.
-fn item_ids(batch: &RecordBatch) -> Vec<u64> {
-    let a = batch.column_by_name(columns::ITEM_ID).expect("column");
-    let a = a.as_any().downcast_ref::<UInt64Array>().expect("u64");
-    a.values().to_vec()
-}
-
-fn drain(buffer: &mut ShuffleBuffer, batches: &[RecordBatch]) -> Vec<Vec<u64>> {
-    let mut out = Vec::new();
-    for b in batches {
-        buffer.push(b.clone()).expect("push");
-        while let Some(batch) = buffer.pop().expect("pop") {
-            assert!(buffer.len() < 400 + 70);
-            out.push(item_ids(&batch));
-        }
-    }
-    while let Some(batch) = buffer.flush().expect("flush") {
-        out.push(item_ids(&batch));
-    }
-    out
-}
-
-#[test]
-fn shuffle_is_deterministic_bounded_and_complete() {
-    let evs = events(1_000, 4, 3);
-    let batches = record_batches(&evs, 70);
-    let a = drain(
-        &mut ShuffleBuffer::new(400, 100, 9).expect("buffer"),
-        &batches,
-    );
-    let b = drain(
-        &mut ShuffleBuffer::new(400, 100, 9).expect("buffer"),
-        &batches,
-    );
-    let c = drain(
-        &mut ShuffleBuffer::new(400, 100, 10).expect("buffer"),
-        &batches,
-    );
-    assert_eq!(a, b);
-    assert_ne!(a, c);
-    assert_eq!(a.len(), 10);
-    assert!(a.iter().all(|batch| batch.len() == 100));
-    // Every row exactly once, in a new order.
-    let mut all: Vec<u64> = a.concat();
-    assert_ne!(all, evs.iter().map(|e| e.item_id.0).collect::<Vec<_>>());
-    all.sort_unstable();
-    let mut expected: Vec<u64> = evs.iter().map(|e| e.item_id.0).collect();
-    expected.sort_unstable();
-    assert_eq!(all, expected);
-}
-
-/// Drains like [`drain`], with or without compaction, and returns the output with the most
-/// batch rows the buffer held at any time.
-fn drain_tracking_memory(
-    buffer: &mut ShuffleBuffer,
-    batches: &[RecordBatch],
-    compaction: Option<usize>,
-) -> (Vec<Vec<u64>>, usize) {
-    buffer.set_compaction(compaction);
-    let (mut out, mut peak) = (Vec::new(), 0);
-    for b in batches {
-        buffer.push(b.clone()).expect("push");
-        peak = peak.max(buffer.held_rows());
-        while let Some(batch) = buffer.pop().expect("pop") {
-            peak = peak.max(buffer.held_rows());
-            out.push(item_ids(&batch));
-        }
-    }
-    while let Some(batch) = buffer.flush().expect("flush") {
-        out.push(item_ids(&batch));
-    }
-    assert_eq!(buffer.held_rows(), 0, "everything released at the end");
-    (out, peak)
-}
-
-#[test]
-fn shuffle_memory_stays_bounded_on_long_inputs_and_compaction_changes_nothing() {
-    // 20,000 rows through a 400-row buffer: random picking leaves stragglers in every batch.
-    let evs = events(20_000, 50, 3);
-    let batches = record_batches(&evs, 70);
-    let (plain, plain_peak) = drain_tracking_memory(
-        &mut ShuffleBuffer::new(400, 100, 4).expect("buffer"),
-        &batches,
-        None,
-    );
-    // The default chunk (one copy per compaction here) and small chunks (several per compaction).
-    for chunk_rows in [8192, 150] {
-        let (compacted, peak) = drain_tracking_memory(
-            &mut ShuffleBuffer::new(400, 100, 4).expect("buffer"),
-            &batches,
-            Some(chunk_rows),
-        );
-        assert_eq!(
-            compacted, plain,
-            "chunks of {chunk_rows}: compaction must not change the emitted rows or their order"
-        );
-        assert!(
-            peak <= 3 * (400 + 100) / 2 + 70,
-            "chunks of {chunk_rows}: held {peak} rows with compaction"
-        );
-    }
-    assert!(
-        plain_peak > 4 * 400,
-        "without compaction the stragglers pin {plain_peak} rows"
-    );
-    let mut all = plain.concat();
-    all.sort_unstable();
-    let mut expected: Vec<u64> = evs.iter().map(|e| e.item_id.0).collect();
-    expected.sort_unstable();
-    assert_eq!(all, expected);
-}
-
-#[test]
-fn shuffle_state_round_trip_after_compaction_continues_identically() {
-    let evs = events(6_000, 20, 3);
-    let batches = record_batches(&evs, 70);
-    let full = drain(
-        &mut ShuffleBuffer::new(400, 100, 5).expect("buffer"),
-        &batches,
-    );
-    let mut first = ShuffleBuffer::new(400, 100, 5).expect("buffer");
-    let mut uncompacted = ShuffleBuffer::new(400, 100, 5).expect("buffer");
-    uncompacted.set_compaction(None);
-    let mut out = Vec::new();
-    for b in &batches[..60] {
-        first.push(b.clone()).expect("push");
-        uncompacted.push(b.clone()).expect("push");
-        while let Some(batch) = first.pop().expect("pop") {
-            out.push(item_ids(&batch));
-            uncompacted.pop().expect("pop").expect("same schedule");
-        }
-    }
-    assert!(
-        first.held_rows() < uncompacted.held_rows(),
-        "compacted by now"
-    );
-    let mut restored =
-        ShuffleBuffer::from_bytes(&first.to_bytes().expect("state")).expect("restore");
-    out.append(&mut drain(&mut restored, &batches[60..]));
-    assert_eq!(out, full);
-}
-
-#[test]
-fn shuffle_state_round_trip_continues_identically() {
-    let evs = events(600, 5, 3);
-    let batches = record_batches(&evs, 70);
-    let full = drain(
-        &mut ShuffleBuffer::new(400, 100, 3).expect("buffer"),
-        &batches,
-    );
-
-    let mut first = ShuffleBuffer::new(400, 100, 3).expect("buffer");
-    let mut out = Vec::new();
-    for b in &batches[..6] {
-        first.push(b.clone()).expect("push");
-        while let Some(batch) = first.pop().expect("pop") {
-            out.push(batch);
-        }
-    }
-    assert!(!first.is_empty());
-    let mut restored =
-        ShuffleBuffer::from_bytes(&first.to_bytes().expect("state")).expect("restore");
-    drop(first);
-    assert_eq!(restored.len(), 6 * 70 - out.len() * 100);
-    let mut rest = drain(&mut restored, &batches[6..]);
-    let mut resumed: Vec<Vec<u64>> = out.iter().map(item_ids).collect();
-    resumed.append(&mut rest);
-    assert_eq!(resumed, full);
 }
 
 /// Trains `epochs` over `train` in `batch`-row batches (shuffled by a seeded buffer).
@@ -610,81 +442,6 @@ fn resume_from_a_checkpoint_is_identical() {
     assert!(err.to_string().contains(blobs::ITEM_TABLE), "{err}");
 }
 
-#[test]
-fn training_thread_trains_and_reports() {
-    let _rng = test_util::device(107);
-    let (progress_tx, progress_rx) = std::sync::mpsc::channel();
-    let thread = spawn_training_thread(
-        || CtrTrainer::new(train_config(13), ctr_config()),
-        None,
-        2,
-        move |p: Progress| {
-            let _ = progress_tx.send(p);
-        },
-    )
-    .expect("spawn");
-    let mut first_report = None;
-    for (i, b) in record_batches(&events(1_030, 19, 20), 70)
-        .into_iter()
-        .enumerate()
-    {
-        if (7..11).contains(&i) {
-            // After the first step (6 batches fill the 400-row buffer) the thread has nothing
-            // to do while the input pauses: that is waiting for data.
-            if first_report.is_none() {
-                first_report = Some(progress_rx.recv().expect("first step"));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        thread.send(b).expect("send");
-    }
-    let trainer = thread.finish().expect("trained");
-    let reports: Vec<Progress> = first_report.into_iter().chain(progress_rx.iter()).collect();
-    let last = reports.last().copied().expect("reports");
-    assert!(last.waited_seconds >= 0.1, "waited {}", last.waited_seconds);
-    assert!(last.shuffle_seconds > 0.0);
-    assert!(
-        reports
-            .windows(2)
-            .all(|w| w[0].waited_seconds <= w[1].waited_seconds
-                && w[0].shuffle_seconds <= w[1].shuffle_seconds)
-    );
-    // 10 full batches and a last one of 30 rows.
-    assert_eq!(trainer.step(), 11);
-    assert_eq!(trainer.stats().samples, 1_030);
-    assert_eq!(reports.len(), 11);
-    assert_eq!(reports.last().map(|p| p.samples), Some(1_030));
-    assert!(
-        reports
-            .iter()
-            .all(|p| p.loss.is_finite() && p.samples_per_second > 0.0)
-    );
-}
-
-#[test]
-fn training_thread_error_is_returned_on_finish() {
-    let thread = spawn_training_thread(
-        || CtrTrainer::new(train_config(14), ctr_config().with_d_context(3)),
-        None,
-        1,
-        |_| {},
-    )
-    .expect("spawn");
-    let err = thread.finish().expect_err("must fail");
-    assert!(
-        matches!(
-            err,
-            ModelsError::InvalidConfig {
-                field: "d_context",
-                ..
-            }
-        ),
-        "{err}"
-    );
-}
-
-/// Throughput of the default CtrNet at batch 1024 with 1000-long histories. Prints samples/s;
-/// no timing assertion. Run with `--ignored --nocapture`.
 #[test]
 fn actr_from_cpm_copies_all_but_batch_norm_and_starts_counting_afresh() {
     use crate::nn::ParamAction;
