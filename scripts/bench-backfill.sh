@@ -31,12 +31,12 @@ python3 - "$work" "$days" "$half" <<'PY'
 import json, pathlib, sys
 work, days, half = pathlib.Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 reports = sorted((work / "store" / "reports").glob("*/metrics.json"))
-tot = dict(train_wall=0.0, train_busy=0.0, read_wait=0.0, shuffle=0.0, evaluate=0.0, publish=0.0)
+tot = dict(train_wall=0.0, train_busy=0.0, read_wait=0.0, feature_wait=0.0, shuffle=0.0, evaluate=0.0, publish=0.0)
 rows = 0
 for r in reports:
     for job in json.loads(r.read_text())["jobs"]:
         for k in tot:
-            tot[k] += job["timings"].get(k, 0.0)  # `shuffle` is newer than some reports
+            tot[k] += job["timings"].get(k, 0.0)  # `shuffle`, `feature_wait` are newer than some reports
         rows += job["rows"]
 (short_kb, short_s), (long_kb, long_s) = [
     map(float, (work / f"time-{n}").read_text().split()) for n in ("short", "long")]
@@ -44,9 +44,10 @@ n = len(reports)
 print(f"backfill of {n} days ({rows} training rows): {long_s:.1f} s wall, {long_s / n:.2f} s per day")
 print(f"  per day: train {tot['train_wall'] / n:.2f} s (of which waiting for data {tot['read_wait'] / n:.2f} s), "
       f"evaluate {tot['evaluate'] / n:.2f} s, publish {tot['publish'] / n:.2f} s")
-print(f"  trainer waiting for data: {tot['read_wait'] / max(tot['train_wall'], 1e-9):.1%} of training time "
-      f"(shuffle buffer {tot['shuffle'] / max(tot['train_wall'], 1e-9):.1%}, steps "
-      f"{tot['train_busy'] / max(tot['train_wall'], 1e-9):.1%})")
+wall = max(tot['train_wall'], 1e-9)
+print(f"  trainer waiting for data: {tot['read_wait'] / wall:.1%} of training time; "
+      f"for the feature stage's work: {tot['feature_wait'] / wall:.1%}; steps {tot['train_busy'] / wall:.1%} "
+      f"(the stage's shuffle buffer {tot['shuffle'] / wall:.1%}, overlapping)")
 print(f"  training throughput: {rows / max(tot['train_busy'], 1e-9):.0f} rows/s inside steps")
 print(f"  peak RSS: {half} days {short_kb / 1024:.0f} MiB, {days} days {long_kb / 1024:.0f} MiB "
       f"(ratio {long_kb / short_kb:.2f}x for {days / half:.2f}x the days)")

@@ -34,6 +34,11 @@ pub struct Progress {
     /// Seconds the training thread has spent so far waiting for its next batch: input not
     /// there yet, or not yet through the shuffle buffer and feature extraction.
     pub waited_seconds: f64,
+    /// Of `waited_seconds`, the part owed to the input: for each batch, the trainer's wait
+    /// for it, up to the time the feature stage was itself blocked on the input channel while
+    /// preparing it (had the input been there, the trainer would have waited that much less).
+    /// The rest of the waiting is the feature stage's own work.
+    pub input_wait_seconds: f64,
     /// Seconds the feature stage had spent, when it handed over this batch, in the shuffle
     /// buffer (adding batches, drawing and gathering training batches, compaction).
     pub shuffle_seconds: f64,
@@ -103,10 +108,13 @@ where
     })
 }
 
-/// A batch ready for a step, with the feature stage's shuffle clock as it was sent.
+/// A batch ready for a step, with the feature stage's clocks as it was sent.
 struct Ready {
     batch: IndexedBatch,
+    /// Seconds the stage had spent in the shuffle buffer.
     shuffling: f64,
+    /// Seconds the stage had spent blocked on the input channel.
+    input_waited: f64,
 }
 
 fn run<N, B, P>(
@@ -142,9 +150,24 @@ where
             .map_err(|e| ModelsError::TrainingThread(e.to_string()))?
     };
     let mut waited = 0.0f64;
+    let mut input_wait = 0.0f64;
+    let mut stage_input_waited = 0.0f64;
     let trained = (|| -> Result<()> {
-        while let Ok(ready) = timed(&mut waited, || ready_rx.recv()) {
-            let Ready { batch, shuffling } = ready?;
+        loop {
+            let waited_before = waited;
+            let Ok(ready) = timed(&mut waited, || ready_rx.recv()) else {
+                break;
+            };
+            let Ready {
+                batch,
+                shuffling,
+                input_waited,
+            } = ready?;
+            // Blame the input for as much of this wait as the stage spent waiting for input
+            // since it handed over the previous batch.
+            let stage_blocked = (input_waited - stage_input_waited).max(0.0);
+            stage_input_waited = input_waited;
+            input_wait += (waited - waited_before).min(stage_blocked);
             let start = Instant::now();
             let loss = trainer.train_step_indexed(&batch)?;
             let seconds = start.elapsed().as_secs_f64().max(1e-9);
@@ -155,6 +178,7 @@ where
                 loss,
                 samples_per_second: batch.features().rows() as f64 / seconds,
                 waited_seconds: waited,
+                input_wait_seconds: input_wait,
                 shuffle_seconds: shuffling,
             });
             // The stage may have stopped already; then the buffer is simply dropped.
@@ -186,17 +210,20 @@ fn feature_stage(
     stop: &AtomicBool,
 ) {
     let mut shuffling = 0.0f64;
+    let mut input_waited = 0.0f64;
     // Sends one shuffled batch; false when the stage should end.
-    let send = |out: RecordBatch, shuffling: f64| -> bool {
+    let send = |out: RecordBatch, shuffling: f64, input_waited: f64| -> bool {
         let mut batch = spent.try_recv().unwrap_or_default();
-        let message = batch
-            .fill_from_record_batch(&out, config)
-            .map(|()| Ready { batch, shuffling });
+        let message = batch.fill_from_record_batch(&out, config).map(|()| Ready {
+            batch,
+            shuffling,
+            input_waited,
+        });
         let failed = message.is_err();
         ready.send(message).is_ok() && !failed
     };
     loop {
-        let Ok(batch) = receiver.recv() else {
+        let Ok(batch) = timed(&mut input_waited, || receiver.recv()) else {
             break;
         };
         if stop.load(Ordering::Relaxed) {
@@ -209,7 +236,7 @@ fn feature_stage(
         loop {
             match timed(&mut shuffling, || shuffle.pop()) {
                 Ok(Some(out)) => {
-                    if !send(out, shuffling) {
+                    if !send(out, shuffling, input_waited) {
                         return;
                     }
                 }
@@ -224,7 +251,7 @@ fn feature_stage(
     loop {
         match timed(&mut shuffling, || shuffle.flush()) {
             Ok(Some(out)) => {
-                if !send(out, shuffling) {
+                if !send(out, shuffling, input_waited) {
                     return;
                 }
             }

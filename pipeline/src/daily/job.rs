@@ -16,7 +16,7 @@ use std::time::Instant;
 use arrow::array::RecordBatch;
 use ctrflow_models::metrics;
 use ctrflow_models::train::{
-    FeatureBatch, ShuffleBuffer, TrainableNet, Trainer, spawn_training_thread,
+    FeatureBatch, Progress, ShuffleBuffer, TrainableNet, Trainer, spawn_training_thread,
 };
 use ctrflow_schemas::{Domain, EventDate, ModelMetrics};
 use serde::Serialize;
@@ -36,10 +36,13 @@ pub struct JobTimings {
     /// Time inside training steps (feature extraction runs ahead on the training thread's
     /// feature stage and is not included).
     pub train_busy: f64,
-    /// Training-phase time the training thread waited for its next batch: data not read yet,
-    /// or not yet through the shuffle buffer and feature extraction (the buffer's first fill
-    /// included).
+    /// Training-phase time the training thread waited for data: for each batch, its wait up
+    /// to the time the feature stage was blocked on the read path while preparing that batch
+    /// (the shuffle buffer's first fill included). This is what a faster read path would save.
     pub read_wait: f64,
+    /// Training-phase time the training thread waited for the feature stage's own work
+    /// (shuffling, feature extraction, id de-duplication) while the data was there.
+    pub feature_wait: f64,
     /// Training-phase time the feature stage spent in the shuffle buffer (adding, drawing and
     /// gathering batches); it overlaps the steps.
     pub shuffle: f64,
@@ -89,8 +92,8 @@ where
     B: FnOnce() -> ctrflow_models::Result<Trainer<N>> + Send + 'static,
 {
     let start = Instant::now();
-    // (seconds inside steps, the thread's waiting and shuffling seconds so far)
-    let times = Arc::new(Mutex::new((0.0f64, 0.0f64, 0.0f64)));
+    // Seconds inside steps, and the thread's cumulative clocks so far.
+    let times = Arc::new(Mutex::new((0.0f64, None::<Progress>)));
     let times_in = Arc::clone(&times);
     let mut samples_before = 0u64;
     let thread = spawn_training_thread(build, Some(shuffle), channel_batches, move |p| {
@@ -99,7 +102,7 @@ where
         samples_before = p.samples;
         if let Ok(mut t) = times_in.lock() {
             t.0 += rows / p.samples_per_second.max(1e-9);
-            (t.1, t.2) = (p.waited_seconds, p.shuffle_seconds);
+            t.1 = Some(p);
         }
     })?;
 
@@ -142,14 +145,18 @@ where
     graph_result?;
     let rows = handed.load(Ordering::Relaxed);
     let train_wall = start.elapsed().as_secs_f64();
-    let (busy, waited, shuffling) = times.lock().map(|t| *t).unwrap_or_default();
+    let (busy, last) = times.lock().map(|t| *t).unwrap_or_default();
+    let (waited, input_wait, shuffling) = last.map_or((0.0, 0.0, 0.0), |p| {
+        (p.waited_seconds, p.input_wait_seconds, p.shuffle_seconds)
+    });
     Ok((
         trainer,
         rows,
         JobTimings {
             train_wall,
             train_busy: busy.min(train_wall),
-            read_wait: waited.min(train_wall),
+            read_wait: input_wait.min(train_wall),
+            feature_wait: (waited - input_wait).clamp(0.0, train_wall),
             shuffle: shuffling.min(train_wall),
             ..JobTimings::default()
         },

@@ -34,13 +34,23 @@ fn training_thread_trains_and_reports() {
     let reports: Vec<Progress> = first_report.into_iter().chain(progress_rx.iter()).collect();
     let last = reports.last().copied().expect("reports");
     assert!(last.waited_seconds >= 0.1, "waited {}", last.waited_seconds);
+    // The pauses were in the input, so the waiting is owed to the input.
+    assert!(
+        last.input_wait_seconds >= 0.1,
+        "input wait {}",
+        last.input_wait_seconds
+    );
     assert!(last.shuffle_seconds > 0.0);
     assert!(
         reports
-            .windows(2)
-            .all(|w| w[0].waited_seconds <= w[1].waited_seconds
-                && w[0].shuffle_seconds <= w[1].shuffle_seconds)
+            .iter()
+            .all(|p| p.input_wait_seconds <= p.waited_seconds)
     );
+    assert!(reports.windows(2).all(|w| {
+        w[0].waited_seconds <= w[1].waited_seconds
+            && w[0].input_wait_seconds <= w[1].input_wait_seconds
+            && w[0].shuffle_seconds <= w[1].shuffle_seconds
+    }));
     // 10 full batches and a last one of 30 rows.
     assert_eq!(trainer.step(), 11);
     assert_eq!(trainer.stats().samples, 1_030);

@@ -87,6 +87,8 @@ async fn the_training_graph_trains_on_every_row_outside_the_holdout_each_pass() 
     assert_eq!(rows, 2 * all, "two passes over every row");
     assert_eq!(trainer.stats().samples, 2 * all);
     assert!(timings.train_busy > 0.0 && timings.train_busy <= timings.train_wall);
+    assert!(timings.read_wait >= 0.0 && timings.feature_wait >= 0.0);
+    assert!(timings.read_wait + timings.feature_wait <= timings.train_wall);
 
     let holdout = Holdout {
         percent: 20,
