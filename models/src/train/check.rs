@@ -9,6 +9,9 @@ use crate::error::{ModelsError, Result};
 /// Checks `batch` for a network of `spec` at training step `step`.
 pub(super) fn check_batch(batch: &FeatureBatch, spec: &NetSpec, step: u64) -> Result<()> {
     check_shapes(batch)?;
+    if (spec.sequences.is_some() || spec.srp.is_some()) && batch.without_sequences {
+        return Err(missing_sequences());
+    }
     let rows = batch.rows();
     if let Some(row) = batch.labels.iter().position(|l| !l.is_finite()) {
         return Err(ModelsError::NonFiniteInput {
@@ -88,4 +91,14 @@ fn check_shapes(batch: &FeatureBatch) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The error for a batch read without its history columns by a trainer that needs them.
+pub(super) fn missing_sequences() -> ModelsError {
+    ModelsError::Column {
+        column: ctrflow_schemas::columns::HIST_ITEM_IDS,
+        reason: "missing: this trainer reads behaviour sequences (was the column projected \
+                 away?)"
+            .into(),
+    }
 }

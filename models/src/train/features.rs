@@ -20,7 +20,10 @@
 //! Sequences are stored ragged ([`Sequence`]: flat ids + offsets) and padded only when they
 //! become tensors; the mask is "position < the row's length" (sequences are prefixes). An empty
 //! history is an empty row. A row whose `hist_category_ids` is not as long as its `hist_item_ids`
-//! is an error naming the column (ingest never lands one).
+//! is an error naming the column (ingest never lands one). A batch without both history columns
+//! (read with them projected away, for a network that takes no sequences, such as TPM) has
+//! empty sequences and [`FeatureBatch::without_sequences`] set; a trainer whose network reads
+//! sequences rejects it, naming `hist_item_ids`.
 
 use arrow::array::{
     Array, ArrayRef, FixedSizeListArray, Float32Array, ListArray, PrimitiveArray, RecordBatch,
@@ -157,6 +160,9 @@ pub struct FeatureBatch {
     /// Each row's UTC event day, `[B]` (which TPM snapshots a row may read, see
     /// [`PointInTime`](crate::train::PointInTime)).
     pub days: Vec<Day>,
+    /// The batch was read without the history columns: every sequence is empty, and only a
+    /// network that reads no sequences may train on or score it.
+    pub without_sequences: bool,
     /// Rows whose history was longer than `long-len`.
     pub truncated_rows: usize,
     /// Behaviour ids dropped by that truncation.
@@ -266,8 +272,17 @@ impl FeatureBatch {
                 reason: format!("expected Timestamp(ms), found {}", times.data_type()),
             })?;
         no_nulls(times, columns::EVENT_TIME)?;
-        let (history, history_values) = u64_list(batch, columns::HIST_ITEM_IDS)?;
-        let (hist_categories, hist_category_values) = u64_list(batch, columns::HIST_CATEGORY_IDS)?;
+        // Both history columns, or neither (projected away for a network without sequences).
+        let histories = match (
+            batch.column_by_name(columns::HIST_ITEM_IDS),
+            batch.column_by_name(columns::HIST_CATEGORY_IDS),
+        ) {
+            (None, None) => None,
+            _ => Some((
+                u64_list(batch, columns::HIST_ITEM_IDS)?,
+                u64_list(batch, columns::HIST_CATEGORY_IDS)?,
+            )),
+        };
 
         let rows = batch.num_rows();
         self.user_ids.clear();
@@ -315,6 +330,15 @@ impl FeatureBatch {
         self.long.reset(config.long_len);
         self.truncated_rows = 0;
         self.truncated_ids = 0;
+        self.without_sequences = histories.is_none();
+        let Some(((history, history_values), (hist_categories, hist_category_values))) = histories
+        else {
+            for _ in 0..rows {
+                self.short.push_row(&[], &[]);
+                self.long.push_row(&[], &[]);
+            }
+            return Ok(());
+        };
         let list_row = |list: &ListArray, values: &'a [u64], b: usize| -> &'a [u64] {
             if list.is_null(b) {
                 &[]

@@ -20,6 +20,7 @@ mod backends;
 mod historical;
 mod inputs;
 mod plugin;
+mod projected;
 mod shuffle;
 mod sparse;
 mod srp;

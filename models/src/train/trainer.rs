@@ -328,6 +328,10 @@ impl<N: TrainableNet> Trainer<N> {
     }
 
     fn step_on(&mut self, batch: &FeatureBatch, item_ids: Option<&DistinctIds>) -> Result<f32> {
+        // SRP4CTR pre-training (a TPM's) reads the sequences even when the network does not.
+        if self.srp_pretrainer.is_some() && batch.without_sequences {
+            return Err(super::check::missing_sequences());
+        }
         let step = self.stats.steps;
         let rows = batch.rows();
         // Per-step RNG (dropout): a function of (seed, step), so a resumed run draws the same.

@@ -14,10 +14,16 @@
 //! `read_ahead_batches + 1` batches. It matters most when the trainer is idle and waiting,
 //! as while it fills its shuffle buffer at the start of a job.
 //!
+//! **Projection.** A job whose network reads no behaviour sequences (TPM without SRP4CTR
+//! pre-training) reads without the history columns ([`TrainingReader::without_columns`]): the
+//! Parquet scan then skips their column chunks, which are most of a landing file's bytes (up to
+//! 1,000 ids a row), and the shuffle buffer holds only the narrow rows.
+//!
 //! [`LandingDaysSource`] is the same read as a dataflow source, the head of a training graph.
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use ctrflow_operators::OperatorError;
@@ -36,6 +42,8 @@ pub struct TrainingReader {
     ctx: SessionContext,
     storage: Storage,
     read_ahead_batches: usize,
+    /// Columns left out of every read.
+    dropped_columns: Arc<[&'static str]>,
 }
 
 impl std::fmt::Debug for TrainingReader {
@@ -58,6 +66,7 @@ impl TrainingReader {
             ctx,
             storage: storage.clone(),
             read_ahead_batches: 0,
+            dropped_columns: Arc::from([]),
         }
     }
 
@@ -65,6 +74,12 @@ impl TrainingReader {
     /// (0: one file at a time). See the module docs.
     pub fn with_read_ahead(mut self, batches: usize) -> Self {
         self.read_ahead_batches = batches;
+        self
+    }
+
+    /// Reads without `columns` (see the module docs); the scan skips their data.
+    pub fn without_columns(mut self, columns: &[&'static str]) -> Self {
+        self.dropped_columns = Arc::from(columns);
         self
     }
 
@@ -137,6 +152,7 @@ impl TrainingReader {
     fn start_file(&self, domain: Domain, date: EventDate, key: String) -> FileRead {
         let (sender, batches) = tokio::sync::mpsc::channel(self.read_ahead_batches.max(1));
         let ctx = self.ctx.clone();
+        let dropped = Arc::clone(&self.dropped_columns);
         let url = format!(
             "{}{}",
             self.storage.object_store_url(),
@@ -144,7 +160,10 @@ impl TrainingReader {
         );
         let task = tokio::spawn(async move {
             let read = async {
-                let frame = ctx.read_parquet(url, ParquetReadOptions::default()).await?;
+                let mut frame = ctx.read_parquet(url, ParquetReadOptions::default()).await?;
+                if !dropped.is_empty() {
+                    frame = frame.drop_columns(&dropped)?;
+                }
                 let mut stream = frame.execute_stream().await?;
                 while let Some(batch) = stream.next().await {
                     let batch = batch?;

@@ -14,7 +14,7 @@ use ctrflow_models::train::{
 use ctrflow_schedule::{EvaluateOn, PlannedJob, Start};
 use ctrflow_schemas::{
     DataWindow, EventDate, GateVerdict, KeyLayout, ModelKind, ModelManifest, ModelMetrics,
-    ModelVersion, fingerprint,
+    ModelVersion, columns, fingerprint,
 };
 use ctrflow_storage::Storage;
 
@@ -275,6 +275,7 @@ impl Runner<'_> {
         &self,
         job: &PlannedJob,
         training: &ModelTraining,
+        reads_sequences: bool,
         build: B,
     ) -> Result<(Trainer<N>, u64, JobTimings)>
     where
@@ -282,8 +283,16 @@ impl Runner<'_> {
         Trainer<N>: Send,
         B: FnOnce() -> ctrflow_models::Result<Trainer<N>> + Send + 'static,
     {
+        // A network without sequences need not read the widest columns at all.
+        let reader = if reads_sequences {
+            self.reader.clone()
+        } else {
+            self.reader
+                .clone()
+                .without_columns(&[columns::HIST_ITEM_IDS, columns::HIST_CATEGORY_IDS])
+        };
         train_window(
-            &self.reader,
+            &reader,
             job.domain,
             &job.train_days,
             training.epochs_for(&job.start),

@@ -216,3 +216,74 @@ async fn a_bad_file_read_ahead_fails_the_read_naming_it_after_the_good_ones() {
         "the first day's rows came before the error"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_without_the_history_columns_reads_the_rest_and_a_tpm_trains_the_same() {
+    use ctrflow_schemas::columns::{HIST_CATEGORY_IDS, HIST_ITEM_IDS};
+    let (storage, days) = archive("job-projected").await;
+    let full = TrainingReader::new(&storage, 500).with_read_ahead(2);
+    let narrow = full
+        .clone()
+        .without_columns(&[HIST_ITEM_IDS, HIST_CATEGORY_IDS]);
+
+    let wide = batches_of(&full, &days).await;
+    let thin = batches_of(&narrow, &days).await;
+    assert_eq!(wide.len(), thin.len());
+    for (w, t) in wide.iter().zip(&thin) {
+        assert!(t.column_by_name(HIST_ITEM_IDS).is_none());
+        assert!(t.column_by_name(HIST_CATEGORY_IDS).is_none());
+        assert_eq!(t.num_columns() + 2, w.num_columns());
+        let keep: Vec<usize> = t
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| {
+                w.schema()
+                    .index_of(f.name())
+                    .expect("column of the full read")
+            })
+            .collect();
+        assert_eq!(&w.project(&keep).expect("projection"), t);
+    }
+
+    // The same TPM on both reads (with a holdout, which needs `event_id`): identical state.
+    let date = days[1].succ();
+    let holdout = Holdout {
+        percent: 20,
+        side: Side::Train,
+    };
+    let probe =
+        FeatureBatch::from_record_batch(&wide[0], &train_config().features).expect("features");
+    let mut trained = Vec::new();
+    for reader in [&full, &narrow] {
+        let (mut trainer, rows, _) = train_window(
+            reader,
+            Domain::Natural,
+            &days,
+            1,
+            shuffle(),
+            2,
+            date,
+            Some(holdout),
+            || tpm(train_config()),
+        )
+        .await
+        .expect("train");
+        assert!(trainer.step() > 0);
+        let predictions: Vec<u32> = trainer
+            .predict(&probe)
+            .expect("predict")
+            .iter()
+            .map(|p| p.to_bits())
+            .collect();
+        let tables = (
+            trainer.tables().user.to_bytes(),
+            trainer.tables().item.to_bytes(),
+        );
+        trained.push((rows, trainer.step(), predictions, tables));
+    }
+    assert_eq!(trained[0].0, trained[1].0);
+    assert_eq!(trained[0].1, trained[1].1);
+    assert_eq!(trained[0].2, trained[1].2, "predictions differ");
+    assert!(trained[0].3 == trained[1].3, "embedding tables differ");
+}

@@ -69,7 +69,7 @@ impl Runner<'_> {
                 })
             }
         };
-        let (trainer, rows, mut timings) = self.train(job, &training, build).await?;
+        let (trainer, rows, mut timings) = self.train(job, &training, true, build).await?;
         let cache = trainer.plugin_cache().stats();
         if self.daily.network.use_plugin {
             tracing::info!(

@@ -38,7 +38,11 @@ impl Runner<'_> {
             }
             _ => Box::new(move || with_srp(TpmTrainer::new(train, net)?)),
         };
-        let (trainer, rows, mut timings) = self.train(job, &self.daily.tpm, build).await?;
+        // The TPM network reads no behaviour sequences; its SRP4CTR pre-training does.
+        let reads_sequences = self.daily.tpm_network.pretrain_srp;
+        let (trainer, rows, mut timings) = self
+            .train(job, &self.daily.tpm, reads_sequences, build)
+            .await?;
         if let Some(srp) = trainer.srp_pretrainer() {
             let stats = srp.stats();
             tracing::info!(
