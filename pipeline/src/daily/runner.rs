@@ -237,6 +237,7 @@ impl Runner<'_> {
         &self,
         job: &PlannedJob,
         trainers: Vec<Trainer<N>>,
+        reads_sequences: bool,
         timings: &mut JobTimings,
     ) -> Result<(Trainer<N>, Vec<Option<ModelMetrics>>)>
     where
@@ -251,7 +252,7 @@ impl Runner<'_> {
             Some(set) => {
                 let start = Instant::now();
                 let (trainers, metrics, scored) = evaluate_day(
-                    &self.reader,
+                    &self.reader_for(reads_sequences),
                     job.domain,
                     &set,
                     trainers,
@@ -270,7 +271,20 @@ impl Runner<'_> {
         Ok((trainer, metrics))
     }
 
-    /// Trains a trainer from `build` on `job`'s window with `training`'s settings.
+    /// The landing reader for a model: one whose network and training read no behaviour
+    /// sequences does not read the history columns, the widest by far.
+    fn reader_for(&self, reads_sequences: bool) -> TrainingReader {
+        if reads_sequences {
+            self.reader.clone()
+        } else {
+            self.reader
+                .clone()
+                .without_columns(&[columns::HIST_ITEM_IDS, columns::HIST_CATEGORY_IDS])
+        }
+    }
+
+    /// Trains a trainer from `build` on `job`'s window with `training`'s settings, reading the
+    /// history columns only when `reads_sequences`.
     async fn train<N, B>(
         &self,
         job: &PlannedJob,
@@ -283,16 +297,8 @@ impl Runner<'_> {
         Trainer<N>: Send,
         B: FnOnce() -> ctrflow_models::Result<Trainer<N>> + Send + 'static,
     {
-        // A network without sequences need not read the widest columns at all.
-        let reader = if reads_sequences {
-            self.reader.clone()
-        } else {
-            self.reader
-                .clone()
-                .without_columns(&[columns::HIST_ITEM_IDS, columns::HIST_CATEGORY_IDS])
-        };
         train_window(
-            &reader,
+            &self.reader_for(reads_sequences),
             job.domain,
             &job.train_days,
             training.epochs_for(&job.start),

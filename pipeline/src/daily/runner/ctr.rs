@@ -113,7 +113,7 @@ impl Runner<'_> {
             .await??;
             trainers.push(live_trainer);
         }
-        let (trainer, scores) = self.evaluate(job, trainers, &mut timings).await?;
+        let (trainer, scores) = self.evaluate(job, trainers, true, &mut timings).await?;
         let metrics = scores.first().cloned().flatten();
         let live = baseline.map(|b| (b.version.clone(), scores.get(1).cloned().flatten()));
         let verdict = if kind == ModelKind::Actr {

@@ -53,7 +53,9 @@ impl Runner<'_> {
                 "SRP4CTR pre-training"
             );
         }
-        let (trainer, mut metrics) = self.evaluate(job, vec![trainer], &mut timings).await?;
+        let (trainer, mut metrics) = self
+            .evaluate(job, vec![trainer], reads_sequences, &mut timings)
+            .await?;
         let metrics = metrics.swap_remove(0);
         let publish_start = Instant::now();
         let watermark = job
