@@ -444,7 +444,9 @@ fn measure(
             let (spent_tx, spent_rx) = std::sync::mpsc::channel::<IndexedBatch>();
             scope.spawn(move || {
                 for i in 0..shape.steps {
-                    let mut b = spent_rx.try_recv().unwrap_or_default();
+                    let mut b = spent_rx
+                        .try_recv()
+                        .unwrap_or_else(|_| IndexedBatch::new(true));
                     b.refill(|f| {
                         f.clone_from(batch_at(i));
                         Ok::<_, ()>(())

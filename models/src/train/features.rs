@@ -372,6 +372,16 @@ impl FeatureBatch {
         Ok(())
     }
 
+    /// The ids a training step looks up in the item table, in this order: the candidates, then
+    /// (for a network that reads sequences) the short and the long behaviours.
+    pub fn item_table_ids(&self, with_sequences: bool) -> [&[u64]; 3] {
+        if with_sequences {
+            [&self.item_ids, &self.short.ids, &self.long.ids]
+        } else {
+            [&self.item_ids, &[], &[]]
+        }
+    }
+
     /// Reads `item_content` (if the batch has it) into [`content`](Self::content).
     fn fill_content(&mut self, batch: &RecordBatch) -> Result<()> {
         self.content.clear();

@@ -142,11 +142,23 @@ where
     let (spent_tx, spent_rx) = channel::<IndexedBatch>();
     let stop = Arc::new(AtomicBool::new(false));
     let features = trainer.config().features;
+    // Index only the item ids the trainer's steps look up.
+    let with_sequences = trainer.spec().sequences.is_some();
     let stage = {
         let stop = Arc::clone(&stop);
         std::thread::Builder::new()
             .name("ctrflow-features".into())
-            .spawn(move || feature_stage(receiver, shuffle, &features, &ready_tx, &spent_rx, &stop))
+            .spawn(move || {
+                feature_stage(
+                    receiver,
+                    shuffle,
+                    &features,
+                    &ready_tx,
+                    &spent_rx,
+                    &stop,
+                    with_sequences,
+                )
+            })
             .map_err(|e| ModelsError::TrainingThread(e.to_string()))?
     };
     let mut waited = 0.0f64;
@@ -208,24 +220,49 @@ fn feature_stage(
     ready: &SyncSender<Result<Ready>>,
     spent: &Receiver<IndexedBatch>,
     stop: &AtomicBool,
+    with_sequences: bool,
 ) {
     let mut shuffling = 0.0f64;
     let mut input_waited = 0.0f64;
     // Sends one shuffled batch; false when the stage should end.
     let send = |out: RecordBatch, shuffling: f64, input_waited: f64| -> bool {
-        let mut batch = spent.try_recv().unwrap_or_default();
-        let message = batch.fill_from_record_batch(&out, config).map(|()| Ready {
-            batch,
-            shuffling,
-            input_waited,
-        });
+        let mut batch = spent
+            .try_recv()
+            .unwrap_or_else(|_| IndexedBatch::new(with_sequences));
+        let message = batch
+            .fill_from_record_batch(&out, config, with_sequences)
+            .map(|()| Ready {
+                batch,
+                shuffling,
+                input_waited,
+            });
         let failed = message.is_err();
         ready.send(message).is_ok() && !failed
     };
-    loop {
-        let Ok(batch) = timed(&mut input_waited, || receiver.recv()) else {
-            break;
-        };
+    // Sends every batch the buffer emits (`flush`: also the partial ones at the end of input);
+    // false when the stage should end.
+    let drain = |shuffle: &mut ShuffleBuffer, flush: bool, shuffling: &mut f64, waited: f64| loop {
+        let next = timed(shuffling, || {
+            if flush {
+                shuffle.flush()
+            } else {
+                shuffle.pop()
+            }
+        });
+        match next {
+            Ok(Some(out)) => {
+                if !send(out, *shuffling, waited) {
+                    return false;
+                }
+            }
+            Ok(None) => return true,
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return false;
+            }
+        }
+    };
+    while let Ok(batch) = timed(&mut input_waited, || receiver.recv()) {
         if stop.load(Ordering::Relaxed) {
             return;
         }
@@ -233,35 +270,11 @@ fn feature_stage(
             let _ = ready.send(Err(e));
             return;
         }
-        loop {
-            match timed(&mut shuffling, || shuffle.pop()) {
-                Ok(Some(out)) => {
-                    if !send(out, shuffling, input_waited) {
-                        return;
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    let _ = ready.send(Err(e));
-                    return;
-                }
-            }
+        if !drain(&mut shuffle, false, &mut shuffling, input_waited) {
+            return;
         }
     }
-    loop {
-        match timed(&mut shuffling, || shuffle.flush()) {
-            Ok(Some(out)) => {
-                if !send(out, shuffling, input_waited) {
-                    return;
-                }
-            }
-            Ok(None) => return,
-            Err(e) => {
-                let _ = ready.send(Err(e));
-                return;
-            }
-        }
-    }
+    drain(&mut shuffle, true, &mut shuffling, input_waited);
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

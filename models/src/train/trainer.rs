@@ -273,6 +273,11 @@ impl<N: TrainableNet> Trainer<N> {
         &self.config
     }
 
+    /// The inputs the network takes (from its config).
+    pub fn spec(&self) -> &NetSpec {
+        &self.spec
+    }
+
     /// The network's configuration.
     pub fn net_config(&self) -> &N::Config {
         &self.net_config
@@ -324,7 +329,9 @@ impl<N: TrainableNet> Trainer<N> {
     /// # Errors
     /// As [`train_step`](Self::train_step).
     pub fn train_step_indexed(&mut self, batch: &IndexedBatch) -> Result<f32> {
-        self.step_on(batch.features(), Some(batch.item_ids()))
+        let indexed_for_this_network = batch.with_sequences() == self.spec.sequences.is_some();
+        let item_ids = indexed_for_this_network.then(|| batch.item_ids());
+        self.step_on(batch.features(), item_ids)
     }
 
     fn step_on(&mut self, batch: &FeatureBatch, item_ids: Option<&DistinctIds>) -> Result<f32> {
@@ -454,18 +461,16 @@ impl<N: TrainableNet> Trainer<N> {
             .user
             .lookup(&batch.user_ids, day, train, user_lookup);
         match item_ids {
-            // De-duplicated ahead: candidates, then both sequences, as below.
-            Some(distinct) if sequences.is_some() => {
+            // De-duplicated ahead, from the same `item_table_ids`.
+            Some(distinct) => {
                 self.tables
                     .item
                     .lookup_distinct(distinct, day, train, item_lookup);
             }
-            _ => {
+            None => {
                 s.item_ids.clear();
-                s.item_ids.extend_from_slice(&batch.item_ids);
-                if sequences.is_some() {
-                    s.item_ids.extend_from_slice(&batch.short.ids);
-                    s.item_ids.extend_from_slice(&batch.long.ids);
+                for ids in batch.item_table_ids(sequences.is_some()) {
+                    s.item_ids.extend_from_slice(ids);
                 }
                 self.tables
                     .item

@@ -26,13 +26,39 @@ fn indexed_steps_equal_plain_steps() {
     let mut losses = (Vec::new(), Vec::new());
     for b in &batches {
         losses.0.push(plain.train_step(b).expect("step"));
-        let ib = IndexedBatch::from_features(b.clone());
+        let ib = IndexedBatch::from_features(b.clone(), true);
         losses
             .1
             .push(indexed.train_step_indexed(&ib).expect("step"));
     }
     assert_eq!(bits(&losses.0), bits(&losses.1));
     assert_eq!(predictions(&mut plain), predictions(&mut indexed));
+    assert_eq!(plain.tables().item.stats(), indexed.tables().item.stats());
+}
+
+#[test]
+fn a_batch_indexed_for_another_network_trains_as_a_plain_step() {
+    let _rng = test_util::device(133);
+    let batches: Vec<FeatureBatch> = record_batches(&events(500, 24, 40), 100)
+        .iter()
+        .map(features)
+        .collect();
+    let tpm = || {
+        let config = TpmConfig::new()
+            .with_d_embed(8)
+            .with_d_context(CONTEXT_WIDTH)
+            .with_hidden(vec![16]);
+        TpmTrainer::new(train_config(25), config).expect("trainer")
+    };
+    let (mut plain, mut indexed) = (tpm(), tpm());
+    for b in &batches {
+        // Indexed with the sequences, which a TPM does not look up: the index is not used.
+        let ib = IndexedBatch::from_features(b.clone(), true);
+        assert_eq!(
+            plain.train_step(b).expect("step").to_bits(),
+            indexed.train_step_indexed(&ib).expect("step").to_bits()
+        );
+    }
     assert_eq!(plain.tables().item.stats(), indexed.tables().item.stats());
 }
 
