@@ -31,6 +31,8 @@ pub struct Progress {
     /// Rows per second of this training step (feature extraction ran ahead, on the feature
     /// stage, and is not included).
     pub samples_per_second: f64,
+    /// Seconds the training thread has spent so far inside training steps.
+    pub stepping_seconds: f64,
     /// Seconds the training thread has spent so far waiting for its next batch: input not
     /// there yet, or not yet through the shuffle buffer and feature extraction.
     pub waited_seconds: f64,
@@ -162,6 +164,7 @@ where
             .map_err(|e| ModelsError::TrainingThread(e.to_string()))?
     };
     let mut waited = 0.0f64;
+    let mut stepping = 0.0f64;
     let mut input_wait = 0.0f64;
     let mut stage_input_waited = 0.0f64;
     let trained = (|| -> Result<()> {
@@ -183,12 +186,14 @@ where
             let start = Instant::now();
             let loss = trainer.train_step_indexed(&batch)?;
             let seconds = start.elapsed().as_secs_f64().max(1e-9);
+            stepping += seconds;
             let stats = trainer.stats();
             progress(Progress {
                 step: stats.steps,
                 samples: stats.samples,
                 loss,
                 samples_per_second: batch.features().rows() as f64 / seconds,
+                stepping_seconds: stepping,
                 waited_seconds: waited,
                 input_wait_seconds: input_wait,
                 shuffle_seconds: shuffling,

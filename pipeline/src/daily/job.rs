@@ -92,17 +92,12 @@ where
     B: FnOnce() -> ctrflow_models::Result<Trainer<N>> + Send + 'static,
 {
     let start = Instant::now();
-    // Seconds inside steps, and the thread's cumulative clocks so far.
-    let times = Arc::new(Mutex::new((0.0f64, None::<Progress>)));
-    let times_in = Arc::clone(&times);
-    let mut samples_before = 0u64;
+    // The thread's last report: its clocks are cumulative.
+    let last = Arc::new(Mutex::new(None::<Progress>));
+    let last_in = Arc::clone(&last);
     let thread = spawn_training_thread(build, Some(shuffle), channel_batches, move |p| {
-        // Seconds inside this step: its rows over its rows per second.
-        let rows = p.samples.saturating_sub(samples_before) as f64;
-        samples_before = p.samples;
-        if let Ok(mut t) = times_in.lock() {
-            t.0 += rows / p.samples_per_second.max(1e-9);
-            t.1 = Some(p);
+        if let Ok(mut l) = last_in.lock() {
+            *l = Some(p);
         }
     })?;
 
@@ -145,9 +140,14 @@ where
     graph_result?;
     let rows = handed.load(Ordering::Relaxed);
     let train_wall = start.elapsed().as_secs_f64();
-    let (busy, last) = times.lock().map(|t| *t).unwrap_or_default();
-    let (waited, input_wait, shuffling) = last.map_or((0.0, 0.0, 0.0), |p| {
-        (p.waited_seconds, p.input_wait_seconds, p.shuffle_seconds)
+    let last = last.lock().map(|l| *l).unwrap_or_default();
+    let (busy, waited, input_wait, shuffling) = last.map_or((0.0, 0.0, 0.0, 0.0), |p| {
+        (
+            p.stepping_seconds,
+            p.waited_seconds,
+            p.input_wait_seconds,
+            p.shuffle_seconds,
+        )
     });
     Ok((
         trainer,

@@ -41,6 +41,7 @@ fn training_thread_trains_and_reports() {
         last.input_wait_seconds
     );
     assert!(last.shuffle_seconds > 0.0);
+    assert!(last.stepping_seconds > 0.0);
     assert!(
         reports
             .iter()
@@ -50,6 +51,7 @@ fn training_thread_trains_and_reports() {
         w[0].waited_seconds <= w[1].waited_seconds
             && w[0].input_wait_seconds <= w[1].input_wait_seconds
             && w[0].shuffle_seconds <= w[1].shuffle_seconds
+            && w[0].stepping_seconds < w[1].stepping_seconds
     }));
     // 10 full batches and a last one of 30 rows.
     assert_eq!(trainer.step(), 11);
