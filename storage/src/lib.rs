@@ -49,5 +49,7 @@ mod tests;
 pub use crate::error::{ErrorClass, Result, SUPPORTED_SCHEMES, StorageError};
 pub use crate::open::{Capabilities, Storage, StoreKind};
 pub use crate::ops::{ObjectInfo, PutOutcome};
-pub use crate::parquet_io::{ParquetCompression, ParquetWriteOptions, WrittenFile, encode_parquet};
+pub use crate::parquet_io::{
+    ParquetCompression, ParquetEncoder, ParquetWriteOptions, WrittenFile, encode_parquet,
+};
 pub use crate::pointer::{Pointer, PointerLockConfig, PointerVersion};

@@ -1,6 +1,7 @@
 //! Parquet helpers: write-once Parquet objects and streaming reads over the object store.
 //!
-//! A file is encoded completely in memory ([`encode_parquet`]) and then stored with
+//! A file is encoded completely in memory ([`encode_parquet`], or batch by batch with a
+//! [`ParquetEncoder`]) and then stored with
 //! [`Storage::put_once`], so it is either fully visible or absent, never half-written, and a
 //! replay of the same batches is idempotent. Callers bound memory and file size by rolling to a
 //! new file every N rows / bytes (the landing sink does this on barriers).
@@ -139,26 +140,70 @@ pub fn encode_parquet(
     batches: &[RecordBatch],
     opts: &ParquetWriteOptions,
 ) -> Result<Bytes> {
-    encode(schema, batches, opts).map_err(|e| {
-        Ctx {
-            op: "encode_parquet",
-            key: IN_MEMORY,
-        }
-        .parquet(e)
-    })
+    let mut encoder = ParquetEncoder::new(schema, opts)?;
+    for batch in batches {
+        encoder.write(batch)?;
+    }
+    encoder.finish()
 }
 
-fn encode(
-    schema: &SchemaRef,
-    batches: &[RecordBatch],
-    opts: &ParquetWriteOptions,
-) -> Result<Bytes, ParquetError> {
-    let props = opts.writer_properties()?;
-    let mut writer = ArrowWriter::try_new(Vec::new(), Arc::clone(schema), Some(props))?;
-    for batch in batches {
-        writer.write(batch)?;
+/// One Parquet file encoded in memory a batch at a time: the streaming form of
+/// [`encode_parquet`], for writers that receive rows over time (the ingest landing sink encodes
+/// each part while its epoch is open instead of all at the epoch's end).
+///
+/// Pages are encoded and compressed as they fill and row groups are flushed at
+/// [`ParquetWriteOptions::max_row_group_rows`], so the encoder holds the compressed file so far
+/// plus one open page per column, not the rows it was given. Writing the same batches in the
+/// same order gives the same bytes as [`encode_parquet`]. CPU-heavy: call it from a blocking
+/// thread. Nothing is stored until the caller puts [`ParquetEncoder::finish`]'s bytes.
+pub struct ParquetEncoder {
+    writer: ArrowWriter<Vec<u8>>,
+    rows: u64,
+}
+
+impl std::fmt::Debug for ParquetEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParquetEncoder")
+            .field("rows", &self.rows)
+            .field("bytes_written", &self.writer.bytes_written())
+            .finish()
     }
-    Ok(Bytes::from(writer.into_inner()?))
+}
+
+fn encoding_error(e: ParquetError) -> crate::StorageError {
+    Ctx {
+        op: "encode_parquet",
+        key: IN_MEMORY,
+    }
+    .parquet(e)
+}
+
+impl ParquetEncoder {
+    /// Starts an empty file of `schema` encoded with `opts`.
+    pub fn new(schema: &SchemaRef, opts: &ParquetWriteOptions) -> Result<Self> {
+        let props = opts.writer_properties().map_err(encoding_error)?;
+        let writer = ArrowWriter::try_new(Vec::new(), Arc::clone(schema), Some(props))
+            .map_err(encoding_error)?;
+        Ok(ParquetEncoder { writer, rows: 0 })
+    }
+
+    /// Appends the rows of `batch` (which must have the file's schema).
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.writer.write(batch).map_err(encoding_error)?;
+        self.rows += batch.num_rows() as u64;
+        Ok(())
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Flushes the open row group, writes the footer and returns the whole file.
+    pub fn finish(self) -> Result<Bytes> {
+        let bytes = self.writer.into_inner().map_err(encoding_error)?;
+        Ok(Bytes::from(bytes))
+    }
 }
 
 /// An [`AsyncFileReader`] over one object of known size.
@@ -234,10 +279,9 @@ impl Storage {
         object_path(ctx, key)?;
         let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
         let (schema, batches, opts) = (Arc::clone(schema), batches.to_vec(), opts.clone());
-        let bytes = tokio::task::spawn_blocking(move || encode(&schema, &batches, &opts))
+        let bytes = tokio::task::spawn_blocking(move || encode_parquet(&schema, &batches, &opts))
             .await
-            .map_err(|e| ctx.internal(format!("parquet encoding task failed: {e}")))?
-            .map_err(|e| ctx.parquet(e))?;
+            .map_err(|e| ctx.internal(format!("parquet encoding task failed: {e}")))??;
         let size = bytes.len() as u64;
         let outcome = self.put_once(key, bytes).await?;
         Ok(WrittenFile {
@@ -321,6 +365,53 @@ mod tests {
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
     use super::*;
+
+    /// Rows handed to a `ParquetEncoder` over several writes come back whole and in order,
+    /// across row groups, and the file equals `encode_parquet` of the same batches.
+    #[test]
+    fn an_encoder_fed_batch_by_batch_writes_the_same_file_as_encode_parquet() {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        let batches: Vec<RecordBatch> = (0..5)
+            .map(|b| {
+                let values = Int64Array::from_iter_values(b * 300..(b + 1) * 300);
+                RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(values)]).expect("batch")
+            })
+            .collect();
+        let opts = ParquetWriteOptions {
+            max_row_group_rows: 700,
+            ..ParquetWriteOptions::default()
+        };
+        let mut encoder = ParquetEncoder::new(&schema, &opts).expect("encoder");
+        for batch in &batches {
+            encoder.write(batch).expect("write");
+        }
+        assert_eq!(encoder.rows(), 1500);
+        let streamed = encoder.finish().expect("finish");
+        assert_eq!(
+            streamed,
+            encode_parquet(&schema, &batches, &opts).expect("encode")
+        );
+        let reader = SerializedFileReader::new(streamed.clone()).expect("read");
+        assert_eq!(
+            reader.metadata().num_row_groups(),
+            3,
+            "row groups of 700 rows"
+        );
+        let back: Vec<i64> =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(streamed, 1024)
+                .expect("reader")
+                .flat_map(|b| {
+                    let b = b.expect("batch");
+                    b.column(0)
+                        .as_any()
+                        .downcast_ref::<Int64Array>()
+                        .expect("i64")
+                        .values()
+                        .to_vec()
+                })
+                .collect();
+        assert_eq!(back, (0..1500).collect::<Vec<i64>>());
+    }
 
     /// `plain_columns` turns the dictionary off for the named columns only.
     #[test]

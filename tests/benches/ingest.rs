@@ -121,6 +121,7 @@ struct ScenarioResult {
     accepted: u64,
     rss: Vec<(u64, u64)>,
     peak_rss_kib: u64,
+    all_consumed_seconds: f64,
 }
 
 /// One consumer's pass over the topics.
@@ -170,6 +171,12 @@ impl ScenarioResult {
         println!(
             "  ingest / raw {:.2}",
             self.ingest.rate() / self.raw.rate().max(1e-9)
+        );
+        println!(
+            "  ingest's source had consumed every message after {:.2} s ({:.0} msg/s); the last epoch's landing and commit took the other {:.2} s",
+            self.all_consumed_seconds,
+            self.events as f64 / self.all_consumed_seconds.max(1e-9),
+            self.ingest.seconds - self.all_consumed_seconds
         );
         println!(
             "  CPU per message: raw {:.1} us, ingest {:.1} us ({:.2}x)",
@@ -258,6 +265,7 @@ async fn run_scenario(s: &Scenario) -> ScenarioResult {
         accepted: run.accepted,
         rss: run.rss,
         peak_rss_kib: run.peak_rss_kib,
+        all_consumed_seconds: run.all_consumed_seconds,
     }
 }
 
@@ -357,6 +365,9 @@ struct IngestRun {
     accepted: u64,
     rss: Vec<(u64, u64)>,
     peak_rss_kib: u64,
+    /// Seconds from the first message until the source had consumed all of them (the rest of
+    /// `consumed.seconds` is the last epoch's landing and commit).
+    all_consumed_seconds: f64,
 }
 
 /// Runs `ctrflow ingest` until its group's committed offsets cover `expected` messages.
@@ -369,6 +380,7 @@ async fn run_ingest(kafka: &KafkaConfig, store: &std::path::Path, expected: u64)
     let mut first = None;
     let mut rss = Vec::new();
     let mut next_sample = 0u64;
+    let mut all_consumed = None;
     let (committed, accepted) = loop {
         assert!(
             Instant::now() < deadline,
@@ -389,6 +401,7 @@ async fn run_ingest(kafka: &KafkaConfig, store: &std::path::Path, expected: u64)
             next_sample = messages + expected / 10;
         }
         if messages >= expected {
+            all_consumed.get_or_insert_with(Instant::now);
             let committed: i64 = committed_offsets(kafka, Duration::from_secs(10))
                 .await
                 .expect("committed offsets")
@@ -405,6 +418,7 @@ async fn run_ingest(kafka: &KafkaConfig, store: &std::path::Path, expected: u64)
     };
     let first = first.unwrap_or(start);
     let seconds = first.elapsed().as_secs_f64();
+    let all_consumed_seconds = all_consumed.map_or(seconds, |t| (t - first).as_secs_f64());
     let peak_rss_kib = proc_status_kib(pid, "VmHWM:").unwrap_or(0);
     let cpu = cpu_seconds(&pid.to_string());
     if let Some(kib) = proc_status_kib(pid, "VmRSS:") {
@@ -421,6 +435,7 @@ async fn run_ingest(kafka: &KafkaConfig, store: &std::path::Path, expected: u64)
         accepted,
         rss,
         peak_rss_kib,
+        all_consumed_seconds,
     }
 }
 

@@ -1,5 +1,6 @@
-//! [`PartBuffer`]: batches waiting to be written, grouped by output file key (domain, date,
-//! topic, partition). Files never span epochs: everything buffered is written at the barrier.
+//! [`PartBuffer`]: rows grouped by output file key (domain, date, topic, partition, role). The
+//! sinks use it to split each input batch by the file its rows go to, then hand each key's rows
+//! to that file's encoder ([`super::sink`]).
 //!
 //! A batch with a single key (one partition, one day) is kept as is. A batch whose keys come in
 //! a few long runs (the usual shape: Kafka hands over each partition's messages in fetch-sized

@@ -6,10 +6,13 @@
 //! - **dead letter** (rejected messages): rows go to `dead-letter/{domain}/date=D/...`, dated by
 //!   when they were rejected, the domain taken from the topic.
 //!
-//! Files never span epochs. On a barrier every buffered part is written (concurrently, each a
-//! write-once put under a deterministic key) and the sink reports the files to the coordinator
-//! ([`SinkAck`]); the barrier moves on only after that, so the coordinator's epoch manifest lists
-//! only durable files. Parts that reach `rows-per-file` inside an epoch are written early.
+//! Files never span epochs. Each part (one file to be) is encoded while the epoch is open, its
+//! rows handed to a blocking thread as they arrive ([`encoder`]), so the Parquet work is spread
+//! over the epoch rather than stalling the pipeline at its barrier. On a barrier every open part
+//! is finished and stored (concurrently, each a write-once put under a deterministic key) and the
+//! sink reports the files to the coordinator ([`SinkAck`]); the barrier moves on only after
+//! that, so the coordinator's epoch manifest lists only durable files. Parts that reach
+//! `rows-per-file` inside an epoch are finished and stored early, in the background.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
@@ -24,8 +27,10 @@ use ctrflow_schemas::{
 use ctrflow_storage::{ParquetCompression, ParquetWriteOptions, Storage};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
-use super::buffer::{PartBuffer, PartKey, PartRows};
+use self::encoder::OpenPart;
+use super::buffer::{PartBuffer, PartKey};
 use crate::OperatorError;
 use crate::dataflow::{Collector, Operator};
 
@@ -92,7 +97,10 @@ pub struct SinkAck {
 enum Role {
     Landing {
         closed: ClosedDays,
+        /// The event schema: what landing and late files hold.
         schema: SchemaRef,
+        /// The event columns of a decoded batch (the provenance columns follow them).
+        projection: Arc<[usize]>,
     },
     DeadLetter {
         topic_domains: HashMap<String, Domain>,
@@ -106,8 +114,12 @@ pub struct PartSink {
     storage: Storage,
     config: SinkConfig,
     options: ParquetWriteOptions,
-    buffer: PartBuffer,
-    written: Vec<FileEntry>,
+    /// Splits each input batch by part (a scratch buffer, empty between batches).
+    splitter: PartBuffer,
+    /// The epoch's parts still taking rows.
+    open: BTreeMap<PartKey, OpenPart>,
+    /// The epoch's parts being finished and stored; each yields its file.
+    closing: JoinSet<Result<FileEntry, OperatorError>>,
     max_event_time: BTreeMap<String, i64>,
     acks: mpsc::Sender<SinkAck>,
 }
@@ -130,6 +142,7 @@ impl PartSink {
             Role::Landing {
                 closed,
                 schema: schema.arrow().clone(),
+                projection: (0..schema.arrow().fields().len()).collect(),
             },
             storage,
             config,
@@ -167,8 +180,9 @@ impl PartSink {
             storage,
             config,
             options,
-            buffer: PartBuffer::default(),
-            written: Vec::new(),
+            splitter: PartBuffer::default(),
+            open: BTreeMap::new(),
+            closing: JoinSet::new(),
             max_event_time: BTreeMap::new(),
             acks,
         }
@@ -288,34 +302,27 @@ impl PartSink {
         Ok((group_of, groups, offsets))
     }
 
-    fn file_key(&self, key: &PartKey, rows: &PartRows) -> String {
-        let part = PartName::Kafka {
-            topic: key.topic.clone(),
-            partition: key.partition,
-            first_offset: rows.first_offset,
-            last_offset: rows.last_offset,
-        };
-        let layout = KeyLayout;
-        match key.role {
-            FileRole::Landing => layout.landing_file(key.domain, key.date, &part),
-            FileRole::Late => layout.late_file(key.domain, key.date, &part),
-            FileRole::DeadLetter => layout.dead_letter_file(key.domain, key.date, &part),
+    /// The file's schema and, for landing, the event columns of a decoded batch.
+    fn file_schema(&self) -> (SchemaRef, Option<Arc<[usize]>>) {
+        match &self.role {
+            Role::Landing {
+                schema, projection, ..
+            } => (schema.clone(), Some(projection.clone())),
+            Role::DeadLetter { .. } => (dead_letter_schema(), None),
         }
     }
 
-    /// Writes `parts` concurrently and records them as written in this epoch.
-    async fn write_parts(&mut self, parts: Vec<(PartKey, PartRows)>) -> Result<(), OperatorError> {
-        let (schema, projection) = match &self.role {
-            Role::Landing { schema, .. } => {
-                let projection: Vec<usize> = (0..schema.fields().len()).collect();
-                (schema.clone(), Some(projection))
-            }
-            Role::DeadLetter { .. } => (dead_letter_schema(), None),
-        };
-        let mut jobs = Vec::with_capacity(parts.len());
-        for (key, rows) in parts {
-            let object = self.file_key(&key, &rows);
-            // Drop the provenance columns: a zero-copy projection.
+    /// Hands the rows of one input batch to their parts; parts that reached `rows-per-file`
+    /// are finished and stored in the background.
+    async fn hand_off(&mut self, batch: &RecordBatch) -> Result<(), OperatorError> {
+        let (group_of, groups, offsets) = self.route(batch)?;
+        let touched = self.splitter.add(batch, &group_of, &groups, &offsets)?;
+        let (schema, projection) = self.file_schema();
+        for key in touched {
+            let Some(rows) = self.splitter.take(&key) else {
+                continue;
+            };
+            // Landing files drop the provenance columns: a zero-copy projection.
             let batches = match &projection {
                 Some(p) => rows
                     .batches
@@ -328,26 +335,70 @@ impl PartSink {
                     })?,
                 None => rows.batches,
             };
-            let storage = self.storage.clone();
-            let schema = schema.clone();
-            let options = self.options.clone();
-            jobs.push(async move {
-                let written = storage
-                    .write_parquet(&object, &schema, &batches, &options)
-                    .await?;
-                Ok::<_, OperatorError>(FileEntry {
-                    key: object,
-                    role: key.role,
-                    domain: key.domain,
-                    date: key.date,
-                    rows: written.rows,
-                    bytes: written.bytes,
-                })
-            });
+            let part = match self.open.entry(key.clone()) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(OpenPart::new(&schema, &self.options)?)
+                }
+            };
+            part.write(batches, rows.first_offset, rows.last_offset)
+                .await?;
+            if part.rows() >= self.config.rows_per_file
+                && let Some(full) = self.open.remove(&key)
+            {
+                self.close(key, full);
+            }
         }
-        let files = futures::future::try_join_all(jobs).await?;
-        self.written.extend(files);
         Ok(())
+    }
+
+    /// Finishes `part` and stores it under its deterministic key, in the background.
+    fn close(&mut self, key: PartKey, part: OpenPart) {
+        let (first_offset, last_offset) = part.offsets();
+        let name = PartName::Kafka {
+            topic: key.topic.clone(),
+            partition: key.partition,
+            first_offset,
+            last_offset,
+        };
+        let layout = KeyLayout;
+        let object = match key.role {
+            FileRole::Landing => layout.landing_file(key.domain, key.date, &name),
+            FileRole::Late => layout.late_file(key.domain, key.date, &name),
+            FileRole::DeadLetter => layout.dead_letter_file(key.domain, key.date, &name),
+        };
+        let storage = self.storage.clone();
+        let rows = part.rows() as u64;
+        self.closing.spawn(async move {
+            let bytes = part.finish().await?;
+            let size = bytes.len() as u64;
+            storage.put_once(&object, bytes).await?;
+            Ok(FileEntry {
+                key: object,
+                role: key.role,
+                domain: key.domain,
+                date: key.date,
+                rows,
+                bytes: size,
+            })
+        });
+    }
+
+    /// Finishes every open part and waits until all of the epoch's files are stored; returns
+    /// them in key order.
+    async fn finish_epoch(&mut self) -> Result<Vec<FileEntry>, OperatorError> {
+        for (key, part) in std::mem::take(&mut self.open) {
+            self.close(key, part);
+        }
+        let mut files = Vec::with_capacity(self.closing.len());
+        while let Some(done) = self.closing.join_next().await {
+            let file = done.map_err(|e| {
+                OperatorError::Internal(format!("{}: storing a part failed: {e}", self.name))
+            })??;
+            files.push(file);
+        }
+        files.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(files)
     }
 }
 
@@ -365,20 +416,7 @@ impl Operator for PartSink {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let (group_of, groups, offsets) = self.route(&batch)?;
-        let touched = self.buffer.add(&batch, &group_of, &groups, &offsets)?;
-        let full_keys: Vec<PartKey> = touched
-            .into_iter()
-            .filter(|k| self.buffer.rows_of(k) >= self.config.rows_per_file)
-            .collect();
-        let full: Vec<(PartKey, PartRows)> = full_keys
-            .into_iter()
-            .filter_map(|k| self.buffer.take(&k).map(|rows| (k, rows)))
-            .collect();
-        if !full.is_empty() {
-            self.write_parts(full).await?;
-        }
-        Ok(())
+        self.hand_off(&batch).await
     }
 
     async fn on_barrier(
@@ -386,12 +424,11 @@ impl Operator for PartSink {
         epoch: Epoch,
         _out: &mut dyn Collector,
     ) -> Result<(), OperatorError> {
-        let parts = self.buffer.drain();
-        self.write_parts(parts).await?;
+        let files = self.finish_epoch().await?;
         let ack = SinkAck {
             sink: self.name.clone(),
             epoch,
-            files: std::mem::take(&mut self.written),
+            files,
             max_event_time_ms: self.max_event_time.clone(),
         };
         self.acks
@@ -401,7 +438,7 @@ impl Operator for PartSink {
     }
 
     async fn on_end(&mut self, _out: &mut dyn Collector) -> Result<(), OperatorError> {
-        if !self.buffer.is_empty() {
+        if !self.open.is_empty() || !self.closing.is_empty() {
             // Data after the last barrier belongs to no epoch: it is not landed and its offsets
             // are not committed, so the next run consumes it again.
             tracing::warn!(sink = %self.name, "end of stream after unfinished epoch; its rows will be re-consumed");
@@ -410,5 +447,6 @@ impl Operator for PartSink {
     }
 }
 
+mod encoder;
 #[cfg(test)]
 mod tests;
