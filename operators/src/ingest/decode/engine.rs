@@ -179,17 +179,7 @@ impl DecoderCore {
         if payload.starts_with(&IPC_CONTINUATION) {
             return ipc::decode(&mut self.cols, payload, &self.event_schema, limits, prov);
         }
-        let text = std::str::from_utf8(payload).map_err(|e| {
-            Reject::new(
-                RejectReason::NotUtf8,
-                format!(
-                    "invalid UTF-8 at byte {} of {}",
-                    e.valid_up_to(),
-                    payload.len()
-                ),
-            )
-        })?;
-        let row = json::parse(&mut self.cols, text, limits)?;
+        let row = json::parse(&mut self.cols, payload, limits)?;
         self.cols.commit(&row, prov)?;
         Ok(1)
     }

@@ -120,11 +120,17 @@ struct State {
 /// variable-length parts are on the tails, ready for [`EventColumns::commit`]; on `Err` the
 /// tails are as before the call.
 ///
-/// A message of the plain shape takes the one-pass fast path ([`parse_plain`]); any other
-/// goes through serde ([`parse_serde`]), which then decides and words its rejection.
-pub(super) fn parse(cols: &mut EventColumns, text: &str, limits: &Limits) -> Result<Row, Reject> {
+/// A message of the plain shape takes the one-pass fast path ([`parse_plain`]), straight from
+/// the bytes: that shape is ASCII only, so the payload needs no separate UTF-8 pass. Any other
+/// is checked for UTF-8 ([`RejectReason::NotUtf8`]) and goes through serde ([`parse_serde`]),
+/// which then decides and words its rejection.
+pub(super) fn parse(
+    cols: &mut EventColumns,
+    payload: &[u8],
+    limits: &Limits,
+) -> Result<Row, Reject> {
     let mark = cols.mark();
-    if let Some(row) = parse_plain(cols, text.as_bytes(), limits) {
+    if let Some(row) = parse_plain(cols, payload, limits) {
         let checked = check_tail(cols, mark, row, limits);
         if checked.is_err() {
             cols.rollback(mark);
@@ -132,6 +138,16 @@ pub(super) fn parse(cols: &mut EventColumns, text: &str, limits: &Limits) -> Res
         return checked;
     }
     cols.rollback(mark);
+    let text = std::str::from_utf8(payload).map_err(|e| {
+        Reject::new(
+            RejectReason::NotUtf8,
+            format!(
+                "invalid UTF-8 at byte {} of {}",
+                e.valid_up_to(),
+                payload.len()
+            ),
+        )
+    })?;
     parse_serde(cols, text, limits)
 }
 

@@ -176,7 +176,9 @@ impl<'a> Cursor<'a> {
         loop {
             match self.next()? {
                 b'"' => return Some(&self.text[start..self.at - 1]),
-                b'\\' | 0..=0x1f => return None,
+                // Escapes, control characters and non-ASCII bytes go to the serde path, which
+                // checks UTF-8 (so this path never has to validate a whole message).
+                b'\\' | 0..=0x1f | 0x80.. => return None,
                 _ => {}
             }
         }

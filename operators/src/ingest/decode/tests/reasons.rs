@@ -55,6 +55,12 @@ fn cases() -> Vec<(&'static str, Option<Vec<u8>>, RejectReason)> {
     let mut rng = StdRng::seed_from_u64(99);
     let random: Vec<u8> = (0..256).map(|_| rng.random()).collect();
     assert!(std::str::from_utf8(&random).is_err() && random[..4] != [0xFF; 4]);
+    let mut latin1_id = valid.clone();
+    let at = valid
+        .windows(4)
+        .position(|w| w == b"n-42")
+        .expect("event id");
+    latin1_id[at + 2] = 0xE9; // "n-\xE942": Latin-1, not UTF-8
     vec![
         ("zero bytes", Some(Vec::new()), EmptyPayload),
         ("null payload", None, EmptyPayload),
@@ -62,6 +68,13 @@ fn cases() -> Vec<(&'static str, Option<Vec<u8>>, RejectReason)> {
         (
             "latin-1 string",
             Some(b"{\"event_id\":\"caf\xe9\"}".to_vec()),
+            NotUtf8,
+        ),
+        (
+            // Otherwise of the fast path's plain shape: its strings must be ASCII, so the
+            // message goes to the UTF-8 check.
+            "latin-1 byte in a complete message",
+            Some(latin1_id),
             NotUtf8,
         ),
         (
