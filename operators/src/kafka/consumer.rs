@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::{KafkaError, KafkaResult};
@@ -31,6 +32,8 @@ use crate::OperatorError;
 const CHUNK: usize = 512;
 /// Longest a chunk waits on the poll thread.
 const CHUNK_WAIT: Duration = Duration::from_millis(20);
+/// The chunk's age is read from the clock once per this many messages, not per message.
+const AGE_CHECK_EVERY: usize = 32;
 /// Poll timeout: how often the thread checks for stop.
 const POLL: Duration = Duration::from_millis(50);
 /// At most one warning per this interval for repeated client errors.
@@ -74,11 +77,56 @@ impl WarnLimiter {
     }
 }
 
+/// Messages waiting on the poll thread to be sent as one [`Event::Records`]. Their payloads are
+/// copied into one growing buffer and handed out as slices of it when the chunk is sent, so
+/// consuming a message allocates nothing (the buffer is sized from the previous chunk).
+#[derive(Debug, Default)]
+struct Chunk {
+    records: Vec<RawRecord>,
+    /// Where each record's payload lies in `payloads` (None: a null payload).
+    spans: Vec<Option<(usize, usize)>>,
+    payloads: BytesMut,
+    /// Payload bytes of the last chunk sent: what the next one reserves up front.
+    last_bytes: usize,
+    /// When the first of `records` arrived.
+    since: Option<Instant>,
+}
+
+impl Chunk {
+    fn push(&mut self, mut record: RawRecord, payload: Option<&[u8]>) -> usize {
+        if self.records.capacity() == 0 {
+            self.records.reserve_exact(CHUNK);
+            self.spans.reserve_exact(CHUNK);
+            self.payloads.reserve(self.last_bytes);
+        }
+        let span = payload.map(|p| {
+            let start = self.payloads.len();
+            self.payloads.extend_from_slice(p);
+            (start, p.len())
+        });
+        record.payload = None;
+        self.records.push(record);
+        self.spans.push(span);
+        self.records.len()
+    }
+
+    /// The buffered records, each with its payload, leaving the chunk empty.
+    fn take(&mut self) -> Vec<RawRecord> {
+        self.since = None;
+        let payloads = self.payloads.split().freeze();
+        self.last_bytes = payloads.len();
+        let mut records = std::mem::take(&mut self.records);
+        for (record, span) in records.iter_mut().zip(self.spans.drain(..)) {
+            record.payload = span.map(|(start, len)| payloads.slice(start..start + len));
+        }
+        records
+    }
+}
+
 /// The consumer's context: the event channel, the chunk buffer and the stats.
 pub(super) struct PollContext {
     tx: mpsc::Sender<Event>,
-    buf: Mutex<Vec<RawRecord>>,
-    buf_since: Mutex<Option<Instant>>,
+    buf: Mutex<Chunk>,
     /// Set on shutdown: rebalance callbacks no longer hand-shake (everything is committed).
     pub closing: AtomicBool,
     assigned: AtomicUsize,
@@ -90,8 +138,7 @@ impl PollContext {
     fn new(tx: mpsc::Sender<Event>, stats: Arc<KafkaSourceStats>) -> Self {
         PollContext {
             tx,
-            buf: Mutex::new(Vec::with_capacity(CHUNK)),
-            buf_since: Mutex::new(None),
+            buf: Mutex::new(Chunk::default()),
             closing: AtomicBool::new(false),
             assigned: AtomicUsize::new(0),
             warn: Mutex::new(WarnLimiter::default()),
@@ -107,40 +154,36 @@ impl PollContext {
             && tokio::runtime::Handle::try_current().is_err()
     }
 
-    fn buffer(&self, r: RawRecord) -> bool {
-        let full = match self.buf.lock() {
-            Ok(mut b) => {
-                b.push(r);
-                b.len() >= CHUNK
-            }
-            Err(_) => true,
+    /// Adds `r` to the chunk; true when the chunk is due (full, or older than [`CHUNK_WAIT`],
+    /// which is checked every [`AGE_CHECK_EVERY`] messages to keep the clock off the per-message
+    /// path; a quiet consumer flushes on its idle polls anyway).
+    fn buffer(&self, r: RawRecord, payload: Option<&[u8]>) -> bool {
+        let Ok(mut chunk) = self.buf.lock() else {
+            return true;
         };
-        if let Ok(mut s) = self.buf_since.lock() {
-            s.get_or_insert_with(Instant::now);
+        let n = chunk.push(r, payload);
+        if n >= CHUNK {
+            return true;
         }
-        full
-    }
-
-    fn chunk_due(&self) -> bool {
-        self.buf_since
-            .lock()
-            .map(|s| s.is_some_and(|t| t.elapsed() >= CHUNK_WAIT))
-            .unwrap_or(true)
+        match chunk.since {
+            None => {
+                chunk.since = Some(Instant::now());
+                false
+            }
+            Some(t) => n % AGE_CHECK_EVERY == 0 && t.elapsed() >= CHUNK_WAIT,
+        }
     }
 
     /// Sends the buffered messages (blocks while the channel is full). False if nobody listens.
     fn flush(&self) -> bool {
-        let chunk = match self.buf.lock() {
-            Ok(mut b) => std::mem::replace(&mut *b, Vec::with_capacity(CHUNK)),
+        let records = match self.buf.lock() {
+            Ok(mut chunk) => chunk.take(),
             Err(_) => return false,
         };
-        if let Ok(mut s) = self.buf_since.lock() {
-            *s = None;
-        }
-        if chunk.is_empty() || !self.can_handshake() {
+        if records.is_empty() || !self.can_handshake() {
             return !self.tx.is_closed();
         }
-        self.tx.blocking_send(Event::Records(chunk)).is_ok()
+        self.tx.blocking_send(Event::Records(records)).is_ok()
     }
 
     fn warn_client_error(&self, what: &str, message: &str) {
@@ -393,12 +436,16 @@ impl Drop for ConsumerHandle {
 fn poll_loop(consumer: &BaseConsumer<PollContext>, stop: &AtomicBool) {
     let ctx = consumer.context().clone();
     let mut topics: Vec<Arc<str>> = Vec::new();
-    let mut idle_since = Instant::now();
+    // Since when polls have returned nothing (None while messages flow: no clock per message).
+    let mut idle_since: Option<Instant> = None;
     while !stop.load(Ordering::SeqCst) && !ctx.tx.is_closed() {
         let keep_going = match consumer.poll(POLL) {
-            None => ctx.flush(),
+            None => {
+                idle_since.get_or_insert_with(Instant::now);
+                ctx.flush()
+            }
             Some(Ok(m)) => {
-                idle_since = Instant::now();
+                idle_since = None;
                 let topic = match topics.iter().find(|t| t.as_ref() == m.topic()) {
                     Some(t) => t.clone(),
                     None => {
@@ -412,9 +459,9 @@ fn poll_loop(consumer: &BaseConsumer<PollContext>, stop: &AtomicBool) {
                     partition: m.partition(),
                     offset: m.offset(),
                     timestamp: m.timestamp().to_millis(),
-                    payload: m.payload().map(<[u8]>::to_vec),
+                    payload: None,
                 };
-                if ctx.buffer(record) || ctx.chunk_due() {
+                if ctx.buffer(record, m.payload()) {
                     ctx.flush()
                 } else {
                     true
@@ -430,16 +477,64 @@ fn poll_loop(consumer: &BaseConsumer<PollContext>, stop: &AtomicBool) {
                 false
             }
             // Already reported (rate-limited) through `ClientContext::error`.
-            Some(Err(_)) => ctx.flush(),
+            Some(Err(_)) => {
+                idle_since.get_or_insert_with(Instant::now);
+                ctx.flush()
+            }
         };
         if !keep_going {
             break;
         }
-        if ctx.assigned.load(Ordering::SeqCst) == 0 && idle_since.elapsed() >= WARN_EVERY * 4 {
-            idle_since = Instant::now();
+        if ctx.assigned.load(Ordering::SeqCst) == 0
+            && idle_since.is_some_and(|t| t.elapsed() >= WARN_EVERY * 4)
+        {
+            idle_since = Some(Instant::now());
             tracing::warn!(
                 "kafka consumer has no partitions assigned yet (joining the group, or brokers unreachable); still waiting"
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(offset: i64) -> RawRecord {
+        RawRecord {
+            topic: Arc::from("t"),
+            partition: 0,
+            offset,
+            timestamp: None,
+            payload: None,
+        }
+    }
+
+    /// Every record leaves the chunk with its own payload (or none), over several chunks that
+    /// reuse the buffer, and a taken payload stays valid while the chunk fills again.
+    #[test]
+    fn a_chunk_hands_each_record_its_own_payload() {
+        let mut chunk = Chunk::default();
+        let mut kept = Vec::new();
+        for round in 0..3i64 {
+            for i in 0..10i64 {
+                let offset = round * 10 + i;
+                let payload = format!("message {offset} {}", "x".repeat(i as usize * 7));
+                let n = chunk.push(record(offset), (i != 4).then_some(payload.as_bytes()));
+                assert_eq!(n as i64, i + 1);
+            }
+            let records = chunk.take();
+            assert!(chunk.records.is_empty() && chunk.spans.is_empty() && chunk.since.is_none());
+            assert_eq!(records.len(), 10);
+            kept.extend(records);
+        }
+        for r in &kept {
+            let i = r.offset % 10;
+            let expected = format!("message {} {}", r.offset, "x".repeat(i as usize * 7));
+            match &r.payload {
+                None => assert_eq!(i, 4, "only the null payload is missing"),
+                Some(p) => assert_eq!(p.as_ref(), expected.as_bytes(), "offset {}", r.offset),
+            }
         }
     }
 }

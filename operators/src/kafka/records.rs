@@ -9,6 +9,7 @@ use arrow::array::{
     ArrayRef, BinaryBuilder, Int32Builder, Int64Builder, RecordBatch, StringBuilder,
 };
 use arrow::datatypes::SchemaRef;
+use bytes::Bytes;
 use ctrflow_schemas::{Epoch, OffsetRange, raw_message_schema};
 
 use super::EpochOffsets;
@@ -22,7 +23,9 @@ pub(super) struct RawRecord {
     pub offset: i64,
     /// Broker/producer timestamp, ms.
     pub timestamp: Option<i64>,
-    pub payload: Option<Vec<u8>>,
+    /// The payload: a slice of the buffer that holds its whole poll chunk (see
+    /// `consumer::Chunk`), so consuming a message costs one copy and no allocation.
+    pub payload: Option<Bytes>,
 }
 
 /// Rows waiting to be emitted as one raw-message batch.
@@ -66,7 +69,7 @@ impl BatchBuilder {
         let n = rows.len();
         let bytes: usize = rows
             .iter()
-            .map(|r| r.payload.as_ref().map_or(0, Vec::len))
+            .map(|r| r.payload.as_ref().map_or(0, Bytes::len))
             .sum();
         let mut topic = StringBuilder::with_capacity(n, n * 16);
         let mut partition = Int32Builder::with_capacity(n);

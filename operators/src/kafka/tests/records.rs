@@ -13,7 +13,7 @@ fn rec(topic: &str, partition: i32, offset: i64) -> RawRecord {
         partition,
         offset,
         timestamp: Some(1_000 + offset),
-        payload: Some(format!("{topic}/{partition}/{offset}").into_bytes()),
+        payload: Some(format!("{topic}/{partition}/{offset}").into_bytes().into()),
     }
 }
 
