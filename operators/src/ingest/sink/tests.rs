@@ -56,26 +56,29 @@ fn decoded(events: &[(i64, Domain, EventDate)], topic: &str, partition: i32) -> 
     RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).expect("decoded batch")
 }
 
-#[tokio::test]
-async fn landing_sink_writes_one_file_per_day_domain_and_partition_at_the_barrier() {
+/// A landing sink over a fresh in-memory store, with the receiving end of its acks.
+fn landing_sink(
+    closed: ClosedDays,
+    config: SinkConfig,
+) -> (Storage, PartSink, mpsc::Receiver<SinkAck>) {
     let storage = Storage::open(&format!(
         "memory://{}",
         ctrflow_test_support::unique_name("sink")
     ))
     .expect("store");
-    let (tx, mut rx) = mpsc::channel(4);
+    let (tx, rx) = mpsc::channel(4);
+    let sink = PartSink::landing(storage.clone(), &EventSchema::default(), closed, config, tx);
+    (storage, sink, rx)
+}
+
+#[tokio::test]
+async fn landing_sink_writes_one_file_per_day_domain_and_partition_at_the_barrier() {
     let closed = ClosedDays::default();
     closed
         .write()
         .expect("lock")
         .insert((Domain::Ad, day("2024-01-01")));
-    let mut sink = PartSink::landing(
-        storage.clone(),
-        &EventSchema::default(),
-        closed,
-        SinkConfig::default(),
-        tx,
-    );
+    let (storage, mut sink, mut rx) = landing_sink(closed, SinkConfig::default());
     let d1 = day("2024-01-01");
     let d2 = day("2024-01-02");
     let input = decoded(
@@ -150,21 +153,12 @@ async fn landing_sink_writes_one_file_per_day_domain_and_partition_at_the_barrie
 
 #[tokio::test]
 async fn full_parts_are_written_early_and_nothing_is_written_twice() {
-    let storage = Storage::open(&format!(
-        "memory://{}",
-        ctrflow_test_support::unique_name("sink")
-    ))
-    .expect("store");
-    let (tx, mut rx) = mpsc::channel(4);
-    let mut sink = PartSink::landing(
-        storage.clone(),
-        &EventSchema::default(),
+    let (_storage, mut sink, mut rx) = landing_sink(
         ClosedDays::default(),
         SinkConfig {
             rows_per_file: 2,
             ..SinkConfig::default()
         },
-        tx,
     );
     let d = day("2024-03-03");
     let msgs = vec![
@@ -244,20 +238,8 @@ async fn dead_letters_are_dated_by_rejection_and_domained_by_topic() {
 /// replay of the same rows stays an idempotent put).
 #[tokio::test]
 async fn parts_encode_while_the_epoch_is_open_and_store_only_at_the_barrier() {
-    let storage = Storage::open(&format!(
-        "memory://{}",
-        ctrflow_test_support::unique_name("sink")
-    ))
-    .expect("store");
-    let (tx, mut rx) = mpsc::channel(4);
     let config = SinkConfig::default();
-    let mut sink = PartSink::landing(
-        storage.clone(),
-        &EventSchema::default(),
-        ClosedDays::default(),
-        config.clone(),
-        tx,
-    );
+    let (storage, mut sink, mut rx) = landing_sink(ClosedDays::default(), config.clone());
     let d = day("2024-05-05");
     let inputs: Vec<RecordBatch> = (0..4i64)
         .map(|b| {
