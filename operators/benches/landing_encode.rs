@@ -15,54 +15,79 @@ use ctrflow_operators::generate::{Generator, GeneratorConfig};
 use ctrflow_operators::ingest::SinkConfig;
 use ctrflow_schemas::{EventBatchBuilder, columns};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
+
+/// How the two behaviour-list columns are encoded.
+#[derive(Clone, Copy, PartialEq)]
+enum Lists {
+    /// As the landing writer does: dictionary.
+    Dictionary,
+    /// No dictionary: plain values.
+    Plain,
+    /// No dictionary on either list: `DELTA_BINARY_PACKED`.
+    Delta,
+    /// Item ids keep the dictionary; category ids `DELTA_BINARY_PACKED`.
+    DeltaCategories,
+}
 
 /// One writer setting to compare: a change to the landing writer's properties.
 struct Variant {
     name: &'static str,
     zstd: Option<i32>,
     statistics: Option<EnabledStatistics>,
-    plain_lists: bool,
+    lists: Lists,
 }
 
-const VARIANTS: [Variant; 6] = [
+const VARIANTS: [Variant; 8] = [
     Variant {
         name: "landing (zstd 3, page statistics)",
         zstd: None,
         statistics: None,
-        plain_lists: false,
+        lists: Lists::Dictionary,
     },
     Variant {
         name: "chunk statistics",
         zstd: None,
         statistics: Some(EnabledStatistics::Chunk),
-        plain_lists: false,
+        lists: Lists::Dictionary,
     },
     Variant {
         name: "no statistics",
         zstd: None,
         statistics: Some(EnabledStatistics::None),
-        plain_lists: false,
+        lists: Lists::Dictionary,
     },
     Variant {
         name: "zstd 1",
         zstd: Some(1),
         statistics: None,
-        plain_lists: false,
+        lists: Lists::Dictionary,
     },
     Variant {
         name: "no dictionary on the lists",
         zstd: None,
         statistics: None,
-        plain_lists: true,
+        lists: Lists::Plain,
     },
     Variant {
         name: "zstd 1, chunk statistics, plain lists",
         zstd: Some(1),
         statistics: Some(EnabledStatistics::Chunk),
-        plain_lists: true,
+        lists: Lists::Plain,
+    },
+    Variant {
+        name: "delta-encoded lists",
+        zstd: None,
+        statistics: None,
+        lists: Lists::Delta,
+    },
+    Variant {
+        name: "delta-encoded category lists",
+        zstd: None,
+        statistics: None,
+        lists: Lists::DeltaCategories,
     },
 ];
 
@@ -77,10 +102,21 @@ fn properties(landing: &WriterProperties, v: &Variant) -> WriterProperties {
     if let Some(statistics) = v.statistics {
         builder = builder.set_statistics_enabled(statistics);
     }
-    if v.plain_lists {
-        for column in [columns::HIST_ITEM_IDS, columns::HIST_CATEGORY_IDS] {
-            builder = builder.set_column_dictionary_enabled(ColumnPath::from(column), false);
-        }
+    // A list's values are the leaf `<column>.list.item`: a path naming only the column matches
+    // nothing (an earlier version of this bench did that, so its "plain lists" rows were the
+    // landing settings).
+    let leaf = |column: &str| ColumnPath::new(vec![column.into(), "list".into(), "item".into()]);
+    let (plain, delta): (&[&str], &[&str]) = match v.lists {
+        Lists::Dictionary => (&[], &[]),
+        Lists::Plain => (&[columns::HIST_ITEM_IDS, columns::HIST_CATEGORY_IDS], &[]),
+        Lists::Delta => (&[], &[columns::HIST_ITEM_IDS, columns::HIST_CATEGORY_IDS]),
+        Lists::DeltaCategories => (&[], &[columns::HIST_CATEGORY_IDS]),
+    };
+    for &column in plain.iter().chain(delta) {
+        builder = builder.set_column_dictionary_enabled(leaf(column), false);
+    }
+    for &column in delta {
+        builder = builder.set_column_encoding(leaf(column), Encoding::DELTA_BINARY_PACKED);
     }
     builder.build()
 }

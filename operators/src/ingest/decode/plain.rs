@@ -17,6 +17,12 @@
 
 use super::columns::{EventColumns, Limits, Row};
 
+/// `10^0 ..= 10^22`: the powers of ten an f64 holds exactly.
+const POWERS_OF_TEN: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
 /// Names of the `domain` values, in order (index 1 = ad); as in [`super::json`].
 const DOMAINS: [&[u8]; 2] = [b"natural", b"ad"];
 /// Names of the `device` values, in code order.
@@ -259,17 +265,27 @@ impl<'a> Cursor<'a> {
     /// rounded, so it equals the correctly rounded `str::parse::<f64>`; anything else is left
     /// to serde.
     fn float(&mut self) -> Option<f32> {
-        let start = self.at;
-        if self.peek() == Some(b'-') {
+        let negative = self.peek() == Some(b'-');
+        if negative {
             self.at += 1;
         }
+        // The significand's digits (integer and fraction parts, the point skipped), wrapping:
+        // more than 15 of them are declined below, before the value is used.
+        let mut significand = 0u64;
         let mut digits = 0usize;
         let mut exponent = 0i64;
+        let mut push = |d: u8| {
+            significand = significand
+                .wrapping_mul(10)
+                .wrapping_add(u64::from(d - b'0'));
+        };
         match self.next()? {
             b'0' => {}
-            b'1'..=b'9' => {
+            d @ b'1'..=b'9' => {
+                push(d);
                 digits += 1;
-                while let Some(b'0'..=b'9') = self.peek() {
+                while let Some(d @ b'0'..=b'9') = self.peek() {
+                    push(d);
                     self.at += 1;
                     digits += 1;
                 }
@@ -279,7 +295,8 @@ impl<'a> Cursor<'a> {
         if self.peek() == Some(b'.') {
             self.at += 1;
             let before = self.at;
-            while let Some(b'0'..=b'9') = self.peek() {
+            while let Some(d @ b'0'..=b'9') = self.peek() {
+                push(d);
                 self.at += 1;
             }
             let fraction = self.at - before;
@@ -319,8 +336,15 @@ impl<'a> Cursor<'a> {
         if digits > 15 || !(-22..=22).contains(&exponent) {
             return None;
         }
-        let token = std::str::from_utf8(&self.text[start..self.at]).ok()?;
-        let value: f64 = token.parse().ok()?;
+        // Both operands exact (significand < 10^15 < 2^53, 10^|exponent| <= 10^22), so the one
+        // operation is correctly rounded: what serde_json computes and what `str::parse` gives.
+        let power = POWERS_OF_TEN[exponent.unsigned_abs() as usize];
+        let magnitude = if exponent < 0 {
+            significand as f64 / power
+        } else {
+            significand as f64 * power
+        };
+        let value = if negative { -magnitude } else { magnitude };
         Some(value as f32)
     }
 

@@ -168,6 +168,32 @@ fn content_numbers_read_as_serde_does() {
         }
     }
     assert!(read > 30_000, "{read}");
+    // Signed zeros and the edges of the exact range, bit for bit.
+    for text in [
+        "0",
+        "-0",
+        "0.0",
+        "-0.0",
+        "-0e5",
+        "0.000",
+        "1e22",
+        "1e-22",
+        "-999999999999999",
+        "0.000000000000001",
+        "123456789012345e-22",
+        "9.99999999999999e22",
+    ] {
+        let json = format!("[{text}]");
+        let by_serde: Vec<f32> = serde_json::from_str(&json).expect("serde reads it");
+        let mut out = Vec::new();
+        let mut cursor = super::Cursor {
+            text: json.as_bytes(),
+            at: 0,
+        };
+        if cursor.content(&mut out, 4).is_some() {
+            assert_eq!(out[0].to_bits(), by_serde[0].to_bits(), "{json}");
+        }
+    }
 }
 
 #[test]
