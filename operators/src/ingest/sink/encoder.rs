@@ -105,3 +105,65 @@ impl OpenPart {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]))
+    }
+
+    fn batch(values: &[i64]) -> RecordBatch {
+        RecordBatch::try_new(schema(), vec![Arc::new(Int64Array::from(values.to_vec()))])
+            .expect("batch")
+    }
+
+    /// Rows and offsets add up over hand-offs, and the finished file holds every row in order.
+    #[tokio::test]
+    async fn hand_offs_accumulate_into_one_file() {
+        let mut part = OpenPart::new(&schema(), &ParquetWriteOptions::default()).expect("part");
+        part.write(vec![batch(&[1, 2])], 10, 11)
+            .await
+            .expect("first");
+        part.write(vec![batch(&[3]), batch(&[4, 5])], 7, 14)
+            .await
+            .expect("second");
+        assert_eq!(part.rows(), 5);
+        assert_eq!(part.offsets(), (7, 14));
+        let bytes = part.finish().await.expect("finish");
+        let values: Vec<i64> =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(bytes, 1024)
+                .expect("reader")
+                .flat_map(|b| {
+                    let b = b.expect("batch");
+                    let column = b.column(0).as_any().downcast_ref::<Int64Array>();
+                    column.expect("i64").values().to_vec()
+                })
+                .collect();
+        assert_eq!(values, [1, 2, 3, 4, 5]);
+    }
+
+    /// A hand-off that fails to encode (rows of another schema) fails the part: the error
+    /// surfaces at the next use, and every use after it fails too, so no file with rows
+    /// missing can be finished.
+    #[tokio::test]
+    async fn a_failed_hand_off_fails_every_later_use_of_the_part() {
+        let mut part = OpenPart::new(&schema(), &ParquetWriteOptions::default()).expect("part");
+        let other = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8, false)]));
+        let wrong = RecordBatch::try_new(other, vec![Arc::new(StringArray::from(vec!["x"]))])
+            .expect("batch");
+        part.write(vec![wrong], 0, 0).await.expect("handed off");
+        assert!(
+            part.write(vec![batch(&[1])], 1, 1).await.is_err(),
+            "the encode error"
+        );
+        assert!(part.write(vec![batch(&[2])], 2, 2).await.is_err(), "lost");
+        assert!(part.finish().await.is_err());
+    }
+}
