@@ -96,6 +96,9 @@ pub struct KafkaConfig {
     pub session_timeout: Duration,
     /// Most rows in one emitted batch.
     pub max_batch_messages: usize,
+    /// A batch is also emitted once its payloads reach this many bytes (default 32 MiB), so
+    /// large messages do not make batches, and the channels that hold several of them, huge.
+    pub max_batch_bytes: u64,
     /// Longest a partial batch waits for more messages before it is emitted.
     #[serde(with = "humantime_serde")]
     pub max_batch_wait: Duration,
@@ -115,6 +118,7 @@ impl Default for KafkaConfig {
             properties: BTreeMap::new(),
             session_timeout: Duration::from_secs(6),
             max_batch_messages: 10_000,
+            max_batch_bytes: 32 << 20,
             max_batch_wait: Duration::from_millis(100),
             epoch_interval: Duration::from_secs(10),
             epoch_max_messages: 200_000,
@@ -235,6 +239,9 @@ impl KafkaConfig {
                 "must be at least 1",
             ));
         }
+        if self.max_batch_bytes == 0 {
+            return Err(config_error("kafka.max-batch-bytes", "must be at least 1"));
+        }
         if self.max_batch_wait.is_zero() {
             return Err(config_error("kafka.max-batch-wait", "must be positive"));
         }
@@ -308,6 +315,7 @@ impl fmt::Debug for KafkaConfig {
             .field("properties", &self.redacted_properties())
             .field("session_timeout", &self.session_timeout)
             .field("max_batch_messages", &self.max_batch_messages)
+            .field("max_batch_bytes", &self.max_batch_bytes)
             .field("max_batch_wait", &self.max_batch_wait)
             .field("epoch_interval", &self.epoch_interval)
             .field("epoch_max_messages", &self.epoch_max_messages)
@@ -320,13 +328,14 @@ impl fmt::Display for KafkaConfig {
         write!(
             f,
             "brokers={} group={} topics=[natural={}, ad={}] session-timeout={:?} \
-             batch<={} msgs/{:?} epoch<={} msgs/{:?}",
+             batch<={} msgs/{} bytes/{:?} epoch<={} msgs/{:?}",
             self.brokers,
             self.group_id,
             self.topics.natural,
             self.topics.ad,
             self.session_timeout,
             self.max_batch_messages,
+            self.max_batch_bytes,
             self.max_batch_wait,
             self.epoch_max_messages,
             self.epoch_interval,

@@ -33,6 +33,8 @@ pub(super) struct RawRecord {
 pub(super) struct BatchBuilder {
     schema: SchemaRef,
     rows: Vec<RawRecord>,
+    /// Payload bytes of `rows`.
+    bytes: u64,
     first_at: Option<Instant>,
 }
 
@@ -41,13 +43,20 @@ impl BatchBuilder {
         BatchBuilder {
             schema: raw_message_schema(),
             rows: Vec::new(),
+            bytes: 0,
             first_at: None,
         }
     }
 
     pub fn push(&mut self, r: RawRecord) {
         self.first_at.get_or_insert_with(Instant::now);
+        self.bytes += r.payload.as_ref().map_or(0, |p| p.len() as u64);
         self.rows.push(r);
+    }
+
+    /// Payload bytes of the pending rows.
+    pub fn payload_bytes(&self) -> u64 {
+        self.bytes
     }
 
     pub fn len(&self) -> usize {
@@ -62,15 +71,12 @@ impl BatchBuilder {
     /// The pending rows as a batch (None when empty), and their payload bytes.
     pub fn finish(&mut self) -> Result<Option<(RecordBatch, u64)>, OperatorError> {
         self.first_at = None;
+        let bytes = std::mem::take(&mut self.bytes) as usize;
         if self.rows.is_empty() {
             return Ok(None);
         }
         let rows = std::mem::take(&mut self.rows);
         let n = rows.len();
-        let bytes: usize = rows
-            .iter()
-            .map(|r| r.payload.as_ref().map_or(0, Bytes::len))
-            .sum();
         let mut topic = StringBuilder::with_capacity(n, n * 16);
         let mut partition = Int32Builder::with_capacity(n);
         let mut offset = Int64Builder::with_capacity(n);

@@ -32,7 +32,8 @@ const CLOSE_WAIT: Duration = Duration::from_secs(15);
 
 /// Reads both topics of [`KafkaConfig::topics`] in the consumer group `group-id`, emits
 /// [`raw_message_schema`](ctrflow_schemas::raw_message_schema) batches on port 0 (at most
-/// `max-batch-messages` rows, at most `max-batch-wait` after their first row) and a barrier at
+/// `max-batch-messages` rows and about `max-batch-bytes` of payload, at most `max-batch-wait`
+/// after their first row) and a barrier at
 /// least every `epoch-interval` or `epoch-max-messages`, following the epoch protocol of the
 /// [module docs](super). Auto-commit is off; offsets are committed only for confirmed epochs.
 /// A new group starts at the earliest offset (`auto.offset.reset=earliest`, overridable).
@@ -97,6 +98,7 @@ impl Source for KafkaSource {
         tracing::info!(config = %self.config, start_epoch = %coordination.start_epoch, "kafka source started");
         let mut driver = Driver {
             max_batch: self.config.max_batch_messages,
+            max_batch_bytes: self.config.max_batch_bytes,
             max_wait: self.config.max_batch_wait,
             epoch_interval: self.config.epoch_interval,
             epoch_max: self.config.epoch_max_messages,
@@ -180,6 +182,7 @@ enum Step {
 
 struct Driver {
     max_batch: usize,
+    max_batch_bytes: u64,
     max_wait: Duration,
     epoch_interval: Duration,
     epoch_max: u64,
@@ -321,7 +324,9 @@ impl Driver {
             self.builder.push(r);
             if self.tracker.rows() >= self.epoch_max {
                 self.finish_epoch(ctx).await?;
-            } else if self.builder.len() >= self.max_batch {
+            } else if self.builder.len() >= self.max_batch
+                || self.builder.payload_bytes() >= self.max_batch_bytes
+            {
                 self.flush_batch(ctx).await?;
             }
         }

@@ -45,6 +45,7 @@ fn defaults_are_documented_values_and_valid() {
     assert_eq!(c.topics.ad, "ctrflow.ad");
     assert_eq!(c.session_timeout, Duration::from_secs(6));
     assert_eq!(c.max_batch_messages, 10_000);
+    assert_eq!(c.max_batch_bytes, 32 << 20);
     assert_eq!(c.max_batch_wait, Duration::from_millis(100));
     assert_eq!(c.epoch_interval, Duration::from_secs(10));
     assert_eq!(c.epoch_max_messages, 200_000);
@@ -101,6 +102,7 @@ fn validation_errors_name_the_field() {
             "kafka.max-batch-messages",
             Box::new(|c| c.max_batch_messages = 0),
         ),
+        ("kafka.max-batch-bytes", Box::new(|c| c.max_batch_bytes = 0)),
         (
             "kafka.max-batch-wait",
             Box::new(|c| c.max_batch_wait = Duration::ZERO),

@@ -33,7 +33,9 @@ fn batch_builder_emits_raw_message_batches() {
         ..rec("b", 0, 3)
     });
     assert!(b.deadline(Duration::from_millis(5)).is_some());
+    assert_eq!(b.payload_bytes(), "a/1/7".len() as u64);
     let (batch, bytes) = b.finish().expect("finish").expect("rows");
+    assert_eq!(b.payload_bytes(), 0, "reset by finish");
     assert_eq!(batch.schema(), raw_message_schema());
     assert_eq!(bytes, "a/1/7".len() as u64);
     let r = rows(&batch);

@@ -276,3 +276,31 @@ async fn keeps_waiting_while_the_broker_is_down() {
     run.handle.join().await.expect("graph");
     assert_exactly_once(&shared.with(|l| l.landed.clone()), &produced);
 }
+
+/// `max-batch-bytes` cuts batches before `max-batch-messages` does when payloads are large,
+/// and every message still arrives once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_are_also_cut_by_payload_bytes() {
+    let mock = cluster(1);
+    let brokers = mock.bootstrap_servers();
+    let mut cfg = config(&brokers, "g-bytes");
+    cfg.max_batch_bytes = 100;
+    let produced = produce(&cfg, NATURAL, "bytes", 300).await;
+    let shortest = produced.iter().map(Vec::len).min().expect("messages");
+    let shared = Shared::default();
+    let run = start(&cfg, "sink", Epoch(1), &shared);
+    wait_for("all rows landed", 30, || {
+        shared.with(|l| l.landed.len()) >= 300
+    })
+    .await;
+    run.handle.shutdown();
+    run.handle.join().await.expect("graph");
+    let (landed, max_batch) = shared.with(|l| (l.landed.clone(), l.max_batch));
+    assert_exactly_once(&landed, &produced);
+    // A batch is emitted by the push that reaches 100 bytes.
+    let bound = 100 / shortest + 1;
+    assert!(
+        max_batch <= bound && bound < cfg.max_batch_messages,
+        "batch of {max_batch} rows, bound {bound}"
+    );
+}
