@@ -140,11 +140,20 @@ pub fn encode_parquet(
     batches: &[RecordBatch],
     opts: &ParquetWriteOptions,
 ) -> Result<Bytes> {
-    let mut encoder = ParquetEncoder::new(schema, opts)?;
+    encode(schema, batches, opts).map_err(encoding_error)
+}
+
+/// [`encode_parquet`] with the parquet error left for the caller to put in context.
+fn encode(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    opts: &ParquetWriteOptions,
+) -> Result<Bytes, ParquetError> {
+    let mut encoder = ParquetEncoder::try_new(schema, opts)?;
     for batch in batches {
-        encoder.write(batch)?;
+        encoder.try_write(batch)?;
     }
-    encoder.finish()
+    encoder.try_finish()
 }
 
 /// One Parquet file encoded in memory a batch at a time: the streaming form of
@@ -181,17 +190,12 @@ fn encoding_error(e: ParquetError) -> crate::StorageError {
 impl ParquetEncoder {
     /// Starts an empty file of `schema` encoded with `opts`.
     pub fn new(schema: &SchemaRef, opts: &ParquetWriteOptions) -> Result<Self> {
-        let props = opts.writer_properties().map_err(encoding_error)?;
-        let writer = ArrowWriter::try_new(Vec::new(), Arc::clone(schema), Some(props))
-            .map_err(encoding_error)?;
-        Ok(ParquetEncoder { writer, rows: 0 })
+        Self::try_new(schema, opts).map_err(encoding_error)
     }
 
     /// Appends the rows of `batch` (which must have the file's schema).
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        self.writer.write(batch).map_err(encoding_error)?;
-        self.rows += batch.num_rows() as u64;
-        Ok(())
+        self.try_write(batch).map_err(encoding_error)
     }
 
     /// Rows written so far.
@@ -201,8 +205,23 @@ impl ParquetEncoder {
 
     /// Flushes the open row group, writes the footer and returns the whole file.
     pub fn finish(self) -> Result<Bytes> {
-        let bytes = self.writer.into_inner().map_err(encoding_error)?;
-        Ok(Bytes::from(bytes))
+        self.try_finish().map_err(encoding_error)
+    }
+
+    fn try_new(schema: &SchemaRef, opts: &ParquetWriteOptions) -> Result<Self, ParquetError> {
+        let props = opts.writer_properties()?;
+        let writer = ArrowWriter::try_new(Vec::new(), Arc::clone(schema), Some(props))?;
+        Ok(ParquetEncoder { writer, rows: 0 })
+    }
+
+    fn try_write(&mut self, batch: &RecordBatch) -> Result<(), ParquetError> {
+        self.writer.write(batch)?;
+        self.rows += batch.num_rows() as u64;
+        Ok(())
+    }
+
+    fn try_finish(self) -> Result<Bytes, ParquetError> {
+        Ok(Bytes::from(self.writer.into_inner()?))
     }
 }
 
@@ -279,9 +298,10 @@ impl Storage {
         object_path(ctx, key)?;
         let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
         let (schema, batches, opts) = (Arc::clone(schema), batches.to_vec(), opts.clone());
-        let bytes = tokio::task::spawn_blocking(move || encode_parquet(&schema, &batches, &opts))
+        let bytes = tokio::task::spawn_blocking(move || encode(&schema, &batches, &opts))
             .await
-            .map_err(|e| ctx.internal(format!("parquet encoding task failed: {e}")))??;
+            .map_err(|e| ctx.internal(format!("parquet encoding task failed: {e}")))?
+            .map_err(|e| ctx.parquet(e))?;
         let size = bytes.len() as u64;
         let outcome = self.put_once(key, bytes).await?;
         Ok(WrittenFile {

@@ -93,7 +93,9 @@ struct Chunk {
 }
 
 impl Chunk {
-    fn push(&mut self, mut record: RawRecord, payload: Option<&[u8]>) -> usize {
+    /// Adds `record` (its `payload` still unset) with `payload` copied into the buffer; returns
+    /// the chunk's length.
+    fn push(&mut self, record: RawRecord, payload: Option<&[u8]>) -> usize {
         if self.records.capacity() == 0 {
             self.records.reserve_exact(CHUNK);
             self.spans.reserve_exact(CHUNK);
@@ -104,7 +106,6 @@ impl Chunk {
             self.payloads.extend_from_slice(p);
             (start, p.len())
         });
-        record.payload = None;
         self.records.push(record);
         self.spans.push(span);
         self.records.len()
