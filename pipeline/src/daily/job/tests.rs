@@ -47,6 +47,28 @@ fn shuffle() -> ShuffleBuffer {
 }
 
 /// Rows of `days` on the given side of `holdout` (all rows without one).
+/// A TPM trained on the natural rows of `days` (two batches read ahead).
+async fn train_tpm(
+    reader: &TrainingReader,
+    days: &[EventDate],
+    epochs: u32,
+    date: EventDate,
+    holdout: Option<Holdout>,
+) -> Result<(TpmTrainer, u64, JobTimings)> {
+    train_window(
+        reader,
+        Domain::Natural,
+        days,
+        epochs,
+        shuffle(),
+        2,
+        date,
+        holdout,
+        || tpm(train_config()),
+    )
+    .await
+}
+
 async fn rows_of(reader: &TrainingReader, days: &[EventDate], holdout: Option<Holdout>) -> u64 {
     let mut rows = 0u64;
     reader
@@ -71,19 +93,9 @@ async fn the_training_graph_trains_on_every_row_outside_the_holdout_each_pass() 
     let all = rows_of(&reader, &days, None).await;
     assert!(all > 2_000, "{all} natural rows");
 
-    let (trainer, rows, timings) = train_window(
-        &reader,
-        Domain::Natural,
-        &days,
-        2,
-        shuffle(),
-        2,
-        date,
-        None,
-        || tpm(train_config()),
-    )
-    .await
-    .expect("train");
+    let (trainer, rows, timings) = train_tpm(&reader, &days, 2, date, None)
+        .await
+        .expect("train");
     assert_eq!(rows, 2 * all, "two passes over every row");
     assert_eq!(trainer.stats().samples, 2 * all);
     assert!(timings.train_busy > 0.0 && timings.train_busy <= timings.train_wall);
@@ -96,19 +108,9 @@ async fn the_training_graph_trains_on_every_row_outside_the_holdout_each_pass() 
     };
     let outside = rows_of(&reader, &days, Some(holdout)).await;
     assert!(outside < all && outside > all / 2, "{outside} of {all}");
-    let (trainer, rows, _) = train_window(
-        &reader,
-        Domain::Natural,
-        &days,
-        1,
-        shuffle(),
-        2,
-        date,
-        Some(holdout),
-        || tpm(train_config()),
-    )
-    .await
-    .expect("train");
+    let (trainer, rows, _) = train_tpm(&reader, &days, 1, date, Some(holdout))
+        .await
+        .expect("train");
     assert_eq!(rows, outside, "held-out rows never reach the trainer");
     assert_eq!(trainer.stats().samples, outside);
 }
@@ -256,19 +258,9 @@ async fn a_reader_without_the_history_columns_reads_the_rest_and_a_tpm_trains_th
         FeatureBatch::from_record_batch(&wide[0], &train_config().features).expect("features");
     let mut trained = Vec::new();
     for reader in [&full, &narrow] {
-        let (mut trainer, rows, _) = train_window(
-            reader,
-            Domain::Natural,
-            &days,
-            1,
-            shuffle(),
-            2,
-            date,
-            Some(holdout),
-            || tpm(train_config()),
-        )
-        .await
-        .expect("train");
+        let (mut trainer, rows, _) = train_tpm(reader, &days, 1, date, Some(holdout))
+            .await
+            .expect("train");
         assert!(trainer.step() > 0);
         let predictions: Vec<u32> = trainer
             .predict(&probe)
