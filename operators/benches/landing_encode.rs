@@ -1,6 +1,7 @@
 //! What encoding one ingest landing file costs per row, with the ingest sink's own landing
 //! settings (`SinkConfig::parquet_options`: zstd 3, dictionaries except on `event_id` /
-//! `event_time`, page statistics, 64k-row row groups) against cheaper ones, in one run. Generated events, behaviour sequences up to
+//! `event_time` / `item_content`, page statistics except on the list and content values,
+//! 64k-row row groups) against other ones, in one run. Generated events, behaviour sequences up to
 //! `--len` (default 50) long, 10k-row batches as the decoder hands them over, one file of
 //! `--rows` rows (default 100k) per encode.
 //!
@@ -38,56 +39,74 @@ struct Variant {
     zstd: Option<i32>,
     statistics: Option<EnabledStatistics>,
     lists: Lists,
+    /// The landing settings before 2026-12-07: a dictionary on `item_content`'s floats and
+    /// statistics on the list and content leaves too.
+    earlier_leaves: bool,
 }
 
-const VARIANTS: [Variant; 8] = [
+const VARIANTS: [Variant; 9] = [
     Variant {
-        name: "landing (zstd 3, page statistics)",
+        name: "landing (the sink's settings)",
         zstd: None,
         statistics: None,
         lists: Lists::Dictionary,
+        earlier_leaves: false,
     },
     Variant {
         name: "chunk statistics",
         zstd: None,
         statistics: Some(EnabledStatistics::Chunk),
         lists: Lists::Dictionary,
+        earlier_leaves: false,
     },
     Variant {
         name: "no statistics",
         zstd: None,
         statistics: Some(EnabledStatistics::None),
         lists: Lists::Dictionary,
+        earlier_leaves: false,
     },
     Variant {
         name: "zstd 1",
         zstd: Some(1),
         statistics: None,
         lists: Lists::Dictionary,
+        earlier_leaves: false,
     },
     Variant {
         name: "no dictionary on the lists",
         zstd: None,
         statistics: None,
         lists: Lists::Plain,
+        earlier_leaves: false,
     },
     Variant {
         name: "zstd 1, chunk statistics, plain lists",
         zstd: Some(1),
         statistics: Some(EnabledStatistics::Chunk),
         lists: Lists::Plain,
+        earlier_leaves: false,
     },
     Variant {
         name: "delta-encoded lists",
         zstd: None,
         statistics: None,
         lists: Lists::Delta,
+        earlier_leaves: false,
     },
     Variant {
         name: "delta-encoded category lists",
         zstd: None,
         statistics: None,
         lists: Lists::DeltaCategories,
+        earlier_leaves: false,
+    },
+    Variant {
+        name: "earlier landing (dictionary on item_content, statistics on every leaf)",
+        zstd: None,
+        statistics: None,
+        lists: Lists::Dictionary,
+        earlier_leaves: true,
     },
 ];
 
@@ -114,6 +133,16 @@ fn properties(landing: &WriterProperties, v: &Variant) -> WriterProperties {
     };
     for &column in plain.iter().chain(delta) {
         builder = builder.set_column_dictionary_enabled(leaf(column), false);
+    }
+    if v.earlier_leaves {
+        builder = builder.set_column_dictionary_enabled(leaf(columns::ITEM_CONTENT), true);
+        for column in [
+            columns::HIST_ITEM_IDS,
+            columns::HIST_CATEGORY_IDS,
+            columns::ITEM_CONTENT,
+        ] {
+            builder = builder.set_column_statistics_enabled(leaf(column), EnabledStatistics::Page);
+        }
     }
     for &column in delta {
         builder = builder.set_column_encoding(leaf(column), Encoding::DELTA_BINARY_PACKED);

@@ -60,12 +60,18 @@ pub struct ParquetWriteOptions {
     pub max_row_group_rows: usize,
     /// Dictionary encoding. Default on.
     pub dictionary: bool,
-    /// Top-level columns written without a dictionary even when `dictionary` is on: columns
+    /// Parquet leaf columns written without a dictionary even when `dictionary` is on, as
+    /// dot-separated paths (`event_id`; a list's values are `<column>.list.item`): columns
     /// whose values are (nearly) all distinct, where building a dictionary costs a hash probe
-    /// per value and is then abandoned once it outgrows its page. Default none.
+    /// per value and is then abandoned once it outgrows its page, or values that compress as
+    /// well without one. Default none.
     pub plain_columns: Vec<String>,
     /// Page-level statistics (min/max, null counts) for pruning. Default on.
     pub statistics: bool,
+    /// Parquet leaf columns (dot-separated paths, as in `plain_columns`) written without
+    /// statistics even when `statistics` is on: values no reader prunes by, where the min/max
+    /// per page only costs time. Default none.
+    pub unindexed_columns: Vec<String>,
     /// Key-value pairs stored in the file footer (e.g. schema hash, writer version).
     pub key_value_metadata: Vec<(String, String)>,
 }
@@ -78,6 +84,7 @@ impl Default for ParquetWriteOptions {
             dictionary: true,
             plain_columns: Vec::new(),
             statistics: true,
+            unindexed_columns: Vec::new(),
             key_value_metadata: Vec::new(),
         }
     }
@@ -109,11 +116,19 @@ impl ParquetWriteOptions {
             .set_statistics_enabled(statistics)
             .set_key_value_metadata(kv);
         for column in &self.plain_columns {
+            builder = builder.set_column_dictionary_enabled(leaf_path(column), false);
+        }
+        for column in &self.unindexed_columns {
             builder =
-                builder.set_column_dictionary_enabled(ColumnPath::from(column.as_str()), false);
+                builder.set_column_statistics_enabled(leaf_path(column), EnabledStatistics::None);
         }
         Ok(builder.build())
     }
+}
+
+/// The Parquet column path of a dot-separated leaf name (`item_content.list.item`).
+fn leaf_path(dotted: &str) -> ColumnPath {
+    ColumnPath::new(dotted.split('.').map(str::to_string).collect())
 }
 
 /// A Parquet file written by [`Storage::write_parquet`].
@@ -379,7 +394,8 @@ impl Storage {
 mod tests {
     use std::sync::Arc;
 
-    use arrow::array::{Int64Array, RecordBatch};
+    use arrow::array::{Int64Array, ListArray, RecordBatch};
+    use arrow::buffer::OffsetBuffer;
     use arrow::datatypes::{DataType, Field, Schema};
     use parquet::basic::Encoding;
     use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -433,22 +449,33 @@ mod tests {
         assert_eq!(back, (0..1500).collect::<Vec<i64>>());
     }
 
-    /// `plain_columns` turns the dictionary off for the named columns only.
+    /// `plain_columns` turns the dictionary off and `unindexed_columns` the statistics for the
+    /// named leaves only, a list's values included (`<column>.list.item`).
     #[test]
-    fn plain_columns_are_written_without_a_dictionary() {
+    fn plain_and_unindexed_columns_apply_to_the_named_leaves_only() {
+        let item = Arc::new(Field::new("item", DataType::Int64, false));
         let schema = Arc::new(Schema::new(vec![
             Field::new("unique", DataType::Int64, false),
             Field::new("repeated", DataType::Int64, false),
+            Field::new("ids", DataType::List(Arc::clone(&item)), false),
         ]));
+        let ids = ListArray::new(
+            item,
+            OffsetBuffer::from_lengths(std::iter::repeat_n(3, 1000)),
+            Arc::new(Int64Array::from_iter_values((0..3000).map(|i| i % 11))),
+            None,
+        );
         let batch = RecordBatch::try_new(
             Arc::clone(&schema),
             vec![
                 Arc::new(Int64Array::from_iter_values(0..1000)),
                 Arc::new(Int64Array::from_iter_values((0..1000).map(|i| i % 7))),
+                Arc::new(ids),
             ],
         )
         .expect("batch");
-        let dictionary_of = |opts: &ParquetWriteOptions| -> Vec<bool> {
+        // Per leaf: (dictionary-encoded, has min/max statistics).
+        let leaves_of = |opts: &ParquetWriteOptions| -> Vec<(bool, bool)> {
             let bytes =
                 encode_parquet(&schema, std::slice::from_ref(&batch), opts).expect("encode");
             let reader = SerializedFileReader::new(bytes).expect("read");
@@ -456,17 +483,33 @@ mod tests {
             row_group
                 .columns()
                 .iter()
-                .map(|c| c.encodings().any(|e| e == Encoding::RLE_DICTIONARY))
+                .map(|c| {
+                    (
+                        c.encodings().any(|e| e == Encoding::RLE_DICTIONARY),
+                        c.statistics().is_some_and(|s| s.min_bytes_opt().is_some()),
+                    )
+                })
                 .collect()
         };
         assert_eq!(
-            dictionary_of(&ParquetWriteOptions::default()),
-            vec![true, true]
+            leaves_of(&ParquetWriteOptions::default()),
+            vec![(true, true), (true, true), (true, true)]
         );
         let plain = ParquetWriteOptions {
-            plain_columns: vec!["unique".into()],
+            plain_columns: vec!["unique".into(), "ids.list.item".into()],
             ..Default::default()
         };
-        assert_eq!(dictionary_of(&plain), vec![false, true]);
+        assert_eq!(
+            leaves_of(&plain),
+            vec![(false, true), (true, true), (false, true)]
+        );
+        let unindexed = ParquetWriteOptions {
+            unindexed_columns: vec!["ids.list.item".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            leaves_of(&unindexed),
+            vec![(true, true), (true, true), (true, false)]
+        );
     }
 }

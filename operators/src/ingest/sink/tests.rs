@@ -283,3 +283,60 @@ async fn parts_encode_while_the_epoch_is_open_and_store_only_at_the_barrier() {
     let expected: Vec<String> = (0..12).map(|i| format!("e{i}")).collect();
     assert_eq!(ids, expected, "rows in arrival order");
 }
+
+/// The landing options name leaves that exist in a landing file (a path naming no leaf would
+/// silently change nothing), and do what they say there.
+#[test]
+fn landing_encoding_options_apply_to_real_leaves() {
+    use parquet::basic::Encoding;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    let schema = EventSchema::default();
+    let mut builder = EventBatchBuilder::new(schema.clone(), 100);
+    for i in 0..100 {
+        let mut e = event(i, Domain::Natural, day("2024-03-01"));
+        e.hist_item_ids = vec![ItemId(1 + i as u64 % 3), ItemId(9)];
+        e.hist_category_ids = vec![CategoryId(2), CategoryId(3)];
+        e.item_content = Some(vec![0.25 * (i % 4) as f32; schema.content_dim()]);
+        builder.push(&e).expect("push");
+    }
+    let batch = builder.finish().expect("batch");
+    let options = SinkConfig::default().parquet_options(true);
+    let bytes =
+        ctrflow_storage::encode_parquet(schema.arrow(), &[batch], &options).expect("encode");
+    let reader = SerializedFileReader::new(bytes::Bytes::from(bytes)).expect("read");
+    // Per leaf path: (dictionary-encoded, has min/max statistics).
+    let leaves: std::collections::BTreeMap<String, (bool, bool)> = reader
+        .metadata()
+        .row_group(0)
+        .columns()
+        .iter()
+        .map(|c| {
+            (
+                c.column_path().string(),
+                (
+                    c.encodings().any(|e| e == Encoding::RLE_DICTIONARY),
+                    c.statistics().is_some_and(|s| s.min_bytes_opt().is_some()),
+                ),
+            )
+        })
+        .collect();
+    for path in options
+        .plain_columns
+        .iter()
+        .chain(&options.unindexed_columns)
+    {
+        assert!(
+            leaves.contains_key(path),
+            "{path} is not a leaf of {leaves:?}"
+        );
+    }
+    assert_eq!(leaves["event_id"], (false, true));
+    assert_eq!(leaves["item_content.list.item"], (false, false));
+    assert_eq!(leaves["hist_item_ids.list.item"], (true, false));
+    assert_eq!(leaves["hist_category_ids.list.item"], (true, false));
+    assert_eq!(leaves["user_id"], (true, true));
+    // Dead-letter and late files keep the plain defaults.
+    let other = SinkConfig::default().parquet_options(false);
+    assert!(other.plain_columns.is_empty() && other.unindexed_columns.is_empty());
+}
