@@ -12,7 +12,7 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BinaryArray, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow::array::{ArrayRef, BinaryViewArray, Int32Array, Int64Array, RecordBatch, StringArray};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ctrflow_operators::dataflow::{Operator, VecCollector};
 use ctrflow_operators::ingest::decode::{DecodeConfig, Decoder, OUTPUT_PORTS};
@@ -77,7 +77,7 @@ fn messages(seq_len: usize) -> (Vec<Vec<u8>>, RecordBatch) {
             (0..MESSAGES).map(|i| i as i64),
         )),
         Arc::new(Int64Array::from_iter_values((0..MESSAGES).map(|_| NOW))),
-        Arc::new(BinaryArray::from_iter_values(payloads.iter())),
+        Arc::new(BinaryViewArray::from_iter_values(payloads.iter())),
     ];
     let raw = RecordBatch::try_new(raw_message_schema(), columns).expect("raw batch");
     (payloads, raw)

@@ -38,7 +38,8 @@ pub mod raw_columns {
     pub const P_OFFSET: &str = "_offset";
 }
 
-/// One row per consumed message.
+/// One row per consumed message. The payload is a `BinaryView` column: its values stay in the
+/// buffers the source received them in (no copy into one contiguous Arrow buffer).
 pub fn raw_message_schema() -> SchemaRef {
     use raw_columns::*;
     Arc::new(Schema::new(vec![
@@ -46,7 +47,7 @@ pub fn raw_message_schema() -> SchemaRef {
         Field::new(PARTITION, DataType::Int32, false),
         Field::new(OFFSET, DataType::Int64, false),
         Field::new(TIMESTAMP, DataType::Int64, true),
-        Field::new(PAYLOAD, DataType::Binary, true),
+        Field::new(PAYLOAD, DataType::BinaryView, true),
     ]))
 }
 

@@ -23,13 +23,16 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 use tokio::sync::{mpsc, oneshot};
 
-use super::records::RawRecord;
+use super::records::{PayloadSpan, RawRecord, RecordChunk};
 use super::stats::KafkaSourceStats;
 use super::{KafkaConfig, client_creation_error, kafka_error};
 use crate::OperatorError;
 
 /// Messages per chunk sent from the poll thread.
 const CHUNK: usize = 512;
+/// A chunk is also sent once its payloads reach this many bytes: it bounds the chunk's buffer
+/// (and keeps every payload's place in it within a `u32`, as Arrow's byte views need).
+const CHUNK_BYTES: usize = 16 << 20;
 /// Longest a chunk waits on the poll thread.
 const CHUNK_WAIT: Duration = Duration::from_millis(20);
 /// The chunk's age is read from the clock once per this many messages, not per message.
@@ -42,7 +45,7 @@ const WARN_EVERY: Duration = Duration::from_secs(15);
 /// What the poll thread tells the async side, in consumption order.
 pub(super) enum Event {
     /// Consumed messages.
-    Records(Vec<RawRecord>),
+    Records(RecordChunk),
     /// Partitions were assigned; reply with the landed offsets (start after them).
     Assigned {
         partitions: Vec<(String, i32)>,
@@ -78,13 +81,12 @@ impl WarnLimiter {
 }
 
 /// Messages waiting on the poll thread to be sent as one [`Event::Records`]. Their payloads are
-/// copied into one growing buffer and handed out as slices of it when the chunk is sent, so
-/// consuming a message allocates nothing (the buffer is sized from the previous chunk).
+/// copied into one growing buffer, which is sent along with them and which the batches built
+/// from them reference, so consuming a message allocates nothing (the buffer is sized from the
+/// previous chunk) and its payload is copied once.
 #[derive(Debug, Default)]
 struct Chunk {
     records: Vec<RawRecord>,
-    /// Where each record's payload lies in `payloads` (None: a null payload).
-    spans: Vec<Option<(usize, usize)>>,
     payloads: BytesMut,
     /// Payload bytes of the last chunk sent: what the next one reserves up front.
     last_bytes: usize,
@@ -93,34 +95,39 @@ struct Chunk {
 }
 
 impl Chunk {
-    /// Adds `record` (its `payload` still unset) with `payload` copied into the buffer; returns
-    /// the chunk's length.
-    fn push(&mut self, record: RawRecord, payload: Option<&[u8]>) -> usize {
+    /// Adds `record` (its `payload` still unset) with `payload` copied into the buffer; true
+    /// when the chunk is full (by messages or bytes).
+    fn push(&mut self, mut record: RawRecord, payload: Option<&[u8]>) -> bool {
         if self.records.capacity() == 0 {
             self.records.reserve_exact(CHUNK);
-            self.spans.reserve_exact(CHUNK);
             self.payloads.reserve(self.last_bytes);
         }
-        let span = payload.map(|p| {
+        record.payload = payload.map(|p| {
             let start = self.payloads.len();
             self.payloads.extend_from_slice(p);
-            (start, p.len())
+            // Below CHUNK_BYTES before this payload, and a Kafka message is far below 4 GiB.
+            PayloadSpan {
+                start: start as u32,
+                len: p.len() as u32,
+            }
         });
         self.records.push(record);
-        self.spans.push(span);
+        self.records.len() >= CHUNK || self.payloads.len() >= CHUNK_BYTES
+    }
+
+    fn len(&self) -> usize {
         self.records.len()
     }
 
-    /// The buffered records, each with its payload, leaving the chunk empty.
-    fn take(&mut self) -> Vec<RawRecord> {
+    /// The buffered records and their payloads' buffer, leaving the chunk empty.
+    fn take(&mut self) -> RecordChunk {
         self.since = None;
         let payloads = self.payloads.split().freeze();
         self.last_bytes = payloads.len();
-        let mut records = std::mem::take(&mut self.records);
-        for (record, span) in records.iter_mut().zip(self.spans.drain(..)) {
-            record.payload = span.map(|(start, len)| payloads.slice(start..start + len));
+        RecordChunk {
+            records: std::mem::take(&mut self.records),
+            payloads,
         }
-        records
     }
 }
 
@@ -162,10 +169,10 @@ impl PollContext {
         let Ok(mut chunk) = self.buf.lock() else {
             return true;
         };
-        let n = chunk.push(r, payload);
-        if n >= CHUNK {
+        if chunk.push(r, payload) {
             return true;
         }
+        let n = chunk.len();
         match chunk.since {
             None => {
                 chunk.since = Some(Instant::now());
@@ -177,14 +184,14 @@ impl PollContext {
 
     /// Sends the buffered messages (blocks while the channel is full). False if nobody listens.
     fn flush(&self) -> bool {
-        let records = match self.buf.lock() {
+        let chunk = match self.buf.lock() {
             Ok(mut chunk) => chunk.take(),
             Err(_) => return false,
         };
-        if records.is_empty() || !self.can_handshake() {
+        if chunk.records.is_empty() || !self.can_handshake() {
             return !self.tx.is_closed();
         }
-        self.tx.blocking_send(Event::Records(records)).is_ok()
+        self.tx.blocking_send(Event::Records(chunk)).is_ok()
     }
 
     fn warn_client_error(&self, what: &str, message: &str) {
@@ -512,7 +519,7 @@ mod tests {
     }
 
     /// Every record leaves the chunk with its own payload (or none), over several chunks that
-    /// reuse the buffer, and a taken payload stays valid while the chunk fills again.
+    /// reuse the buffer, and a taken chunk's payloads stay valid while the next one fills.
     #[test]
     fn a_chunk_hands_each_record_its_own_payload() {
         let mut chunk = Chunk::default();
@@ -521,21 +528,44 @@ mod tests {
             for i in 0..10i64 {
                 let offset = round * 10 + i;
                 let payload = format!("message {offset} {}", "x".repeat(i as usize * 7));
-                let n = chunk.push(record(offset), (i != 4).then_some(payload.as_bytes()));
-                assert_eq!(n as i64, i + 1);
+                let full = chunk.push(record(offset), (i != 4).then_some(payload.as_bytes()));
+                assert!(!full);
+                assert_eq!(chunk.len() as i64, i + 1);
             }
-            let records = chunk.take();
-            assert!(chunk.records.is_empty() && chunk.spans.is_empty() && chunk.since.is_none());
-            assert_eq!(records.len(), 10);
-            kept.extend(records);
+            let taken = chunk.take();
+            assert!(chunk.records.is_empty() && chunk.payloads.is_empty() && chunk.since.is_none());
+            assert_eq!(taken.records.len(), 10);
+            kept.push(taken);
         }
-        for r in &kept {
-            let i = r.offset % 10;
-            let expected = format!("message {} {}", r.offset, "x".repeat(i as usize * 7));
-            match &r.payload {
-                None => assert_eq!(i, 4, "only the null payload is missing"),
-                Some(p) => assert_eq!(p.as_ref(), expected.as_bytes(), "offset {}", r.offset),
+        for taken in &kept {
+            for r in &taken.records {
+                let i = r.offset % 10;
+                let expected = format!("message {} {}", r.offset, "x".repeat(i as usize * 7));
+                match taken.payload(r) {
+                    None => assert_eq!(i, 4, "only the null payload is missing"),
+                    Some(p) => assert_eq!(p, expected.as_bytes(), "offset {}", r.offset),
+                }
             }
         }
+    }
+
+    /// A chunk is full after CHUNK messages, or earlier once its payloads reach CHUNK_BYTES.
+    #[test]
+    fn a_chunk_is_full_by_messages_or_bytes() {
+        let mut chunk = Chunk::default();
+        for i in 0..CHUNK as i64 {
+            assert_eq!(chunk.push(record(i), Some(b"small")), i + 1 == CHUNK as i64);
+        }
+        chunk.take();
+        let big = vec![7u8; CHUNK_BYTES / 3 + 1];
+        assert!(!chunk.push(record(0), Some(&big)));
+        assert!(!chunk.push(record(1), Some(&big)));
+        assert!(
+            chunk.push(record(2), Some(&big)),
+            "three payloads pass CHUNK_BYTES"
+        );
+        let taken = chunk.take();
+        assert_eq!(taken.payloads.len(), 3 * big.len());
+        assert_eq!(taken.payload(&taken.records[2]), Some(big.as_slice()));
     }
 }

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::{
-    ArrayRef, BinaryBuilder, Int32Builder, Int64Builder, RecordBatch, StringBuilder,
+    ArrayRef, BinaryViewBuilder, Int32Builder, Int64Builder, RecordBatch, StringBuilder,
 };
+use arrow::buffer::Buffer;
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use ctrflow_schemas::{Epoch, OffsetRange, raw_message_schema};
@@ -23,16 +24,47 @@ pub(super) struct RawRecord {
     pub offset: i64,
     /// Broker/producer timestamp, ms.
     pub timestamp: Option<i64>,
-    /// The payload: a slice of the buffer that holds its whole poll chunk (see
-    /// `consumer::Chunk`), so consuming a message costs one copy and no allocation.
-    pub payload: Option<Bytes>,
+    /// Where the payload lies in its chunk's buffer ([`RecordChunk::payloads`]); None for a
+    /// null payload.
+    pub payload: Option<PayloadSpan>,
 }
 
-/// Rows waiting to be emitted as one raw-message batch.
+/// A payload's place in the buffer of its [`RecordChunk`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct PayloadSpan {
+    pub start: u32,
+    pub len: u32,
+}
+
+/// Consumed records and the one buffer their payloads were copied into (see
+/// `consumer::Chunk`): consuming a message costs that one copy and no allocation, and batches
+/// reference the buffer instead of copying payloads again.
+#[derive(Debug, Clone, Default)]
+pub(super) struct RecordChunk {
+    pub records: Vec<RawRecord>,
+    pub payloads: Bytes,
+}
+
+impl RecordChunk {
+    /// The payload of `record`, one of this chunk's records.
+    #[cfg(test)]
+    pub fn payload(&self, record: &RawRecord) -> Option<&[u8]> {
+        record.payload.map(|span| {
+            let start = span.start as usize;
+            &self.payloads[start..start + span.len as usize]
+        })
+    }
+}
+
+/// Rows waiting to be emitted as one raw-message batch. The batch's `payload` column is a
+/// `BinaryView` array over the chunk buffers the rows came in: payloads are not copied again.
 #[derive(Debug)]
 pub(super) struct BatchBuilder {
     schema: SchemaRef,
-    rows: Vec<RawRecord>,
+    /// Each row and the index of its chunk's buffer in `blocks`.
+    rows: Vec<(RawRecord, u32)>,
+    /// The chunk buffers the rows' payloads are in, each once.
+    blocks: Vec<Bytes>,
     /// Payload bytes of `rows`.
     bytes: u64,
     first_at: Option<Instant>,
@@ -43,15 +75,26 @@ impl BatchBuilder {
         BatchBuilder {
             schema: raw_message_schema(),
             rows: Vec::new(),
+            blocks: Vec::new(),
             bytes: 0,
             first_at: None,
         }
     }
 
-    pub fn push(&mut self, r: RawRecord) {
+    /// Adds `r`, whose payload lies in `payloads` (its chunk's buffer).
+    pub fn push(&mut self, r: RawRecord, payloads: &Bytes) {
         self.first_at.get_or_insert_with(Instant::now);
-        self.bytes += r.payload.as_ref().map_or(0, |p| p.len() as u64);
-        self.rows.push(r);
+        self.bytes += r.payload.map_or(0, |p| u64::from(p.len));
+        // Rows arrive chunk by chunk: a new buffer is one the last row was not in.
+        let same = self
+            .blocks
+            .last()
+            .is_some_and(|b| b.as_ptr() == payloads.as_ptr() && b.len() == payloads.len());
+        if !same {
+            self.blocks.push(payloads.clone());
+        }
+        let block = (self.blocks.len() - 1) as u32;
+        self.rows.push((r, block));
     }
 
     /// Payload bytes of the pending rows.
@@ -71,23 +114,37 @@ impl BatchBuilder {
     /// The pending rows as a batch (None when empty), and their payload bytes.
     pub fn finish(&mut self) -> Result<Option<(RecordBatch, u64)>, OperatorError> {
         self.first_at = None;
-        let bytes = std::mem::take(&mut self.bytes) as usize;
+        let bytes = std::mem::take(&mut self.bytes);
+        let blocks = std::mem::take(&mut self.blocks);
         if self.rows.is_empty() {
             return Ok(None);
         }
         let rows = std::mem::take(&mut self.rows);
         let n = rows.len();
+        let arrow_error = |source| OperatorError::Arrow {
+            context: "building a raw-message batch",
+            source,
+        };
         let mut topic = StringBuilder::with_capacity(n, n * 16);
         let mut partition = Int32Builder::with_capacity(n);
         let mut offset = Int64Builder::with_capacity(n);
         let mut timestamp = Int64Builder::with_capacity(n);
-        let mut payload = BinaryBuilder::with_capacity(n, bytes);
-        for r in rows {
+        let mut payload = BinaryViewBuilder::with_capacity(n);
+        // A fresh builder numbers the blocks from 0, in order: block i is `blocks[i]`.
+        for block in blocks {
+            payload.append_block(Buffer::from(block));
+        }
+        for (r, block) in rows {
             topic.append_value(&*r.topic);
             partition.append_value(r.partition);
             offset.append_value(r.offset);
             timestamp.append_option(r.timestamp);
-            payload.append_option(r.payload);
+            match r.payload {
+                Some(span) => payload
+                    .try_append_view(block, span.start, span.len)
+                    .map_err(arrow_error)?,
+                None => payload.append_null(),
+            }
         }
         let columns: Vec<ArrayRef> = vec![
             Arc::new(topic.finish()),
@@ -96,13 +153,8 @@ impl BatchBuilder {
             Arc::new(timestamp.finish()),
             Arc::new(payload.finish()),
         ];
-        let batch = RecordBatch::try_new(self.schema.clone(), columns).map_err(|source| {
-            OperatorError::Arrow {
-                context: "building a raw-message batch",
-                source,
-            }
-        })?;
-        Ok(Some((batch, bytes as u64)))
+        let batch = RecordBatch::try_new(self.schema.clone(), columns).map_err(arrow_error)?;
+        Ok(Some((batch, bytes)))
     }
 }
 

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 
 use super::consumer::{ConsumerHandle, Event};
-use super::records::{BatchBuilder, Confirmed, EpochTracker, RawRecord};
+use super::records::{BatchBuilder, Confirmed, EpochTracker, RecordChunk};
 use super::stats::KafkaSourceStats;
 use super::{Coordination, EpochOffsets, KafkaConfig, LandedOffsets};
 use crate::OperatorError;
@@ -252,7 +252,7 @@ impl Driver {
 
     async fn handle(&mut self, event: Event, ctx: &mut SourceContext) -> Result<(), OperatorError> {
         match event {
-            Event::Records(records) => self.records(records, ctx).await,
+            Event::Records(chunk) => self.records(chunk, ctx).await,
             Event::Assigned { partitions, reply } => {
                 let landed = self.query_landed().await?;
                 let landed: HashMap<(String, i32), i64> = landed
@@ -292,10 +292,10 @@ impl Driver {
 
     async fn records(
         &mut self,
-        records: Vec<RawRecord>,
+        chunk: RecordChunk,
         ctx: &mut SourceContext,
     ) -> Result<(), OperatorError> {
-        for r in records {
+        for r in chunk.records {
             match self.tracker.admit(&r) {
                 Some(true) => {
                     if let Some(gap) = self.tracker.take_gap() {
@@ -321,7 +321,7 @@ impl Driver {
                     continue;
                 }
             }
-            self.builder.push(r);
+            self.builder.push(r, &chunk.payloads);
             if self.tracker.rows() >= self.epoch_max {
                 self.finish_epoch(ctx).await?;
             } else if self.builder.len() >= self.max_batch

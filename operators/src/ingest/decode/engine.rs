@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, BinaryArray, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow::array::{
+    Array, AsArray, BinaryViewArray, Int32Array, Int64Array, RecordBatch, StringArray,
+};
 use arrow::datatypes::{Int32Type, Int64Type, SchemaRef};
 use ctrflow_schemas::{EventSchema, SchemaError, raw_columns};
 
@@ -33,7 +35,7 @@ struct RawColumns<'a> {
     partition: &'a Int32Array,
     offset: &'a Int64Array,
     timestamp: &'a Int64Array,
-    payload: &'a BinaryArray,
+    payload: &'a BinaryViewArray,
 }
 
 fn raw_column<'a, T: 'a>(
@@ -79,7 +81,7 @@ impl<'a> RawColumns<'a> {
                 |a| a.as_primitive_opt::<Int64Type>(),
                 "Int64",
             )?,
-            payload: raw_column(batch, PAYLOAD, |a| a.as_binary_opt::<i32>(), "Binary")?,
+            payload: raw_column(batch, PAYLOAD, |a| a.as_binary_view_opt(), "BinaryView")?,
         })
     }
 }

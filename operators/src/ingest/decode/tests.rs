@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BinaryArray, Int32Array, Int64Array, RecordBatch, StringArray,
+    Array, ArrayRef, AsArray, BinaryViewArray, Int32Array, Int64Array, RecordBatch, StringArray,
     UInt8Array,
 };
 use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema};
@@ -51,7 +51,9 @@ pub(super) fn raw_batch(msgs: &[Msg]) -> RecordBatch {
         Arc::new(Int32Array::from_iter_values(msgs.iter().map(|m| m.1))),
         Arc::new(Int64Array::from_iter_values(msgs.iter().map(|m| m.2))),
         Arc::new(Int64Array::from_iter_values(msgs.iter().map(|m| NOW - m.2))),
-        Arc::new(BinaryArray::from_iter(msgs.iter().map(|m| m.3.as_deref()))),
+        Arc::new(BinaryViewArray::from_iter(
+            msgs.iter().map(|m| m.3.as_deref()),
+        )),
     ];
     RecordBatch::try_new(raw_message_schema(), columns).expect("raw batch")
 }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arrow::array::{Array, BinaryArray, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow::array::{Array, BinaryViewArray, Int32Array, Int64Array, RecordBatch, StringArray};
 use async_trait::async_trait;
 use ctrflow_schemas::Epoch;
 use rdkafka::ClientConfig;
@@ -140,7 +140,7 @@ pub(super) fn rows(b: &RecordBatch) -> Vec<Row> {
     let topic = col(0).downcast_ref::<StringArray>().expect("topic");
     let partition = col(1).downcast_ref::<Int32Array>().expect("partition");
     let offset = col(2).downcast_ref::<Int64Array>().expect("offset");
-    let payload = col(4).downcast_ref::<BinaryArray>().expect("payload");
+    let payload = col(4).downcast_ref::<BinaryViewArray>().expect("payload");
     (0..b.num_rows())
         .map(|i| Row {
             topic: topic.value(i).to_string(),

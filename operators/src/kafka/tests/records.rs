@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use ctrflow_schemas::{Epoch, OffsetRange, raw_message_schema};
 
-use super::super::records::{BatchBuilder, Confirmed, EpochTracker, RawRecord};
+use bytes::Bytes;
+
+use super::super::records::{BatchBuilder, Confirmed, EpochTracker, PayloadSpan, RawRecord};
 use super::rows;
 
 fn rec(topic: &str, partition: i32, offset: i64) -> RawRecord {
@@ -13,8 +15,22 @@ fn rec(topic: &str, partition: i32, offset: i64) -> RawRecord {
         partition,
         offset,
         timestamp: Some(1_000 + offset),
-        payload: Some(format!("{topic}/{partition}/{offset}").into_bytes().into()),
+        payload: None,
     }
+}
+
+/// `rec` with the payload `{topic}/{partition}/{offset}` in a one-record chunk buffer.
+fn rec_with_payload(topic: &str, partition: i32, offset: i64) -> (RawRecord, Bytes) {
+    let payload = Bytes::from(format!("{topic}/{partition}/{offset}"));
+    let span = PayloadSpan {
+        start: 0,
+        len: payload.len() as u32,
+    };
+    let r = RawRecord {
+        payload: Some(span),
+        ..rec(topic, partition, offset)
+    };
+    (r, payload)
 }
 
 fn key(t: &str, p: i32) -> (String, i32) {
@@ -26,12 +42,15 @@ fn batch_builder_emits_raw_message_batches() {
     let mut b = BatchBuilder::new();
     assert!(b.deadline(Duration::from_millis(5)).is_none());
     assert!(b.finish().expect("empty").is_none());
-    b.push(rec("a", 1, 7));
-    b.push(RawRecord {
-        payload: None,
-        timestamp: None,
-        ..rec("b", 0, 3)
-    });
+    let (first, buffer) = rec_with_payload("a", 1, 7);
+    b.push(first, &buffer);
+    b.push(
+        RawRecord {
+            timestamp: None,
+            ..rec("b", 0, 3)
+        },
+        &buffer,
+    );
     assert!(b.deadline(Duration::from_millis(5)).is_some());
     assert_eq!(b.payload_bytes(), "a/1/7".len() as u64);
     let (batch, bytes) = b.finish().expect("finish").expect("rows");
@@ -43,9 +62,64 @@ fn batch_builder_emits_raw_message_batches() {
         (r[0].topic.as_str(), r[0].partition, r[0].offset),
         ("a", 1, 7)
     );
+    assert_eq!(r[0].payload, b"a/1/7");
     assert_eq!(r[1].payload, Vec::<u8>::new());
+    assert!(batch.column(4).is_null(1), "a null payload stays null");
     assert_eq!(b.len(), 0);
     assert!(b.deadline(Duration::from_millis(5)).is_none());
+}
+
+/// Rows of several chunks: each payload is read from its own chunk's buffer, which the batch
+/// references (each buffer once) instead of copying.
+#[test]
+fn batch_builder_references_each_chunk_buffer_once() {
+    let chunks: Vec<(Bytes, Vec<&str>)> = vec![
+        (
+            Bytes::from_static(b"alphabetagamma"),
+            vec!["alpha", "beta", "gamma"],
+        ),
+        (
+            Bytes::from_static(b"a-long-payload-of-the-second-chunk"),
+            vec!["a-long-payload-of-the-second-chunk"],
+        ),
+        (Bytes::from_static(b"xyz"), vec!["x", "yz"]),
+    ];
+    let mut b = BatchBuilder::new();
+    let mut offset = 0;
+    for (buffer, payloads) in &chunks {
+        let mut start = 0u32;
+        for p in payloads {
+            let r = RawRecord {
+                payload: Some(PayloadSpan {
+                    start,
+                    len: p.len() as u32,
+                }),
+                ..rec("t", 0, offset)
+            };
+            b.push(r, buffer);
+            start += p.len() as u32;
+            offset += 1;
+        }
+    }
+    let (batch, bytes) = b.finish().expect("finish").expect("rows");
+    let expected: Vec<&str> = chunks.iter().flat_map(|c| c.1.clone()).collect();
+    assert_eq!(bytes, expected.iter().map(|p| p.len() as u64).sum::<u64>());
+    let got: Vec<Vec<u8>> = rows(&batch).into_iter().map(|r| r.payload).collect();
+    let want: Vec<Vec<u8>> = expected.iter().map(|p| p.as_bytes().to_vec()).collect();
+    assert_eq!(got, want);
+    let views = batch
+        .column(4)
+        .as_any()
+        .downcast_ref::<arrow::array::BinaryViewArray>()
+        .expect("payload views");
+    assert_eq!(views.data_buffers().len(), 3, "one data buffer per chunk");
+    for (buffer, (chunk, _)) in views.data_buffers().iter().zip(&chunks) {
+        assert_eq!(
+            buffer.as_ptr(),
+            chunk.as_ptr(),
+            "the chunk buffer itself, not a copy"
+        );
+    }
 }
 
 #[test]
