@@ -5,7 +5,8 @@
 //! strings without escapes, short decimal numbers in `item_content`. [`parse_plain`] reads
 //! exactly that shape in
 //! one pass over the bytes, with the behaviour lists (most of a message: 2 x 50 to 2 x 1,000
-//! ids of up to 20 digits) read eight digits at a time ([`read_u64`]).
+//! ids of up to 20 digits) read by finding each number's length first and then converting its
+//! digits eight at a time ([`read_u64`]).
 //!
 //! Anything else returns `None` and the caller re-reads the message through the serde path
 //! ([`super::json`]), which makes every accept/reject decision and error message for it: an
@@ -359,6 +360,74 @@ impl<'a> Cursor<'a> {
 /// u64, or continues as a fraction or exponent.
 #[inline]
 fn read_u64(raw: &[u8], i: usize) -> Option<(u64, usize)> {
+    match raw.get(i..i + 24) {
+        Some(window) => read_u64_in_window(window).map(|(value, len)| (value, i + len)),
+        None => read_u64_near_end(raw, i),
+    }
+}
+
+/// [`read_u64`] where at least 24 bytes remain: the length of the digit run is found first
+/// (three words checked at once), then the digits are converted right-aligned in blocks of
+/// eight, with no per-digit loop or branch. Runs of 20 or more digits (at most `u64::MAX`'s
+/// 20, which needs overflow checks) go to [`read_u64_near_end`].
+#[inline]
+fn read_u64_in_window(window: &[u8]) -> Option<(u64, usize)> {
+    let word = |k: usize| {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&window[k..k + 8]);
+        u64::from_le_bytes(bytes)
+    };
+    let (a, b, c) = (word(0), word(8), word(16));
+    let len = match (non_digits(a), non_digits(b), non_digits(c)) {
+        (m, _, _) if m != 0 => m.trailing_zeros() as usize / 8,
+        (_, m, _) if m != 0 => 8 + m.trailing_zeros() as usize / 8,
+        (_, _, m) if m != 0 => 16 + m.trailing_zeros() as usize / 8,
+        _ => return read_u64_near_end(window, 0),
+    };
+    if len == 0 || len > 19 {
+        return if len == 0 {
+            None
+        } else {
+            read_u64_near_end(window, 0)
+        };
+    }
+    // "0" alone is fine; "01" is not JSON. After the digits, "." or an exponent make a float.
+    if (window[0] == b'0' && len > 1) || matches!(window[len], b'.' | b'e' | b'E') {
+        return None;
+    }
+    // The leading len % 8 digits, then each full block of eight.
+    let head = len % 8;
+    let mut value = if head == 0 {
+        0
+    } else {
+        // Digits to the top of the word, '0's below them: the block's value is the head's.
+        let shift = 8 * (8 - head) as u32;
+        digits_value((a << shift) | (ASCII_ZEROS >> (64 - shift)))
+    };
+    let mut at = head;
+    while at < len {
+        value = value * 100_000_000 + digits_value(word(at));
+        at += 8;
+    }
+    Some((value, len))
+}
+
+/// Bytes of `word` that are not ASCII digits: the high bit of each such byte set, all other
+/// bits clear.
+#[inline]
+fn non_digits(word: u64) -> u64 {
+    const LOW_SEVEN: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // A digit byte becomes 0..=9; adding 0x76 to the low seven bits carries into the high
+    // bit exactly when they are 10 or more (and never out of the byte); the `| x` keeps the
+    // bytes whose high bit was set already.
+    let x = word ^ ASCII_ZEROS;
+    (((x & LOW_SEVEN) + 0x7676_7676_7676_7676) | x) & HIGH
+}
+
+/// [`read_u64`] one digit at a time, with overflow checks: where fewer than 24 bytes remain
+/// (the end of a payload) and for numbers of 20 or more digits.
+fn read_u64_near_end(raw: &[u8], i: usize) -> Option<(u64, usize)> {
     let first = *raw.get(i)?;
     if !first.is_ascii_digit() {
         return None;
@@ -366,40 +435,16 @@ fn read_u64(raw: &[u8], i: usize) -> Option<(u64, usize)> {
     let mut value = u64::from(first - b'0');
     let mut j = i + 1;
     if first == b'0' {
-        // "0" alone is fine; "01" is not JSON, "0.5" and "0e1" are not integers.
         return match raw.get(j) {
             Some(b'0'..=b'9' | b'.' | b'e' | b'E') => None,
             _ => Some((0, j)),
         };
     }
-    // Up to 19 digits cannot overflow a u64 (10^19 - 1 < 2^64); only the 20th needs checks.
-    // Eight digits at a time while they fit in those 19, then one at a time.
-    let mut digits = 1;
-    while digits + 8 <= 19 {
-        let Some(block) = eight_digits(raw, j) else {
-            break;
-        };
-        value = value * 100_000_000 + block;
-        j += 8;
-        digits += 8;
-    }
-    let fast_end = (i + 19).min(raw.len());
-    while j < fast_end {
-        let d = raw[j].wrapping_sub(b'0');
-        if d > 9 {
-            break;
-        }
-        value = value * 10 + u64::from(d);
-        j += 1;
-    }
-    if let Some(&b) = raw.get(j)
+    while let Some(&b) = raw.get(j)
         && b.is_ascii_digit()
     {
         value = value.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
         j += 1;
-        if raw.get(j).is_some_and(u8::is_ascii_digit) {
-            return None;
-        }
     }
     match raw.get(j) {
         Some(b'.' | b'e' | b'E') => None,
@@ -407,21 +452,15 @@ fn read_u64(raw: &[u8], i: usize) -> Option<(u64, usize)> {
     }
 }
 
-/// The value of the eight ASCII digits at `raw[j..j + 8]`, or `None` if there are fewer than
-/// eight bytes left or one of them is not a digit. SWAR: the bytes are read as one little-endian
-/// u64 (first digit in the lowest byte), checked together, then combined pairwise in three
+/// `'0'` in every byte.
+const ASCII_ZEROS: u64 = 0x3030_3030_3030_3030;
+
+/// The value of eight ASCII digits read as one little-endian word (first digit in the lowest
+/// byte; the caller has checked they are digits). SWAR: combined pairwise in three
 /// multiplications instead of eight dependent multiply-adds.
 #[inline]
-fn eight_digits(raw: &[u8], j: usize) -> Option<u64> {
-    const ZEROS: u64 = 0x3030_3030_3030_3030;
-    const HIGH_NIBBLES: u64 = 0xF0F0_F0F0_F0F0_F0F0;
-    let chunk: [u8; 8] = raw.get(j..j + 8)?.try_into().ok()?;
-    let v = u64::from_le_bytes(chunk);
-    // Every byte is 0x30..=0x3F, and adding 6 keeps it below 0x40: 0x30..=0x39.
-    if v & HIGH_NIBBLES != ZEROS || v.wrapping_add(0x0606_0606_0606_0606) & HIGH_NIBBLES != ZEROS {
-        return None;
-    }
-    let d = v - ZEROS; // byte k = digit k, most significant digit first
+fn digits_value(word: u64) -> u64 {
+    let d = word - ASCII_ZEROS; // byte k = digit k, most significant digit first
     // Byte 2k becomes the two-digit number of digits 2k, 2k+1 (at most 99: no carries).
     let pairs = d * 10 + (d >> 8);
     // Pairs 1 and 3 (bytes 0 and 4) and pairs 2 and 4 (bytes 2 and 6) weighted into the upper
@@ -429,7 +468,7 @@ fn eight_digits(raw: &[u8], j: usize) -> Option<u64> {
     const LANES: u64 = 0x0000_00FF_0000_00FF;
     let high = (pairs & LANES).wrapping_mul(100 + (1_000_000 << 32));
     let low = ((pairs >> 16) & LANES).wrapping_mul(1 + (10_000 << 32));
-    Some(high.wrapping_add(low) >> 32)
+    high.wrapping_add(low) >> 32
 }
 
 #[cfg(test)]

@@ -197,21 +197,30 @@ fn content_numbers_read_as_serde_does() {
 #[test]
 fn numbers_of_every_length_parse_as_std_does() {
     let mut rng = StdRng::seed_from_u64(5);
-    for len in 1..=21 {
-        for _ in 0..2_000 {
-            let mut text: String = (0..len)
-                .map(|k| {
-                    let lo = if k == 0 && len > 1 { 1 } else { 0 };
-                    char::from(b'0' + rng.random_range(lo..10u8))
-                })
-                .collect();
-            let expected = text.parse::<u64>().ok();
-            text.push(']');
-            let got = super::read_u64(text.as_bytes(), 0).map(|(v, end)| {
-                assert_eq!(end, len, "{text}");
-                v
-            });
-            assert_eq!(got, expected, "{text}");
+    // What follows a number: a list's end at the end of the text (the one-digit-at-a-time path
+    // for the last bytes of a payload) or more of the list (at least 24 bytes from the number's
+    // start: the word-at-a-time path).
+    for tail in [
+        "]",
+        ",1234567890123456789012345]",
+        "}                         ",
+    ] {
+        for len in 1..=25 {
+            for _ in 0..2_000 {
+                let mut text: String = (0..len)
+                    .map(|k| {
+                        let lo = if k == 0 && len > 1 { 1 } else { 0 };
+                        char::from(b'0' + rng.random_range(lo..10u8))
+                    })
+                    .collect();
+                let expected = text.parse::<u64>().ok();
+                text.push_str(tail);
+                let got = super::read_u64(text.as_bytes(), 0).map(|(v, end)| {
+                    assert_eq!(end, len, "{text}");
+                    v
+                });
+                assert_eq!(got, expected, "{text}");
+            }
         }
     }
     for (text, expected) in [
@@ -223,17 +232,51 @@ fn numbers_of_every_length_parse_as_std_does() {
         ("18446744073709551616", None),
         ("-1", None),
         ("", None),
+        ("]", None),
     ] {
-        assert_eq!(
-            super::read_u64(text.as_bytes(), 0).map(|(v, _)| v),
-            expected,
-            "{text}"
-        );
+        for padding in ["", "                         "] {
+            let text = format!("{text}{padding}");
+            assert_eq!(
+                super::read_u64(text.as_bytes(), 0).map(|(v, _)| v),
+                expected,
+                "{text:?}"
+            );
+        }
     }
-    assert_eq!(super::eight_digits(b"12345678", 0), Some(12_345_678));
-    assert_eq!(super::eight_digits(b"99999999", 0), Some(99_999_999));
-    assert_eq!(super::eight_digits(b"1234567", 0), None);
-    for bad in [b"1234567:", b"/2345678", b"1234 678"] {
-        assert_eq!(super::eight_digits(bad, 0), None, "{bad:?}");
+    // Fractions and exponents right after 1-, 8-, 9- and 19-digit numbers, in the window too.
+    for digits in ["1", "12345678", "123456789", "1234567890123456789"] {
+        for after in [".5", "e3", "E3"] {
+            let text = format!("{digits}{after},                        ");
+            assert_eq!(super::read_u64(text.as_bytes(), 0), None, "{text}");
+        }
+    }
+    // A number starting inside a payload: the index after it is absolute.
+    let text = b"[42,1234567890123,7,                        ]";
+    assert_eq!(super::read_u64(text, 4), Some((1_234_567_890_123, 17)));
+    assert_eq!(
+        super::digits_value(u64::from_le_bytes(*b"12345678")),
+        12_345_678
+    );
+    assert_eq!(
+        super::digits_value(u64::from_le_bytes(*b"99999999")),
+        99_999_999
+    );
+    assert_eq!(super::digits_value(u64::from_le_bytes(*b"00000001")), 1);
+}
+
+#[test]
+fn non_digits_marks_exactly_the_bytes_outside_0_to_9() {
+    for byte in 0..=255u8 {
+        for position in 0..8 {
+            let mut word = *b"01234567";
+            word[position] = byte;
+            let marked = super::non_digits(u64::from_le_bytes(word));
+            let expected = if byte.is_ascii_digit() {
+                0
+            } else {
+                0x80 << (8 * position)
+            };
+            assert_eq!(marked, expected, "byte {byte:#04x} at {position}");
+        }
     }
 }
