@@ -22,9 +22,10 @@
 //! `--bench` (what `cargo test --all-targets` does) it runs one 20k-event scenario and asserts
 //! that both consumers saw every message and ingest landed every event. Needs
 //! `CTRFLOW_TEST_TANSU` (see `scripts/start-broker.sh`). Positional arguments filter scenarios by
-//! name, as with criterion (`... --bench 1M-50`).
+//! name, as with criterion (`... --bench 1M-50`); `--property=KEY=VALUE` (repeatable) sets a
+//! librdkafka property for both consumers alike, to measure client tuning.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -91,6 +92,17 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
+    // `--property=KEY=VALUE`: a librdkafka property for both consumers (tuning experiments).
+    let properties: BTreeMap<String, String> = args
+        .iter()
+        .filter_map(|a| a.strip_prefix("--property="))
+        .map(|kv| {
+            let (k, v) = kv
+                .split_once('=')
+                .unwrap_or_else(|| panic!("--property={kv}: expected KEY=VALUE"));
+            (k.to_string(), v.to_string())
+        })
+        .collect();
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let scenarios: Vec<&Scenario> = if bench {
         BENCH_SCENARIOS.iter().collect()
@@ -101,7 +113,7 @@ fn main() {
         if !filters.is_empty() && !filters.iter().any(|f| s.name.contains(f.as_str())) {
             continue;
         }
-        let result = runtime.block_on(run_scenario(s));
+        let result = runtime.block_on(run_scenario(s, &properties));
         result.print();
         if !bench {
             result.assert_complete();
@@ -122,6 +134,9 @@ struct ScenarioResult {
     rss: Vec<(u64, u64)>,
     peak_rss_kib: u64,
     all_consumed_seconds: f64,
+    /// The broker's CPU seconds while it served the bare consumer, then ingest (group joins
+    /// included).
+    broker_cpu_seconds: (f64, f64),
 }
 
 /// One consumer's pass over the topics.
@@ -184,6 +199,12 @@ impl ScenarioResult {
             self.ingest.cpu_us_per_message(),
             self.ingest.cpu_us_per_message() / self.raw.cpu_us_per_message().max(1e-9)
         );
+        let (broker_raw, broker_ingest) = self.broker_cpu_seconds;
+        println!(
+            "  broker CPU per message: serving raw {:.1} us, serving ingest {:.1} us",
+            broker_raw * 1e6 / self.events as f64,
+            broker_ingest * 1e6 / self.events as f64,
+        );
         println!(
             "  ingest peak RSS {:.0} MiB (VmHWM)",
             mib(self.peak_rss_kib)
@@ -211,12 +232,13 @@ impl ScenarioResult {
     }
 }
 
-async fn run_scenario(s: &Scenario) -> ScenarioResult {
+async fn run_scenario(s: &Scenario, properties: &BTreeMap<String, String>) -> ScenarioResult {
     let broker = PrivateBroker::start();
     let mut kafka = KafkaConfig {
         brokers: broker.address.clone(),
         group_id: unique_name("bench-raw"),
         session_timeout: Duration::from_secs(6),
+        properties: properties.clone(),
         ..KafkaConfig::default()
     };
     kafka.topics.natural = unique_name("natural");
@@ -237,6 +259,8 @@ async fn run_scenario(s: &Scenario) -> ScenarioResult {
     assert_eq!(produced, s.events, "produced");
     let produce_seconds = start.elapsed().as_secs_f64();
 
+    let broker_pid = broker.pid().to_string();
+    let broker_cpu_start = cpu_seconds(&broker_pid);
     let raw = {
         let kafka = kafka.clone();
         let expected = s.events;
@@ -247,7 +271,9 @@ async fn run_scenario(s: &Scenario) -> ScenarioResult {
 
     let store = tempfile::tempdir().expect("tempdir");
     kafka.group_id = unique_name("bench-ingest");
+    let broker_cpu_raw = cpu_seconds(&broker_pid);
     let run = run_ingest(&kafka, store.path(), s.events).await;
+    let broker_cpu_ingest = cpu_seconds(&broker_pid);
     let landed_rows = if s.events <= TEST_SCENARIO.events {
         Some(landed_rows(&Storage::open(&store.path().display().to_string()).expect("store")).await)
     } else {
@@ -266,6 +292,10 @@ async fn run_scenario(s: &Scenario) -> ScenarioResult {
         rss: run.rss,
         peak_rss_kib: run.peak_rss_kib,
         all_consumed_seconds: run.all_consumed_seconds,
+        broker_cpu_seconds: (
+            broker_cpu_raw - broker_cpu_start,
+            broker_cpu_ingest - broker_cpu_raw,
+        ),
     }
 }
 
@@ -440,7 +470,20 @@ async fn run_ingest(kafka: &KafkaConfig, store: &std::path::Path, expected: u64)
 }
 
 fn spawn_ingest(kafka: &KafkaConfig, store: &std::path::Path, metrics: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_ctrflow-under-test"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ctrflow-under-test"));
+    if !kafka.properties.is_empty() {
+        // A TOML inline table, as the config's environment overrides read it.
+        let table: Vec<String> = kafka
+            .properties
+            .iter()
+            .map(|(k, v)| format!("{k:?} = {v:?}"))
+            .collect();
+        command.env(
+            "CTRFLOW__KAFKA__PROPERTIES",
+            format!("{{ {} }}", table.join(", ")),
+        );
+    }
+    command
         .args([
             "ingest",
             "--brokers",

@@ -165,6 +165,11 @@ impl PrivateBroker {
         broker
     }
 
+    /// The broker's process id (to read its CPU time from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends `signal` (e.g. `STOP`, `CONT`) to the broker process.
     pub fn signal(&self, signal: &str) {
         let status = std::process::Command::new("kill")
