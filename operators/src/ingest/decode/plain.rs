@@ -349,9 +349,39 @@ impl<'a> Cursor<'a> {
         Some(value as f32)
     }
 
-    /// A list of unsigned ids appended to `out`, at most `max` of them.
+    /// A list of unsigned ids appended to `out`, at most `max` of them: what
+    /// `self.list(out, max, Self::unsigned)` reads, with the common layout (`[1,2,3]`, no
+    /// whitespace) decided by one byte after each number.
     fn ids(&mut self, out: &mut Vec<u64>, max: usize) -> Option<()> {
-        self.list(out, max, Self::unsigned)
+        let end = out.len().saturating_add(max);
+        self.byte(b'[')?;
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.at += 1;
+            return Some(());
+        }
+        out.reserve(max.min(1024));
+        loop {
+            let (value, after) = read_u64(self.text, self.at)?;
+            if out.len() == end {
+                return None;
+            }
+            out.push(value);
+            self.at = after + 1;
+            match self.text.get(after) {
+                Some(b',') => self.ws(),
+                Some(b']') => return Some(()),
+                _ => {
+                    self.at = after;
+                    self.ws();
+                    match self.next()? {
+                        b',' => self.ws(),
+                        b']' => return Some(()),
+                        _ => return None,
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -360,7 +390,10 @@ impl<'a> Cursor<'a> {
 /// u64, or continues as a fraction or exponent.
 #[inline]
 fn read_u64(raw: &[u8], i: usize) -> Option<(u64, usize)> {
-    match raw.get(i..i + 24) {
+    match raw
+        .get(i..i + 24)
+        .and_then(|w| <&[u8; 24]>::try_from(w).ok())
+    {
         Some(window) => read_u64_in_window(window).map(|(value, len)| (value, i + len)),
         None => read_u64_near_end(raw, i),
     }
@@ -371,7 +404,7 @@ fn read_u64(raw: &[u8], i: usize) -> Option<(u64, usize)> {
 /// eight, with no per-digit loop or branch. Runs of 20 or more digits (at most `u64::MAX`'s
 /// 20, which needs overflow checks) go to [`read_u64_near_end`].
 #[inline]
-fn read_u64_in_window(window: &[u8]) -> Option<(u64, usize)> {
+fn read_u64_in_window(window: &[u8; 24]) -> Option<(u64, usize)> {
     let word = |k: usize| {
         let mut bytes = [0u8; 8];
         bytes.copy_from_slice(&window[k..k + 8]);
