@@ -42,15 +42,19 @@ struct Variant {
     /// The landing settings before 2026-12-07: a dictionary on `item_content`'s floats and
     /// statistics on the list and content leaves too.
     earlier_leaves: bool,
+    /// Compression of the two list columns' values, if not the file's (`Some(0)`: none; a
+    /// zstd level otherwise).
+    list_zstd: Option<i32>,
 }
 
-const VARIANTS: [Variant; 9] = [
+const VARIANTS: [Variant; 11] = [
     Variant {
         name: "landing (the sink's settings)",
         zstd: None,
         statistics: None,
         lists: Lists::Dictionary,
         earlier_leaves: false,
+        list_zstd: None,
     },
     Variant {
         name: "chunk statistics",
@@ -58,6 +62,7 @@ const VARIANTS: [Variant; 9] = [
         statistics: Some(EnabledStatistics::Chunk),
         lists: Lists::Dictionary,
         earlier_leaves: false,
+        list_zstd: None,
     },
     Variant {
         name: "no statistics",
@@ -65,6 +70,7 @@ const VARIANTS: [Variant; 9] = [
         statistics: Some(EnabledStatistics::None),
         lists: Lists::Dictionary,
         earlier_leaves: false,
+        list_zstd: None,
     },
     Variant {
         name: "zstd 1",
@@ -72,6 +78,7 @@ const VARIANTS: [Variant; 9] = [
         statistics: None,
         lists: Lists::Dictionary,
         earlier_leaves: false,
+        list_zstd: None,
     },
     Variant {
         name: "no dictionary on the lists",
@@ -79,6 +86,7 @@ const VARIANTS: [Variant; 9] = [
         statistics: None,
         lists: Lists::Plain,
         earlier_leaves: false,
+        list_zstd: None,
     },
     Variant {
         name: "zstd 1, chunk statistics, plain lists",
@@ -86,6 +94,7 @@ const VARIANTS: [Variant; 9] = [
         statistics: Some(EnabledStatistics::Chunk),
         lists: Lists::Plain,
         earlier_leaves: false,
+        list_zstd: None,
     },
     Variant {
         name: "delta-encoded lists",
@@ -93,6 +102,7 @@ const VARIANTS: [Variant; 9] = [
         statistics: None,
         lists: Lists::Delta,
         earlier_leaves: false,
+        list_zstd: None,
     },
     Variant {
         name: "delta-encoded category lists",
@@ -100,6 +110,7 @@ const VARIANTS: [Variant; 9] = [
         statistics: None,
         lists: Lists::DeltaCategories,
         earlier_leaves: false,
+        list_zstd: None,
     },
     Variant {
         name: "earlier landing (dictionary on item_content, statistics on every leaf)",
@@ -107,6 +118,23 @@ const VARIANTS: [Variant; 9] = [
         statistics: None,
         lists: Lists::Dictionary,
         earlier_leaves: true,
+        list_zstd: None,
+    },
+    Variant {
+        name: "lists uncompressed",
+        zstd: None,
+        statistics: None,
+        lists: Lists::Dictionary,
+        earlier_leaves: false,
+        list_zstd: Some(0),
+    },
+    Variant {
+        name: "lists zstd 1",
+        zstd: None,
+        statistics: None,
+        lists: Lists::Dictionary,
+        earlier_leaves: false,
+        list_zstd: Some(1),
     },
 ];
 
@@ -133,6 +161,15 @@ fn properties(landing: &WriterProperties, v: &Variant) -> WriterProperties {
     };
     for &column in plain.iter().chain(delta) {
         builder = builder.set_column_dictionary_enabled(leaf(column), false);
+    }
+    if let Some(level) = v.list_zstd {
+        let compression = match level {
+            0 => Compression::UNCOMPRESSED,
+            level => Compression::ZSTD(ZstdLevel::try_new(level).expect("valid zstd level")),
+        };
+        for column in [columns::HIST_ITEM_IDS, columns::HIST_CATEGORY_IDS] {
+            builder = builder.set_column_compression(leaf(column), compression);
+        }
     }
     if v.earlier_leaves {
         builder = builder.set_column_dictionary_enabled(leaf(columns::ITEM_CONTENT), true);
