@@ -13,8 +13,9 @@
 //!    drain (`VmRSS`) and at peak (`VmHWM`).
 //!
 //! Rates are N over the time from the first message to the last (raw) or to the last commit
-//! (ingest), so the consumer-group join (about half the session timeout on tansu) is left out
-//! of both.
+//! (ingest: when Kafka's committed offsets of its group cover all N, read every 20 ms with one
+//! offsets request each once it has consumed them all), so the consumer-group join (about half
+//! the session timeout on tansu) is left out of both.
 //!
 //! `cargo bench -p ctrflow-tests --bench ingest` (or the dev-profile binary with `--bench`) runs
 //! 1M events with 50-long sequences, 100k with 1000-long ones (about 25 KB each; the broker keeps
@@ -32,7 +33,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ctrflow_operators::generate::{Generator, GeneratorConfig};
-use ctrflow_operators::kafka::{KafkaConfig, KafkaProducer, committed_offsets, create_topics};
+use ctrflow_operators::kafka::{CommittedOffsetsReader, KafkaConfig, KafkaProducer, create_topics};
 use ctrflow_operators::sql::trusted_landing_files;
 use ctrflow_schemas::{Domain, Event};
 use ctrflow_storage::Storage;
@@ -411,7 +412,10 @@ async fn run_ingest(kafka: &KafkaConfig, store: &std::path::Path, expected: u64)
     let mut rss = Vec::new();
     let mut next_sample = 0u64;
     let mut all_consumed = None;
-    let (committed, accepted) = loop {
+    // One client, one offsets request per check: the run ends when Kafka's committed offsets
+    // cover all messages, read within milliseconds of the scrape that found them consumed.
+    let mut offsets: Option<CommittedOffsetsReader> = None;
+    let (committed, accepted, end) = loop {
         assert!(
             Instant::now() < deadline,
             "ingest did not finish in 30 minutes"
@@ -420,9 +424,16 @@ async fn run_ingest(kafka: &KafkaConfig, store: &std::path::Path, expected: u64)
             panic!("ingest exited early: {status}");
         }
         let scraped = scrape(&metrics);
+        let scraped_at = Instant::now();
         let messages = scraped.value("ctrflow_ingest_messages_total");
         if messages > 0 {
-            first.get_or_insert_with(Instant::now);
+            first.get_or_insert(scraped_at);
+            if offsets.is_none() {
+                let reader = tokio::task::block_in_place(|| {
+                    CommittedOffsetsReader::new(kafka, Duration::from_secs(10))
+                });
+                offsets = Some(reader.expect("committed-offsets client"));
+            }
         }
         if messages >= next_sample {
             if let Some(kib) = proc_status_kib(pid, "VmRSS:") {
@@ -430,24 +441,27 @@ async fn run_ingest(kafka: &KafkaConfig, store: &std::path::Path, expected: u64)
             }
             next_sample = messages + expected / 10;
         }
-        if messages >= expected {
-            all_consumed.get_or_insert_with(Instant::now);
-            let committed: i64 = committed_offsets(kafka, Duration::from_secs(10))
-                .await
-                .expect("committed offsets")
-                .values()
-                .sum();
+        if messages >= expected
+            && let Some(reader) = &offsets
+        {
+            all_consumed.get_or_insert(scraped_at);
+            let committed: i64 =
+                tokio::task::block_in_place(|| reader.read(Duration::from_secs(10)))
+                    .expect("committed offsets")
+                    .values()
+                    .sum();
             if committed as u64 >= expected {
                 break (
                     committed as u64,
                     scraped.value("ctrflow_ingest_accepted_total"),
+                    Instant::now(),
                 );
             }
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let first = first.unwrap_or(start);
-    let seconds = first.elapsed().as_secs_f64();
+    let seconds = (end - first).as_secs_f64();
     let all_consumed_seconds = all_consumed.map_or(seconds, |t| (t - first).as_secs_f64());
     let peak_rss_kib = proc_status_kib(pid, "VmHWM:").unwrap_or(0);
     let cpu = cpu_seconds(&pid.to_string());

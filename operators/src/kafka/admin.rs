@@ -83,19 +83,45 @@ fn committed_offsets_blocking(
     config: &KafkaConfig,
     timeout: Duration,
 ) -> Result<BTreeMap<(String, i32), i64>, OperatorError> {
-    let consumer = metadata_client(config)?;
-    let mut partitions = TopicPartitionList::new();
-    for (topic, partition) in domain_partitions(&consumer, config, timeout)? {
-        partitions.add_partition(&topic, partition);
-    }
-    let committed = consumer
-        .committed_offsets(partitions, timeout)
-        .map_err(|e| kafka_error("fetching the committed offsets", &e))?;
-    let mut out = BTreeMap::new();
-    for e in committed.elements() {
-        if let Offset::Offset(o) = e.offset() {
-            out.insert((e.topic().to_string(), e.partition()), o);
+    CommittedOffsetsReader::new(config, timeout)?.read(timeout)
+}
+
+/// A client that reads the committed offsets of `config`'s group on the domain topics again and
+/// again (one offsets request each, with the partition list read once): for watching a group's
+/// progress closely, e.g. to time when ingest has committed everything. Like
+/// [`committed_offsets`] it never joins the group. Blocking calls.
+pub struct CommittedOffsetsReader {
+    consumer: BaseConsumer,
+    partitions: TopicPartitionList,
+}
+
+impl CommittedOffsetsReader {
+    /// Connects and reads the domain topics' partitions.
+    pub fn new(config: &KafkaConfig, timeout: Duration) -> Result<Self, OperatorError> {
+        let consumer = metadata_client(config)?;
+        let mut partitions = TopicPartitionList::new();
+        for (topic, partition) in domain_partitions(&consumer, config, timeout)? {
+            partitions.add_partition(&topic, partition);
         }
+        Ok(CommittedOffsetsReader {
+            consumer,
+            partitions,
+        })
     }
-    Ok(out)
+
+    /// The group's committed offsets now, keyed by (topic, partition); partitions with no
+    /// commit are absent.
+    pub fn read(&self, timeout: Duration) -> Result<BTreeMap<(String, i32), i64>, OperatorError> {
+        let committed = self
+            .consumer
+            .committed_offsets(self.partitions.clone(), timeout)
+            .map_err(|e| kafka_error("fetching the committed offsets", &e))?;
+        let mut out = BTreeMap::new();
+        for e in committed.elements() {
+            if let Offset::Offset(o) = e.offset() {
+                out.insert((e.topic().to_string(), e.partition()), o);
+            }
+        }
+        Ok(out)
+    }
 }

@@ -74,7 +74,7 @@ mod records;
 mod source;
 mod stats;
 
-pub use admin::{committed_offsets, non_empty_partitions};
+pub use admin::{CommittedOffsetsReader, committed_offsets, non_empty_partitions};
 pub use config::{KafkaConfig, KafkaTopics, REDACTED, is_secret_key};
 pub use producer::{KafkaProducer, create_topics};
 pub use source::KafkaSource;
