@@ -304,7 +304,7 @@ fn landing_encoding_options_apply_to_real_leaves() {
     let options = SinkConfig::default().parquet_options(true);
     let bytes =
         ctrflow_storage::encode_parquet(schema.arrow(), &[batch], &options).expect("encode");
-    let reader = SerializedFileReader::new(bytes::Bytes::from(bytes)).expect("read");
+    let reader = SerializedFileReader::new(bytes).expect("read");
     // Per leaf path: (dictionary-encoded, has min/max statistics).
     let leaves: std::collections::BTreeMap<String, (bool, bool)> = reader
         .metadata()
