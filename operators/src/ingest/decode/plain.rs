@@ -229,6 +229,19 @@ impl<'a> Cursor<'a> {
         Some(true)
     }
 
+    /// Reads a list's `[` and the whitespace after it; `Some(true)` when the list is empty
+    /// (its `]` read as well).
+    #[inline]
+    fn open_list(&mut self) -> Option<bool> {
+        self.byte(b'[')?;
+        self.ws();
+        let empty = self.peek() == Some(b']');
+        if empty {
+            self.at += 1;
+        }
+        Some(empty)
+    }
+
     /// A JSON list whose elements `element` reads, appended to `out`: at most `max` of them.
     #[inline]
     fn list<T>(
@@ -238,10 +251,7 @@ impl<'a> Cursor<'a> {
         mut element: impl FnMut(&mut Self) -> Option<T>,
     ) -> Option<()> {
         let end = out.len().saturating_add(max);
-        self.byte(b'[')?;
-        self.ws();
-        if self.peek() == Some(b']') {
-            self.at += 1;
+        if self.open_list()? {
             return Some(());
         }
         loop {
@@ -354,10 +364,7 @@ impl<'a> Cursor<'a> {
     /// whitespace) decided by one byte after each number.
     fn ids(&mut self, out: &mut Vec<u64>, max: usize) -> Option<()> {
         let end = out.len().saturating_add(max);
-        self.byte(b'[')?;
-        self.ws();
-        if self.peek() == Some(b']') {
-            self.at += 1;
+        if self.open_list()? {
             return Some(());
         }
         out.reserve(max.min(1024));
