@@ -39,15 +39,17 @@ struct Variant {
     zstd: Option<i32>,
     statistics: Option<EnabledStatistics>,
     lists: Lists,
-    /// The landing settings before 2026-12-07: a dictionary on `item_content`'s floats and
+    /// The landing leaves before 2026-12-07: a dictionary on `item_content`'s floats and
     /// statistics on the list and content leaves too.
     earlier_leaves: bool,
     /// Compression of the two list columns' values, if not the file's (`Some(0)`: none; a
     /// zstd level otherwise).
     list_zstd: Option<i32>,
+    /// The writer's mini-batch of values between page-size checks, if not the landing's (8,192).
+    write_batch: Option<usize>,
 }
 
-const VARIANTS: [Variant; 11] = [
+const VARIANTS: [Variant; 12] = [
     Variant {
         name: "landing (the sink's settings)",
         zstd: None,
@@ -55,6 +57,7 @@ const VARIANTS: [Variant; 11] = [
         lists: Lists::Dictionary,
         earlier_leaves: false,
         list_zstd: None,
+        write_batch: None,
     },
     Variant {
         name: "chunk statistics",
@@ -63,6 +66,7 @@ const VARIANTS: [Variant; 11] = [
         lists: Lists::Dictionary,
         earlier_leaves: false,
         list_zstd: None,
+        write_batch: None,
     },
     Variant {
         name: "no statistics",
@@ -71,6 +75,7 @@ const VARIANTS: [Variant; 11] = [
         lists: Lists::Dictionary,
         earlier_leaves: false,
         list_zstd: None,
+        write_batch: None,
     },
     Variant {
         name: "zstd 1",
@@ -79,6 +84,7 @@ const VARIANTS: [Variant; 11] = [
         lists: Lists::Dictionary,
         earlier_leaves: false,
         list_zstd: None,
+        write_batch: None,
     },
     Variant {
         name: "no dictionary on the lists",
@@ -87,6 +93,7 @@ const VARIANTS: [Variant; 11] = [
         lists: Lists::Plain,
         earlier_leaves: false,
         list_zstd: None,
+        write_batch: None,
     },
     Variant {
         name: "zstd 1, chunk statistics, plain lists",
@@ -95,6 +102,7 @@ const VARIANTS: [Variant; 11] = [
         lists: Lists::Plain,
         earlier_leaves: false,
         list_zstd: None,
+        write_batch: None,
     },
     Variant {
         name: "delta-encoded lists",
@@ -103,6 +111,7 @@ const VARIANTS: [Variant; 11] = [
         lists: Lists::Delta,
         earlier_leaves: false,
         list_zstd: None,
+        write_batch: None,
     },
     Variant {
         name: "delta-encoded category lists",
@@ -111,14 +120,16 @@ const VARIANTS: [Variant; 11] = [
         lists: Lists::DeltaCategories,
         earlier_leaves: false,
         list_zstd: None,
+        write_batch: None,
     },
     Variant {
-        name: "earlier landing (dictionary on item_content, statistics on every leaf)",
+        name: "the earlier landing leaves (dictionary on item_content, statistics on every leaf)",
         zstd: None,
         statistics: None,
         lists: Lists::Dictionary,
         earlier_leaves: true,
         list_zstd: None,
+        write_batch: None,
     },
     Variant {
         name: "lists uncompressed",
@@ -127,6 +138,7 @@ const VARIANTS: [Variant; 11] = [
         lists: Lists::Dictionary,
         earlier_leaves: false,
         list_zstd: Some(0),
+        write_batch: None,
     },
     Variant {
         name: "lists zstd 1",
@@ -135,6 +147,16 @@ const VARIANTS: [Variant; 11] = [
         lists: Lists::Dictionary,
         earlier_leaves: false,
         list_zstd: Some(1),
+        write_batch: None,
+    },
+    Variant {
+        name: "mini-batches of 1,024 values (the parquet crate's default)",
+        zstd: None,
+        statistics: None,
+        lists: Lists::Dictionary,
+        earlier_leaves: false,
+        list_zstd: None,
+        write_batch: Some(1024),
     },
 ];
 
@@ -161,6 +183,9 @@ fn properties(landing: &WriterProperties, v: &Variant) -> WriterProperties {
     };
     for &column in plain.iter().chain(delta) {
         builder = builder.set_column_dictionary_enabled(leaf(column), false);
+    }
+    if let Some(size) = v.write_batch {
+        builder = builder.set_write_batch_size(size);
     }
     if let Some(level) = v.list_zstd {
         let compression = match level {

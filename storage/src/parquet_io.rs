@@ -40,6 +40,11 @@ const IN_MEMORY: &str = "<in-memory>";
 /// Footer bytes fetched in the first request when reading metadata.
 const FOOTER_PREFETCH: usize = 64 * 1024;
 
+/// Values a column writer takes between its page-size checks: 8x the parquet crate's default,
+/// for 3-4% less encode time on landing files (`operators/benches/landing_encode.rs`); a page
+/// can then pass its size limit by at most this many values.
+const WRITE_BATCH_VALUES: usize = 8 * 1024;
+
 /// Compression codec for written Parquet files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ParquetCompression {
@@ -110,6 +115,7 @@ impl ParquetWriteOptions {
                 .collect()
         });
         let mut builder = WriterProperties::builder()
+            .set_write_batch_size(WRITE_BATCH_VALUES)
             .set_compression(compression)
             .set_max_row_group_row_count(Some(self.max_row_group_rows.max(1)))
             .set_dictionary_enabled(self.dictionary)
