@@ -150,34 +150,48 @@ async fn kill_9_during_backfill_then_a_rerun_publishes_what_an_uninterrupted_run
     let expected = published_result(&reference).await;
 
     let (dir, storage) = archive(4).await;
-    let config_path = config_file(dir.path());
-    let backfill_cli = || {
+    let backfill_cli = |store: &std::path::Path| {
         let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_ctrflow-under-test"));
         c.args(["-q", "--config"])
-            .arg(&config_path)
+            .arg(config_file(store))
             .args(["backfill", "--store"])
-            .arg(dir.path())
+            .arg(store)
             .args(["--from", "2024-03-02", "--to", "2024-03-04"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
         c
     };
-    // SIGKILL at growing delays: inside training, publishing, and between dates.
+    // The kills land at fractions of an uninterrupted run of the same command on a copy of the
+    // data (inside training, publishing, and between dates), so they fall inside the run on a
+    // fast machine and a slow one alike.
+    let (timing_dir, _timing) = archive(4).await;
+    let started = std::time::Instant::now();
+    let status = backfill_cli(timing_dir.path())
+        .status()
+        .await
+        .expect("timing run");
+    assert!(status.success(), "the uninterrupted run failed: {status}");
+    let whole = started.elapsed();
     let mut killed = 0;
-    for delay_ms in [400u64, 900, 1_500, 2_200] {
-        let mut child = backfill_cli().spawn().expect("spawn backfill");
-        tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+    for fraction in [0.1, 0.3, 0.55, 0.8] {
+        let delay = whole.mul_f64(fraction);
+        let mut child = backfill_cli(dir.path()).spawn().expect("spawn backfill");
+        tokio::time::sleep(delay).await;
         if child.try_wait().expect("poll").is_none() {
             child.kill().await.expect("kill -9");
             killed += 1;
         }
-        assert_consistent(&storage, &format!("after kill -9 at {delay_ms} ms")).await;
+        assert_consistent(
+            &storage,
+            &format!("after kill -9 at {delay:?} of {whole:?}"),
+        )
+        .await;
     }
     assert!(
         killed > 0,
         "the backfill finished before any kill: nothing was tested"
     );
-    let status = backfill_cli().status().await.expect("rerun");
+    let status = backfill_cli(dir.path()).status().await.expect("rerun");
     assert!(status.success(), "the rerun after kill -9 failed: {status}");
     assert_eq!(published_result(&storage).await, expected);
 
