@@ -229,20 +229,9 @@ impl<'a> Cursor<'a> {
         Some(true)
     }
 
-    /// Reads a list's `[` and the whitespace after it; `Some(true)` when the list is empty
-    /// (its `]` read as well).
-    #[inline]
-    fn open_list(&mut self) -> Option<bool> {
-        self.byte(b'[')?;
-        self.ws();
-        let empty = self.peek() == Some(b']');
-        if empty {
-            self.at += 1;
-        }
-        Some(empty)
-    }
-
     /// A JSON list whose elements `element` reads, appended to `out`: at most `max` of them.
+    /// The common layout (`[1,2,3]`, no whitespace) is decided by the one byte after each
+    /// element.
     #[inline]
     fn list<T>(
         &mut self,
@@ -251,17 +240,30 @@ impl<'a> Cursor<'a> {
         mut element: impl FnMut(&mut Self) -> Option<T>,
     ) -> Option<()> {
         let end = out.len().saturating_add(max);
-        if self.open_list()? {
+        self.byte(b'[')?;
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.at += 1;
             return Some(());
         }
+        out.reserve(max.min(1024));
         loop {
             let x = element(self)?;
             if out.len() == end {
                 return None;
             }
             out.push(x);
-            self.ws();
-            match self.next()? {
+            let separator = match self.peek() {
+                Some(b @ (b',' | b']')) => {
+                    self.at += 1;
+                    b
+                }
+                _ => {
+                    self.ws();
+                    self.next()?
+                }
+            };
+            match separator {
                 b',' => self.ws(),
                 b']' => return Some(()),
                 _ => return None,
@@ -359,36 +361,9 @@ impl<'a> Cursor<'a> {
         Some(value as f32)
     }
 
-    /// A list of unsigned ids appended to `out`, at most `max` of them: what
-    /// `self.list(out, max, Self::unsigned)` reads, with the common layout (`[1,2,3]`, no
-    /// whitespace) decided by one byte after each number.
+    /// A list of unsigned ids appended to `out`, at most `max` of them.
     fn ids(&mut self, out: &mut Vec<u64>, max: usize) -> Option<()> {
-        let end = out.len().saturating_add(max);
-        if self.open_list()? {
-            return Some(());
-        }
-        out.reserve(max.min(1024));
-        loop {
-            let (value, after) = read_u64(self.text, self.at)?;
-            if out.len() == end {
-                return None;
-            }
-            out.push(value);
-            self.at = after + 1;
-            match self.text.get(after) {
-                Some(b',') => self.ws(),
-                Some(b']') => return Some(()),
-                _ => {
-                    self.at = after;
-                    self.ws();
-                    match self.next()? {
-                        b',' => self.ws(),
-                        b']' => return Some(()),
-                        _ => return None,
-                    }
-                }
-            }
-        }
+        self.list(out, max, Self::unsigned)
     }
 }
 
@@ -424,12 +399,11 @@ fn read_u64_in_window(window: &[u8; 24]) -> Option<(u64, usize)> {
         (_, _, m) if m != 0 => 16 + m.trailing_zeros() as usize / 8,
         _ => return read_u64_near_end(window, 0),
     };
-    if len == 0 || len > 19 {
-        return if len == 0 {
-            None
-        } else {
-            read_u64_near_end(window, 0)
-        };
+    if len == 0 {
+        return None;
+    }
+    if len > 19 {
+        return read_u64_near_end(window, 0);
     }
     // "0" alone is fine; "01" is not JSON. After the digits, "." or an exponent make a float.
     if (window[0] == b'0' && len > 1) || matches!(window[len], b'.' | b'e' | b'E') {
