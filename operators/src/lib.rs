@@ -8,6 +8,7 @@
 //! - [`dataflow`]: the operator runtime (messages, operator traits, graphs).
 //! - [`ingest`]: decode, validate, dead-letter and landing operators of `ctrflow ingest`.
 //! - [`kafka`]: the Kafka source and producer (rdkafka types stay inside).
+//! - [`priority`]: ctrflow's worker threads below librdkafka's in CPU priority.
 //! - [`train`]: the trainer sink that feeds a model's training thread from a graph.
 
 pub mod archive;
@@ -17,6 +18,7 @@ pub mod generate;
 pub mod ingest;
 pub mod kafka;
 pub mod movielens;
+pub mod priority;
 pub mod sql;
 pub mod train;
 

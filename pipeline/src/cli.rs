@@ -77,7 +77,9 @@ pub enum Command {
     /// epoch manifests under landing/_epochs/, closes days with _SUCCESS manifests, and commits
     /// Kafka offsets only after the epoch manifest is durable. Run N replicas with the same
     /// --group to scale out. SIGINT/SIGTERM finish the open epoch, commit and exit 0; after a
-    /// crash just restart it (see docs/ingest.md).
+    /// crash just restart it (see docs/ingest.md). Decoding and encoding run at the lowest CPU
+    /// priority, librdkafka's threads at the process's ([runtime] worker-niceness, default 19):
+    /// a saturated CPU delays encoding before fetches, heartbeats and commits.
     ///
     /// Example: ctrflow ingest --brokers kafka:9092 --store s3://ml/ctrflow --group ctrflow-ingest
     Ingest(IngestArgs),
@@ -555,9 +557,23 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         settings = %ctrflow_models::malloc::settings_in_effect(),
         "allocator"
     );
+    // Before any thread is reniced: librdkafka clients are created on this thread's priority.
+    ctrflow_operators::priority::start_base_priority_thread()?;
+    // One absolute value for every worker: a blocking thread started by a lowered worker
+    // inherits its niceness and must not be lowered again.
+    let niceness =
+        ctrflow_operators::priority::niceness_below_current(config.runtime.worker_niceness)?;
+    let warned = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("ctrflow-worker")
+        .on_thread_start(move || {
+            if let Err(e) = ctrflow_operators::priority::set_current_thread_niceness(niceness)
+                && !warned.swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                tracing::warn!(error = %e, niceness, "cannot lower the worker threads' priority; they keep the process's");
+            }
+        })
         .build()?;
     runtime.block_on(commands::dispatch(cli.command, config))
 }

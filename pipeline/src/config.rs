@@ -116,6 +116,27 @@ pub struct MetricsConfig {
     pub listen: Option<String>,
 }
 
+/// How ctrflow's own threads run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct RuntimeConfig {
+    /// Niceness steps (0..=19) added to the process's own for ctrflow's worker threads (tokio's
+    /// workers and blocking pool: decoding, Parquet encoding, training). librdkafka's threads
+    /// and the Kafka poll thread keep the process's priority, so on a saturated CPU the next
+    /// fetch, the group heartbeats and the commits go first, and so do other processes of normal priority on the host (a
+    /// co-located broker, a sidecar). 0 leaves every thread at the process's priority. Under a
+    /// container's CPU controller this only orders ctrflow's threads among themselves.
+    pub worker_niceness: u8,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            worker_niceness: 19,
+        }
+    }
+}
+
 /// Event schema parameters shared by every job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
@@ -223,6 +244,8 @@ pub struct CtrflowConfig {
     pub ingest: IngestConfig,
     /// `[metrics]`
     pub metrics: MetricsConfig,
+    /// `[runtime]`
+    pub runtime: RuntimeConfig,
     /// `[daily]`: the daily job, backfill and the demo's training.
     pub daily: crate::daily::config::DailyConfig,
 }
@@ -317,6 +340,9 @@ impl CtrflowConfig {
                 "metrics.listen",
                 "must be an address with a port, such as 0.0.0.0:9464",
             );
+        }
+        if self.runtime.worker_niceness > 19 {
+            return invalid("runtime.worker-niceness", "must be between 0 and 19");
         }
         if self.movielens.ad_genres.is_empty() {
             return invalid("movielens.ad-genres", "must list at least one genre");

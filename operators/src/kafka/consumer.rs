@@ -345,10 +345,13 @@ impl ConsumerHandle {
         capacity: usize,
     ) -> Result<(ConsumerHandle, mpsc::Receiver<Event>), OperatorError> {
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        let consumer: BaseConsumer<PollContext> = config
-            .consumer_client_config()
-            .create_with_context(PollContext::new(tx, stats))
-            .map_err(|e| client_creation_error("creating the kafka consumer", e))?;
+        let client = config.consumer_client_config();
+        let context = PollContext::new(tx, stats);
+        // librdkafka's threads start here and inherit the creating thread's priority: they
+        // keep the process's, above the reniced workers (see `crate::priority`).
+        let consumer: BaseConsumer<PollContext> =
+            crate::priority::at_base_priority(move || client.create_with_context(context))
+                .map_err(|e| client_creation_error("creating the kafka consumer", e))?;
         Ok((ConsumerHandle(Some(Arc::new(consumer))), rx))
     }
 
@@ -380,15 +383,17 @@ impl ConsumerHandle {
     ) -> Result<(std::thread::JoinHandle<()>, oneshot::Receiver<()>), OperatorError> {
         let consumer = self.consumer()?.clone();
         let (alive, exited) = oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("kafka-poll".into())
-            .spawn(move || {
-                let _alive = alive;
-                poll_loop(&consumer, &stop);
-            })
-            .map_err(|e| {
-                OperatorError::Internal(format!("cannot start the kafka poll thread: {e}"))
-            })?;
+        // Started at the process's priority, like librdkafka's threads it drains (see
+        // `crate::priority`).
+        let thread = crate::priority::at_base_priority(move || {
+            std::thread::Builder::new()
+                .name("kafka-poll".into())
+                .spawn(move || {
+                    let _alive = alive;
+                    poll_loop(&consumer, &stop);
+                })
+        })
+        .map_err(|e| OperatorError::Internal(format!("cannot start the kafka poll thread: {e}")))?;
         Ok((thread, exited))
     }
 

@@ -55,9 +55,9 @@ impl KafkaProducer {
     /// Validates `config` and creates the producer (connections are made lazily).
     pub fn new(config: &KafkaConfig) -> Result<Self, OperatorError> {
         config.validate()?;
-        let producer = config
-            .producer_client_config()
-            .create()
+        let client = config.producer_client_config();
+        // At the process's priority, like the consumer's threads (see `crate::priority`).
+        let producer = crate::priority::at_base_priority(move || client.create())
             .map_err(|e| client_creation_error("creating the kafka producer", e))?;
         Ok(KafkaProducer { producer })
     }

@@ -186,6 +186,11 @@ fn out_of_range_values_name_field_and_range() {
         ("CTRFLOW__GENERATOR__DAYS", "0", "generator.days"),
         ("CTRFLOW__METRICS__LISTEN", "\"9464\"", "metrics.listen"),
         (
+            "CTRFLOW__RUNTIME__WORKER_NICENESS",
+            "20",
+            "runtime.worker-niceness",
+        ),
+        (
             "CTRFLOW__INGEST__SINK__ZSTD_LEVEL",
             "0",
             "ingest.sink.zstd-level",

@@ -525,3 +525,73 @@ async fn two_replicas_with_rebalances_land_everything_exactly_once() {
         "both replicas wrote epochs: {writers:?}"
     );
 }
+
+/// Each thread of process `pid` as (thread id, name, niceness), from `/proc/<pid>/task/*/stat`.
+fn thread_niceness(pid: u32) -> Vec<(u32, String, i32)> {
+    let mut out = Vec::new();
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("list the threads");
+    for task in tasks.flatten() {
+        // A thread that ended since the listing has no stat any more.
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        // "tid (name) state ppid ...": the name may hold spaces; fields count from its ")".
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            panic!("unexpected stat line {stat:?}");
+        };
+        let name = stat[open + 1..close].to_string();
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        // Field 19 of proc(5) is the niceness; the slice starts at field 3 (state).
+        let nice: i32 = fields[16].parse().expect("niceness field");
+        let tid: u32 = stat[..open].trim().parse().expect("thread id");
+        out.push((tid, name, nice));
+    }
+    out
+}
+
+/// `[runtime] worker-niceness` lowers ctrflow's worker threads, and only those: librdkafka's
+/// threads and the poll thread (started from the base-priority thread) keep the process's
+/// priority, so a saturated
+/// CPU delays decoding and encoding before it delays fetches, heartbeats and commits.
+#[tokio::test(flavor = "multi_thread")]
+async fn worker_threads_run_below_librdkafkas_threads() {
+    let setup = Setup::new(1).await;
+    let (events, messages) = generated(&setup, 500, 11);
+    setup.produce(messages).await;
+    let mut child = setup.spawn_ingest_with(&[("CTRFLOW__RUNTIME__WORKER_NICENESS", "7")]);
+    // Everything landed: the consumer is connected to the broker, its threads all started.
+    let ids = wait_landed(&setup.storage(), events.len(), Duration::from_secs(120)).await;
+    let pid = child.id();
+    let threads = thread_niceness(pid);
+    assert!(terminate(&mut child).success());
+    assert_eq!(ids.len(), events.len());
+
+    // The main thread (its id is the process's) keeps the niceness the process started with.
+    let base = threads
+        .iter()
+        .find(|(tid, _, _)| *tid == pid)
+        .map(|(_, _, nice)| *nice)
+        .expect("the main thread");
+    let of = |prefix: &str| -> Vec<i32> {
+        threads
+            .iter()
+            .filter(|(_, name, _)| name.starts_with(prefix))
+            .map(|(_, _, nice)| *nice)
+            .collect()
+    };
+    let workers = of("ctrflow-worker");
+    let librdkafka = of("rdk:");
+    let poll = of("kafka-poll");
+    assert!(workers.len() >= 2, "{threads:?}");
+    assert!(
+        threads
+            .iter()
+            .any(|(_, name, _)| name.starts_with("rdk:broker")),
+        "{threads:?}"
+    );
+    let lowered = (base + 7).min(19);
+    assert!(workers.iter().all(|&n| n == lowered), "{threads:?}");
+    assert!(librdkafka.iter().all(|&n| n == base), "{threads:?}");
+    assert_eq!(poll, [base], "{threads:?}");
+    assert!(lowered > base, "the test needs a process below niceness 19");
+}
