@@ -563,7 +563,8 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
     // inherits its niceness and must not be lowered again.
     let niceness =
         ctrflow_operators::priority::niceness_below_current(config.runtime.worker_niceness)?;
-    let warned = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Owned by the hook (tokio shares it between threads): one warning, not one per thread.
+    let warned = std::sync::atomic::AtomicBool::new(false);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("ctrflow-worker")
