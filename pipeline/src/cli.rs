@@ -80,8 +80,11 @@ pub enum Command {
     /// crash just restart it (see docs/ingest.md). Decoding and encoding run at the lowest CPU
     /// priority, librdkafka's threads at the process's ([runtime] worker-niceness, default 19):
     /// a saturated CPU delays encoding before fetches, heartbeats and commits.
+    /// --until-caught-up turns it into a batch job: it lands what the topics hold when its
+    /// partitions are assigned, commits and exits 0.
     ///
     /// Example: ctrflow ingest --brokers kafka:9092 --store s3://ml/ctrflow --group ctrflow-ingest
+    /// Example: ctrflow ingest --until-caught-up && ctrflow daily --date 2024-03-08
     Ingest(IngestArgs),
     /// Run the E-CDCTR schedule for one date: train whichever of TPM, CPM and A-CTR are due,
     /// evaluate each on the date's data, gate A-CTR against the live model, publish.
@@ -308,6 +311,11 @@ pub struct IngestArgs {
     /// Consumer group (overrides `kafka.group-id`).
     #[arg(long, value_name = "G")]
     pub group: Option<String>,
+    /// Drain and exit: stop once every partition held was read to the end offset it had when
+    /// assigned, and its last epoch is landed and committed (sets `ingest.until-caught-up`).
+    /// For scheduled jobs: land what is available now, then run `ctrflow daily`.
+    #[arg(long)]
+    pub until_caught_up: bool,
 }
 
 /// `ctrflow generate`

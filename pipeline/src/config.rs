@@ -210,6 +210,10 @@ pub struct IngestConfig {
     pub channel_capacity: usize,
     /// Name of this replica in epoch manifests (default: host name and process id).
     pub replica_id: Option<String>,
+    /// Drain mode: stop (exit 0) once every partition this replica holds was read to the end
+    /// offset it had when assigned, its last epoch landed and committed. For scheduled jobs that
+    /// land what is available and exit; `--until-caught-up` sets it.
+    pub until_caught_up: bool,
 }
 
 impl Default for IngestConfig {
@@ -220,6 +224,7 @@ impl Default for IngestConfig {
             coordinator: CoordinatorConfig::default(),
             channel_capacity: 8,
             replica_id: None,
+            until_caught_up: false,
         }
     }
 }

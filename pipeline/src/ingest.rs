@@ -1,6 +1,6 @@
 //! The ingest job as a library function: builds the graph (Kafka source -> decode/validate ->
 //! landing and dead-letter sinks) with its epoch coordinator and runs it until `shutdown`
-//! resolves or something fails. `ctrflow ingest` wraps it with signal handling; tests run it
+//! resolves, the source caught up (`[ingest] until-caught-up`) or something fails. `ctrflow ingest` wraps it with signal handling; tests run it
 //! in-process to inject faults (for example a failing object store, see
 //! [`ctrflow_storage::Storage::with_layer`]).
 
@@ -23,7 +23,9 @@ use crate::metrics::IngestMetrics;
 const METADATA_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Runs ingest with `config` (already validated) into `storage` until `shutdown` resolves
-/// (then the open epoch is finished, landed and committed) or an operator, the coordinator or
+/// (then the open epoch is finished, landed and committed), in drain mode
+/// (`[ingest] until-caught-up`) until the source read every partition to its end offset at
+/// assignment (finished the same way), or until an operator, the coordinator or
 /// the store fails (then nothing past the last durable epoch manifest is committed, and a
 /// restart resumes from there).
 pub async fn run_ingest(
@@ -51,7 +53,8 @@ pub async fn run_ingest(
     coordinator.expect_partitions(&with_data);
     let landed = Arc::new(ManifestOffsets::new(storage.clone()));
     let (coordination, end) = coordination_channels(Epoch(1), landed, 8);
-    let source = KafkaSource::new(&config.kafka, coordination)?;
+    let source = KafkaSource::new(&config.kafka, coordination)?
+        .until_caught_up(config.ingest.until_caught_up);
     let decoder = Decoder::new(config.ingest_decode())?;
     let metrics_server = match &config.metrics.listen {
         Some(listen) => {

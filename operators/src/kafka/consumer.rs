@@ -23,6 +23,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 use tokio::sync::{mpsc, oneshot};
 
+use super::drain::EndOffsets;
 use super::records::{PayloadSpan, RawRecord, RecordChunk};
 use super::stats::KafkaSourceStats;
 use super::{KafkaConfig, client_creation_error, kafka_error};
@@ -416,6 +417,43 @@ impl ConsumerHandle {
         self.consumer()?
             .commit(&tpl, mode)
             .map_err(|e| kafka_error("committing offsets", &e))
+    }
+
+    /// The low and high watermarks of `partition` (blocks on a request to its leader: call it
+    /// on a blocking thread).
+    pub fn end_offsets(
+        &self,
+        topic: &str,
+        partition: i32,
+        timeout: Duration,
+    ) -> Result<EndOffsets, OperatorError> {
+        let (low, high) = self
+            .consumer()?
+            .fetch_watermarks(topic, partition, timeout)
+            .map_err(|e| {
+                kafka_error(
+                    format!("reading the end offsets of {topic}/{partition}"),
+                    &e,
+                )
+            })?;
+        Ok(EndOffsets { low, high })
+    }
+
+    /// The consumer's position (next offset to fetch) in each assigned partition whose position
+    /// is known. A local call: it does not ask the brokers.
+    pub fn positions(&self) -> Result<HashMap<(String, i32), i64>, OperatorError> {
+        let tpl = self
+            .consumer()?
+            .position()
+            .map_err(|e| kafka_error("reading the consumer's positions", &e))?;
+        Ok(tpl
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some(((e.topic().to_string(), e.partition()), o)),
+                _ => None,
+            })
+            .collect())
     }
 
     /// A second handle on the same consumer (for a blocking task).

@@ -69,6 +69,7 @@
 mod admin;
 mod config;
 mod consumer;
+mod drain;
 mod producer;
 mod records;
 mod source;

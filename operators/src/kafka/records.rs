@@ -356,6 +356,13 @@ impl EpochTracker {
         &self.committable
     }
 
+    /// The next offset of an assigned partition: the one after the last message admitted or
+    /// found landed (None if neither is known yet, or the partition is not assigned).
+    pub fn next_offset(&self, topic: &str, partition: i32) -> Option<i64> {
+        let floor = *self.floors.get(topic)?.get(&partition)?;
+        (floor != i64::MIN).then(|| floor + 1)
+    }
+
     /// New assignment: messages at or below `landed` are dropped.
     pub fn assign(&mut self, partitions: &[(String, i32)], landed: &HashMap<(String, i32), i64>) {
         for (t, p) in partitions {

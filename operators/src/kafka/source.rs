@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 
 use super::consumer::{ConsumerHandle, Event};
+use super::drain::DrainTargets;
 use super::records::{BatchBuilder, Confirmed, EpochTracker, RecordChunk};
 use super::stats::KafkaSourceStats;
 use super::{Coordination, EpochOffsets, KafkaConfig, LandedOffsets};
@@ -29,6 +30,12 @@ const COMMIT_ATTEMPTS: u32 = 3;
 const WAIT_WARN: Duration = Duration::from_secs(30);
 /// Longest `run` waits for the consumer to leave the group after the last commit.
 const CLOSE_WAIT: Duration = Duration::from_secs(15);
+/// Attempts (and timeout of each) to read a partition's end offsets in drain mode.
+const END_OFFSET_ATTEMPTS: u32 = 5;
+const END_OFFSET_TIMEOUT: Duration = Duration::from_secs(10);
+/// In drain mode, how long the source must have had no event before it also trusts the
+/// consumer's positions (past transaction markers) over the offsets of the messages it emitted.
+const DRAIN_QUIET: Duration = Duration::from_secs(1);
 
 /// Reads both topics of [`KafkaConfig::topics`] in the consumer group `group-id`, emits
 /// [`raw_message_schema`](ctrflow_schemas::raw_message_schema) batches on port 0 (at most
@@ -37,6 +44,10 @@ const CLOSE_WAIT: Duration = Duration::from_secs(15);
 /// least every `epoch-interval` or `epoch-max-messages`, following the epoch protocol of the
 /// [module docs](super). Auto-commit is off; offsets are committed only for confirmed epochs.
 /// A new group starts at the earliest offset (`auto.offset.reset=earliest`, overridable).
+///
+/// It runs until the graph is stopped, or, in drain mode ([`KafkaSource::until_caught_up`]),
+/// until every partition it holds was read to the end offset it had when assigned; then it
+/// finishes like a graceful stop (last epoch landed and committed) and ends the stream.
 ///
 /// Unreachable brokers are waited for (librdkafka retries; warnings are logged periodically);
 /// only fatal client errors, a closed coordinator channel or landed offsets that cannot be read
@@ -47,6 +58,7 @@ pub struct KafkaSource {
     events: Option<mpsc::Receiver<Event>>,
     coordination: Option<Coordination>,
     stats: Arc<KafkaSourceStats>,
+    until_caught_up: bool,
 }
 
 impl KafkaSource {
@@ -62,7 +74,16 @@ impl KafkaSource {
             events: Some(events),
             coordination: Some(coordination),
             stats,
+            until_caught_up: false,
         })
+    }
+
+    /// Drain mode: stop once every partition held was read to the end offset (high watermark)
+    /// it had when it was assigned, as a scheduled job that lands what is available and exits.
+    /// Messages produced meanwhile may land too; the rest wait for the next run.
+    pub fn until_caught_up(mut self, on: bool) -> Self {
+        self.until_caught_up = on;
+        self
     }
 
     /// Live counters, for the metrics exporter.
@@ -115,6 +136,8 @@ impl Source for KafkaSource {
             tracker: EpochTracker::new(coordination.start_epoch),
             stats: self.stats.clone(),
             exited,
+            drain: self.until_caught_up.then(DrainTargets::default),
+            next_position_check: Instant::now() + DRAIN_QUIET,
         };
         let result = driver.run(ctx).await;
         // Teardown: no more hand-shakes; answer whatever the poll thread is waiting for.
@@ -178,6 +201,8 @@ enum Step {
     Event(Option<Event>),
     BatchDue,
     EpochDue,
+    /// Drain mode, quiet for a while: compare the consumer's positions with the end offsets.
+    PositionCheck,
 }
 
 struct Driver {
@@ -196,6 +221,10 @@ struct Driver {
     stats: Arc<KafkaSourceStats>,
     /// Resolves when the poll thread ended.
     exited: oneshot::Receiver<()>,
+    /// Drain mode: the end offsets to reach.
+    drain: Option<DrainTargets>,
+    /// Drain mode: when the positions are compared next, unless an event comes first.
+    next_position_check: Instant,
 }
 
 fn coordinator_gone() -> OperatorError {
@@ -215,6 +244,7 @@ impl Driver {
                 .tracker
                 .deadline(self.epoch_interval)
                 .map(Instant::from_std);
+            let position_check = self.drain.is_some();
             let step = tokio::select! {
                 biased;
                 r = ctx.stop.changed(), if stop_open => if r.is_ok() { Step::Stop } else { Step::StopClosed },
@@ -222,6 +252,7 @@ impl Driver {
                 _ = sleep_until(epoch_due.unwrap_or(far)), if epoch_due.is_some() => Step::EpochDue,
                 _ = sleep_until(batch_due.unwrap_or(far)), if batch_due.is_some() => Step::BatchDue,
                 e = self.events.recv() => Step::Event(e),
+                _ = sleep_until(self.next_position_check), if position_check => Step::PositionCheck,
                 _ = &mut self.exited => Step::Event(None),
             };
             match step {
@@ -245,9 +276,101 @@ impl Driver {
                         "kafka poll thread stopped unexpectedly".into(),
                     ));
                 }
-                Step::Event(Some(event)) => self.handle(event, ctx).await?,
+                Step::Event(Some(event)) => {
+                    self.next_position_check = Instant::now() + DRAIN_QUIET;
+                    self.handle(event, ctx).await?;
+                }
+                Step::PositionCheck => {
+                    self.next_position_check = Instant::now() + DRAIN_QUIET;
+                    if self.drained_by_positions() {
+                        return self.finish_drain(ctx).await;
+                    }
+                }
+            }
+            if self.drained() {
+                return self.finish_drain(ctx).await;
             }
         }
+    }
+
+    /// Drain mode: every partition held was read to its end (by the messages emitted).
+    fn drained(&self) -> bool {
+        let Some(drain) = &self.drain else {
+            return false;
+        };
+        drain.done(|t, p| self.tracker.next_offset(t, p))
+    }
+
+    /// Drain mode, after a quiet spell: as [`Self::drained`], but a partition also counts as
+    /// read to its end when the consumer's position is there. Offsets never delivered as
+    /// messages (transaction markers, compaction) move the position but emit nothing.
+    fn drained_by_positions(&mut self) -> bool {
+        let Some(drain) = &self.drain else {
+            return false;
+        };
+        if drain
+            .remaining(|t, p| self.tracker.next_offset(t, p))
+            .next()
+            .is_none()
+        {
+            return false; // nothing to learn from positions (or not assigned yet)
+        }
+        let positions = match self.consumer.positions() {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "drain: cannot read the consumer's positions");
+                return false;
+            }
+        };
+        drain.done(|t, p| {
+            let emitted = self.tracker.next_offset(t, p);
+            let fetched = positions.get(&(t.to_string(), p)).copied();
+            emitted.max(fetched)
+        })
+    }
+
+    /// Drain mode, done: log where each partition ended, then stop like a graceful shutdown.
+    async fn finish_drain(&mut self, ctx: &mut SourceContext) -> Result<(), OperatorError> {
+        tracing::info!(
+            "kafka source caught up: every partition held was read to the end offset it had \
+             when assigned; finishing the open epoch and stopping"
+        );
+        self.shutdown(ctx).await
+    }
+
+    /// Drain mode: reads the end offsets of newly assigned partitions (retrying; a partition
+    /// whose offsets cannot be read fails the source rather than stopping it early).
+    async fn read_end_offsets(&mut self) -> Result<(), OperatorError> {
+        let Some(drain) = &self.drain else {
+            return Ok(());
+        };
+        let wanted: Vec<(String, i32)> = drain.unknown().cloned().collect();
+        for (topic, partition) in wanted {
+            let mut attempt = 1;
+            let end = loop {
+                let consumer = self.consumer.share();
+                let t = topic.clone();
+                let r = tokio::task::spawn_blocking(move || {
+                    consumer.end_offsets(&t, partition, END_OFFSET_TIMEOUT)
+                })
+                .await
+                .map_err(|e| OperatorError::Internal(format!("end-offset task failed: {e}")))?;
+                match r {
+                    Ok(end) => break end,
+                    Err(e) if attempt < END_OFFSET_ATTEMPTS => {
+                        tracing::warn!(error = %e, attempt, "drain: reading end offsets failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+                        attempt += 1;
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
+            tracing::info!(%topic, partition, low = end.low, high = end.high, "drain: reading up to the end offset");
+            if let Some(drain) = &mut self.drain {
+                drain.set_end(&(topic, partition), end);
+            }
+        }
+        Ok(())
     }
 
     async fn handle(&mut self, event: Event, ctx: &mut SourceContext) -> Result<(), OperatorError> {
@@ -266,6 +389,10 @@ impl Driver {
                     "kafka assignment: resuming after landed offsets"
                 );
                 let _ = reply.send(landed);
+                if let Some(drain) = &mut self.drain {
+                    drain.assigned(&partitions);
+                    self.read_end_offsets().await?;
+                }
                 Ok(())
             }
             Event::Revoked {
@@ -283,6 +410,9 @@ impl Driver {
                 // One attempt: during a rebalance a retry would meet the same generation error.
                 self.commit_sync(1).await;
                 self.tracker.revoke(&partitions);
+                if let Some(drain) = &mut self.drain {
+                    drain.revoked(&partitions);
+                }
                 let _ = ack.send(());
                 Ok(())
             }

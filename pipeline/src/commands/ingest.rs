@@ -11,6 +11,9 @@ pub async fn run(args: IngestArgs, mut config: CtrflowConfig) -> anyhow::Result<
     if let Some(g) = args.group {
         config.kafka.group_id = g;
     }
+    if args.until_caught_up {
+        config.ingest.until_caught_up = true;
+    }
     config.validate()?;
     let storage = super::open_store(args.store, &mut config)?;
     let stats = crate::ingest::run_ingest(&config, storage, wait_for_signal()).await?;

@@ -76,6 +76,12 @@ impl Setup {
     /// As [`Setup::spawn_ingest`], with extra `CTRFLOW__*` overrides and its log (stderr) sent
     /// to `log`.
     pub(crate) fn spawn_ingest_logging(&self, env: &[(&str, &str)], log: Stdio) -> Child {
+        self.spawn_ingest_full(&[], env, log)
+    }
+
+    /// As [`Setup::spawn_ingest`], with extra arguments, `CTRFLOW__*` overrides and its log
+    /// (stderr) sent to `log`.
+    fn spawn_ingest_full(&self, args: &[&str], env: &[(&str, &str)], log: Stdio) -> Child {
         Command::new(ctrflow_bin())
             .args([
                 "ingest",
@@ -84,6 +90,7 @@ impl Setup {
                 "--group",
                 &self.kafka.group_id,
             ])
+            .args(args)
             .arg("--store")
             .arg(self.store_path())
             .env(
@@ -473,6 +480,98 @@ async fn produce_command_replays_an_archive() {
     let a: HashSet<String> = original.into_iter().collect();
     let b: HashSet<String> = ids.into_iter().collect();
     assert_eq!(a, b);
+}
+
+/// Waits for `child` to exit by itself (fails after `limit`).
+fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            return s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("ingest did not exit by itself within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `ctrflow ingest --until-caught-up` as a scheduled job: it lands what the topics hold, closes
+/// the days the data lets it close, commits and exits 0; the next run lands only what came
+/// since. Epochs never end by time here (1 h), so only the drain can end them.
+#[tokio::test(flavor = "multi_thread")]
+async fn until_caught_up_lands_the_backlog_commits_and_exits() {
+    let setup = Setup::new(3).await;
+    let (events, mut messages) = generated(&setup, 3_000, 11);
+    let later = messages.split_off(messages.len() * 2 / 3);
+    setup.produce(messages.clone()).await;
+    let storage = setup.storage();
+    let drain = || {
+        let mut child = setup.spawn_ingest_full(
+            &["--until-caught-up"],
+            &[("CTRFLOW__KAFKA__EPOCH_INTERVAL", "\"1h\"")],
+            Stdio::inherit(),
+        );
+        wait_exit(&mut child, Duration::from_secs(120))
+    };
+
+    let status = drain();
+    assert!(status.success(), "drained and exited 0, got {status}");
+    let ids = landed_event_ids(&storage).await;
+    let first: HashSet<&String> = events[..messages.len()]
+        .iter()
+        .map(|e| &e.event_id)
+        .collect();
+    assert_eq!(
+        ids.len(),
+        messages.len(),
+        "each available event landed once"
+    );
+    assert_eq!(ids.iter().collect::<HashSet<_>>(), first);
+    // Offsets committed up to the end of every partition.
+    let committed =
+        ctrflow_operators::kafka::committed_offsets(&setup.kafka, Duration::from_secs(10))
+            .await
+            .expect("committed offsets");
+    let landed = landed_offsets(&storage).await.expect("landed offsets");
+    assert!(!landed.is_empty());
+    for ((topic, partition), last) in &landed {
+        assert_eq!(
+            committed.get(&(topic.clone(), *partition)),
+            Some(&(last + 1)),
+            "{topic}/{partition}: committed after the last landed offset"
+        );
+    }
+    // The data reaches into the second day, so the first one closed.
+    let first_day = events[0].event_time.date().expect("date");
+    let key = KeyLayout.day_success(Domain::Natural, first_day);
+    assert!(storage.get(&key).await.is_ok(), "{key} written before exit");
+
+    // Nothing new: the next run exits at once without landing anything.
+    let epochs_before = storage
+        .list(KeyLayout.epochs_dir())
+        .await
+        .expect("list")
+        .len();
+    assert!(drain().success());
+    assert_eq!(
+        storage
+            .list(KeyLayout.epochs_dir())
+            .await
+            .expect("list")
+            .len(),
+        epochs_before,
+        "no epoch without new messages"
+    );
+
+    // New messages: the next run lands exactly those.
+    setup.produce(later).await;
+    assert!(drain().success());
+    let ids = landed_event_ids(&storage).await;
+    let all: HashSet<&String> = events.iter().map(|e| &e.event_id).collect();
+    assert_eq!(ids.len(), events.len(), "no duplicates across runs");
+    assert_eq!(ids.iter().collect::<HashSet<_>>(), all);
 }
 
 /// Two ingest processes in one consumer group, with rebalances while data flows: B joins after

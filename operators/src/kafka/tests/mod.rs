@@ -231,8 +231,21 @@ pub(super) struct Running {
 
 /// Starts a source (`name`, first epoch `start`) with a test sink on `shared`.
 pub(super) fn start(cfg: &KafkaConfig, name: &str, start: Epoch, shared: &Shared) -> Running {
+    start_with(cfg, name, start, shared, false)
+}
+
+/// As [`start`], in drain mode if `until_caught_up`.
+pub(super) fn start_with(
+    cfg: &KafkaConfig,
+    name: &str,
+    start: Epoch,
+    shared: &Shared,
+    until_caught_up: bool,
+) -> Running {
     let (coordination, mut end) = coordination_channels(start, Arc::new(shared.clone()), 4);
-    let source = KafkaSource::new(cfg, coordination).expect("source");
+    let source = KafkaSource::new(cfg, coordination)
+        .expect("source")
+        .until_caught_up(until_caught_up);
     let stats = source.stats();
     let offsets = Arc::new(Mutex::new(Vec::new()));
     let sink_offsets = offsets.clone();

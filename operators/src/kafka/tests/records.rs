@@ -220,3 +220,19 @@ fn tracker_reports_skipped_offsets_once_the_position_is_known() {
     assert_eq!(t.admit(&rec("a", 0, 12)), Some(false));
     assert_eq!(t.take_gap(), None);
 }
+
+#[test]
+fn tracker_next_offset_follows_landed_and_admitted_offsets() {
+    let mut t = EpochTracker::new(Epoch(0));
+    assert_eq!(t.next_offset("a", 0), None, "not assigned");
+    let landed = HashMap::from([(key("a", 1), 41)]);
+    t.assign(&[key("a", 0), key("a", 1)], &landed);
+    assert_eq!(t.next_offset("a", 0), None, "nothing landed or read yet");
+    assert_eq!(t.next_offset("a", 1), Some(42), "after the landed offset");
+    assert_eq!(t.admit(&rec("a", 0, 5)), Some(true));
+    assert_eq!(t.next_offset("a", 0), Some(6));
+    assert_eq!(t.admit(&rec("a", 1, 42)), Some(true));
+    assert_eq!(t.next_offset("a", 1), Some(43));
+    t.revoke(&[key("a", 1)]);
+    assert_eq!(t.next_offset("a", 1), None, "revoked");
+}

@@ -196,6 +196,61 @@ async fn graceful_shutdown_emits_a_final_barrier_and_commits() {
     );
 }
 
+/// Runs a draining source to its own end (it must stop without being told); returns its
+/// barriers.
+async fn drain_once(cfg: &KafkaConfig, shared: &Shared, start: Epoch) -> Vec<Epoch> {
+    shared.with(|l| l.barriers.clear());
+    let run = start_with(cfg, "sink", start, shared, true);
+    tokio::time::timeout(Duration::from_secs(60), run.handle.join())
+        .await
+        .expect("a draining source stops by itself once caught up")
+        .expect("graph");
+    shared.with(|l| l.barriers.get("sink").cloned().unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_mode_lands_what_the_topics_hold_commits_and_stops() {
+    let mock = cluster(2);
+    let brokers = mock.bootstrap_servers();
+    let mut cfg = config(&brokers, "g-drain");
+    // Only the drain can end these epochs in time: no timer, no size limit.
+    cfg.epoch_interval = Duration::from_secs(3600);
+    cfg.epoch_max_messages = 1_000_000;
+    // Partition 1 of the ad topic may stay empty: an empty partition must not hold it up.
+    let mut produced = produce(&cfg, NATURAL, "d1", 150).await;
+    produced.extend(produce(&cfg, AD, "d1", 90).await);
+    let shared = Shared::default();
+
+    let barriers = drain_once(&cfg, &shared, Epoch(0)).await;
+    let landed = shared.with(|l| l.landed.clone());
+    assert_exactly_once(&landed, &produced);
+    assert_eq!(barriers, vec![Epoch(0)], "one epoch, closed by the drain");
+    assert_eq!(
+        some_commits(committed_async(&brokers, "g-drain", 2).await),
+        expected_commits(&landed),
+        "committed before it stopped"
+    );
+
+    // Nothing new: the next run stops at once, landing nothing.
+    let barriers = drain_once(&cfg, &shared, Epoch(1)).await;
+    assert!(
+        barriers.is_empty(),
+        "no epoch without messages: {barriers:?}"
+    );
+    assert_eq!(shared.with(|l| l.landed.len()), produced.len());
+
+    // New messages: the next run lands exactly those.
+    produced.extend(produce(&cfg, AD, "d2", 70).await);
+    let barriers = drain_once(&cfg, &shared, Epoch(1)).await;
+    assert_eq!(barriers, vec![Epoch(1)]);
+    let landed = shared.with(|l| l.landed.clone());
+    assert_exactly_once(&landed, &produced);
+    assert_eq!(
+        some_commits(committed_async(&brokers, "g-drain", 2).await),
+        expected_commits(&landed)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebalance_finishes_the_epoch_before_handing_partitions_over() {
     let mock = cluster(3);
