@@ -53,8 +53,11 @@ pub async fn run_ingest(
     coordinator.expect_partitions(&with_data);
     let landed = Arc::new(ManifestOffsets::new(storage.clone()));
     let (coordination, end) = coordination_channels(Epoch(1), landed, 8);
-    let source = KafkaSource::new(&config.kafka, coordination)?
-        .until_caught_up(config.ingest.until_caught_up);
+    let source = if config.ingest.until_caught_up {
+        KafkaSource::draining(&config.kafka, coordination)?
+    } else {
+        KafkaSource::new(&config.kafka, coordination)?
+    };
     let decoder = Decoder::new(config.ingest_decode())?;
     let metrics_server = match &config.metrics.listen {
         Some(listen) => {

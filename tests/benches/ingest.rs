@@ -10,7 +10,12 @@
 //!    runs until Kafka's committed offsets of its group cover all N messages (every epoch
 //!    manifest durable, every offset committed). Its Prometheus endpoint says when the first
 //!    message arrived and how far it is; `/proc/PID/status` gives its resident memory over the
-//!    drain (`VmRSS`) and at peak (`VmHWM`).
+//!    drain (`VmRSS`) and at peak (`VmHWM`). It runs in two modes on the same data, each with
+//!    its own group and store: **drain** (`--until-caught-up`: it stops once it read every
+//!    partition to its end, so its last epoch closes when the data ends, and exits 0 by itself)
+//!    and **service** (the long-running job, stopped with SIGTERM once all is committed; its
+//!    last epoch waits for the epoch timer, so its time to the last commit includes up to one
+//!    `epoch-interval`).
 //!
 //! Rates are N over the time from the first message to the last (raw) or to the last commit
 //! (ingest: when Kafka's committed offsets of its group cover all N, read every 20 ms with one
@@ -24,7 +29,8 @@
 //! that both consumers saw every message and ingest landed every event. Needs
 //! `CTRFLOW_TEST_TANSU` (see `scripts/start-broker.sh`). Positional arguments filter scenarios by
 //! name, as with criterion (`... --bench 1M-50`); `--property=KEY=VALUE` (repeatable) sets a
-//! librdkafka property for both consumers alike, to measure client tuning.
+//! librdkafka property for both consumers alike, to measure client tuning; `--mode=drain` or
+//! `--mode=service` runs ingest in one mode only (default: both).
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
@@ -80,8 +86,9 @@ const TEST_SCENARIO: Scenario = Scenario {
 
 /// Days the events spread over, so that ingest also closes days during the run.
 const DAYS: u32 = 7;
-/// The epoch interval of the measured ingest (production default: 10 s). Shorter epochs bound
-/// the wait for the final commit after the last message, which the rate includes.
+/// The epoch interval of the measured ingest in both modes (production default: 10 s). In
+/// service mode shorter epochs bound the wait for the final commit after the last message,
+/// which the rate includes; in drain mode the last epoch ends when the data does.
 const EPOCH_INTERVAL: &str = "2s";
 
 fn main() {
@@ -104,6 +111,12 @@ fn main() {
             (k.to_string(), v.to_string())
         })
         .collect();
+    let modes: Vec<Mode> = match args.iter().find_map(|a| a.strip_prefix("--mode=")) {
+        None | Some("both") => vec![Mode::Drain, Mode::Service],
+        Some("drain") => vec![Mode::Drain],
+        Some("service") => vec![Mode::Service],
+        Some(other) => panic!("--mode={other}: expected drain, service or both"),
+    };
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let scenarios: Vec<&Scenario> = if bench {
         BENCH_SCENARIOS.iter().collect()
@@ -114,7 +127,7 @@ fn main() {
         if !filters.is_empty() && !filters.iter().any(|f| s.name.contains(f.as_str())) {
             continue;
         }
-        let result = runtime.block_on(run_scenario(s, &properties));
+        let result = runtime.block_on(run_scenario(s, &properties, &modes));
         result.print();
         if !bench {
             result.assert_complete();
@@ -129,15 +142,37 @@ struct ScenarioResult {
     payload_bytes: u64,
     produce_seconds: f64,
     raw: Consumed,
-    ingest: Consumed,
+    /// The broker's CPU seconds while it served the bare consumer (group join included).
+    broker_cpu_raw: f64,
+    /// One ingest run per mode, in the order they ran.
+    ingests: Vec<IngestResult>,
+}
+
+/// How `ctrflow ingest` runs in the bench.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `--until-caught-up`: exits by itself once everything is landed and committed.
+    Drain,
+    /// The long-running job, stopped with SIGTERM once everything is committed.
+    Service,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Drain => "drain",
+            Mode::Service => "service",
+        }
+    }
+}
+
+/// One ingest run of a scenario.
+struct IngestResult {
+    mode: Mode,
+    run: IngestRun,
     landed_rows: Option<u64>,
-    accepted: u64,
-    rss: Vec<(u64, u64)>,
-    peak_rss_kib: u64,
-    all_consumed_seconds: f64,
-    /// The broker's CPU seconds while it served the bare consumer, then ingest (group joins
-    /// included).
-    broker_cpu_seconds: (f64, f64),
+    /// The broker's CPU seconds while it served this run (group join included).
+    broker_cpu_seconds: f64,
 }
 
 /// One consumer's pass over the topics.
@@ -177,63 +212,77 @@ impl ScenarioResult {
             self.raw.seconds,
             self.raw.join_seconds
         );
-        println!(
-            "  ingest       {:>9.0} msg/s  ({} messages in {:.2} s to the last commit after a {:.1} s group join)",
-            self.ingest.rate(),
-            self.ingest.messages,
-            self.ingest.seconds,
-            self.ingest.join_seconds
-        );
-        println!(
-            "  ingest / raw {:.2}",
-            self.ingest.rate() / self.raw.rate().max(1e-9)
-        );
-        println!(
-            "  ingest's source had consumed every message after {:.2} s ({:.0} msg/s); the last epoch's landing and commit took the other {:.2} s",
-            self.all_consumed_seconds,
-            self.events as f64 / self.all_consumed_seconds.max(1e-9),
-            self.ingest.seconds - self.all_consumed_seconds
-        );
-        println!(
-            "  CPU per message: raw {:.1} us, ingest {:.1} us ({:.2}x)",
-            self.raw.cpu_us_per_message(),
-            self.ingest.cpu_us_per_message(),
-            self.ingest.cpu_us_per_message() / self.raw.cpu_us_per_message().max(1e-9)
-        );
-        let (broker_raw, broker_ingest) = self.broker_cpu_seconds;
-        println!(
-            "  broker CPU per message: serving raw {:.1} us, serving ingest {:.1} us",
-            broker_raw * 1e6 / self.events as f64,
-            broker_ingest * 1e6 / self.events as f64,
-        );
-        println!(
-            "  ingest peak RSS {:.0} MiB (VmHWM)",
-            mib(self.peak_rss_kib)
-        );
-        let curve: Vec<String> = self
-            .rss
-            .iter()
-            .map(|(m, kib)| format!("{}k:{:.0}", m / 1000, mib(*kib)))
-            .collect();
-        println!("  ingest RSS MiB by messages consumed: {}", curve.join(" "));
+        for i in &self.ingests {
+            let run = &i.run;
+            let mode = i.mode.name();
+            println!(
+                "  ingest ({mode}) {:>9.0} msg/s  ({} messages in {:.2} s to the last commit after a {:.1} s group join)",
+                run.consumed.rate(),
+                run.consumed.messages,
+                run.consumed.seconds,
+                run.consumed.join_seconds
+            );
+            println!(
+                "  ingest ({mode}) / raw {:.2}",
+                run.consumed.rate() / self.raw.rate().max(1e-9)
+            );
+            println!(
+                "    its source had consumed every message after {:.2} s ({:.0} msg/s); the last epoch's landing and commit took the other {:.2} s",
+                run.all_consumed_seconds,
+                self.events as f64 / run.all_consumed_seconds.max(1e-9),
+                run.consumed.seconds - run.all_consumed_seconds
+            );
+            println!(
+                "    CPU per message: raw {:.1} us, ingest {:.1} us ({:.2}x)",
+                self.raw.cpu_us_per_message(),
+                run.consumed.cpu_us_per_message(),
+                run.consumed.cpu_us_per_message() / self.raw.cpu_us_per_message().max(1e-9)
+            );
+            println!(
+                "    broker CPU per message: serving raw {:.1} us, serving ingest {:.1} us",
+                self.broker_cpu_raw * 1e6 / self.events as f64,
+                i.broker_cpu_seconds * 1e6 / self.events as f64,
+            );
+            println!("    peak RSS {:.0} MiB (VmHWM)", mib(run.peak_rss_kib));
+            let curve: Vec<String> = run
+                .rss
+                .iter()
+                .map(|(m, kib)| format!("{}k:{:.0}", m / 1000, mib(*kib)))
+                .collect();
+            println!("    RSS MiB by messages consumed: {}", curve.join(" "));
+        }
     }
 
     fn assert_complete(&self) {
         assert_eq!(self.raw.messages, self.events, "raw consumer message count");
-        assert_eq!(
-            self.ingest.messages, self.events,
-            "ingest committed offsets"
-        );
-        assert_eq!(self.accepted, self.events, "ingest accepted messages");
-        assert_eq!(self.landed_rows, Some(self.events), "landed rows");
-        assert!(
-            self.peak_rss_kib > 0,
-            "no memory reading of the ingest process"
-        );
+        assert!(!self.ingests.is_empty(), "no ingest run");
+        for i in &self.ingests {
+            let mode = i.mode.name();
+            assert_eq!(
+                i.run.consumed.messages, self.events,
+                "ingest ({mode}) committed offsets"
+            );
+            if let Some(accepted) = i.run.accepted {
+                assert_eq!(accepted, self.events, "ingest ({mode}) accepted messages");
+            }
+            assert_eq!(
+                i.landed_rows,
+                Some(self.events),
+                "ingest ({mode}) landed rows"
+            );
+            assert!(
+                i.run.peak_rss_kib > 0,
+                "no memory reading of the ingest ({mode}) process"
+            );
+        }
     }
 }
 
-async fn run_scenario(s: &Scenario, properties: &BTreeMap<String, String>) -> ScenarioResult {
+async fn run_scenario(
+    s: &Scenario,
+    properties: &BTreeMap<String, String>,
+    modes: &[Mode],
+) -> ScenarioResult {
     let broker = PrivateBroker::start();
     let mut kafka = KafkaConfig {
         brokers: broker.address.clone(),
@@ -270,16 +319,27 @@ async fn run_scenario(s: &Scenario, properties: &BTreeMap<String, String>) -> Sc
             .expect("raw consumer thread")
     };
 
-    let store = tempfile::tempdir().expect("tempdir");
-    kafka.group_id = unique_name("bench-ingest");
-    let broker_cpu_raw = cpu_seconds(&broker_pid);
-    let run = run_ingest(&kafka, store.path(), s.events).await;
-    let broker_cpu_ingest = cpu_seconds(&broker_pid);
-    let landed_rows = if s.events <= TEST_SCENARIO.events {
-        Some(landed_rows(&Storage::open(&store.path().display().to_string()).expect("store")).await)
-    } else {
-        None
-    };
+    let broker_cpu_raw = cpu_seconds(&broker_pid) - broker_cpu_start;
+    let mut ingests = Vec::new();
+    for &mode in modes {
+        let store = tempfile::tempdir().expect("tempdir");
+        kafka.group_id = unique_name(&format!("bench-ingest-{}", mode.name()));
+        let broker_cpu_before = cpu_seconds(&broker_pid);
+        let run = run_ingest(&kafka, store.path(), s.events, mode).await;
+        let broker_cpu_seconds = cpu_seconds(&broker_pid) - broker_cpu_before;
+        let landed_rows = if s.events <= TEST_SCENARIO.events {
+            let storage = Storage::open(&store.path().display().to_string()).expect("store");
+            Some(landed_rows(&storage).await)
+        } else {
+            None
+        };
+        ingests.push(IngestResult {
+            mode,
+            run,
+            landed_rows,
+            broker_cpu_seconds,
+        });
+    }
     drop(broker);
     ScenarioResult {
         name: s.name,
@@ -287,16 +347,8 @@ async fn run_scenario(s: &Scenario, properties: &BTreeMap<String, String>) -> Sc
         payload_bytes,
         produce_seconds,
         raw,
-        ingest: run.consumed,
-        landed_rows,
-        accepted: run.accepted,
-        rss: run.rss,
-        peak_rss_kib: run.peak_rss_kib,
-        all_consumed_seconds: run.all_consumed_seconds,
-        broker_cpu_seconds: (
-            broker_cpu_raw - broker_cpu_start,
-            broker_cpu_ingest - broker_cpu_raw,
-        ),
+        broker_cpu_raw,
+        ingests,
     }
 }
 
@@ -393,7 +445,7 @@ fn raw_consume(kafka: &KafkaConfig, expected: u64) -> Consumed {
 /// What one ingest run measured.
 struct IngestRun {
     consumed: Consumed,
-    accepted: u64,
+    accepted: Option<u64>,
     rss: Vec<(u64, u64)>,
     peak_rss_kib: u64,
     /// Seconds from the first message until the source had consumed all of them (the rest of
@@ -401,10 +453,16 @@ struct IngestRun {
     all_consumed_seconds: f64,
 }
 
-/// Runs `ctrflow ingest` until its group's committed offsets cover `expected` messages.
-async fn run_ingest(kafka: &KafkaConfig, store: &std::path::Path, expected: u64) -> IngestRun {
+/// Runs `ctrflow ingest` until its group's committed offsets cover `expected` messages; in
+/// drain mode it must then exit 0 by itself, in service mode it is stopped with SIGTERM.
+async fn run_ingest(
+    kafka: &KafkaConfig,
+    store: &std::path::Path,
+    expected: u64,
+    mode: Mode,
+) -> IngestRun {
     let metrics = free_address();
-    let mut child = spawn_ingest(kafka, store, &metrics);
+    let mut child = spawn_ingest(kafka, store, &metrics, mode);
     let pid = child.id();
     let start = Instant::now();
     let deadline = start + Duration::from_secs(1800);
@@ -415,13 +473,44 @@ async fn run_ingest(kafka: &KafkaConfig, store: &std::path::Path, expected: u64)
     // One client, one offsets request per check: the run ends when Kafka's committed offsets
     // cover all messages, read within milliseconds of the scrape that found them consumed.
     let mut offsets: Option<CommittedOffsetsReader> = None;
-    let (committed, accepted, end) = loop {
+    // Read every round: a draining process may exit right after its last commit, and its
+    // /proc entries go with it.
+    let (mut peak_rss_kib, mut cpu) = (0u64, 0f64);
+    // The decoder's count, from the scrape that found everything committed (None if a
+    // draining process exited before that scrape: its landed rows say the same).
+    let mut accepted = None;
+    let (committed, end) = loop {
         assert!(
             Instant::now() < deadline,
             "ingest did not finish in 30 minutes"
         );
+        peak_rss_kib = peak_rss_kib.max(proc_status_kib(pid, "VmHWM:").unwrap_or(0));
+        cpu = cpu.max(cpu_seconds(&pid.to_string()));
         if let Some(status) = child.try_wait().expect("ingest status") {
-            panic!("ingest exited early: {status}");
+            let exited_at = Instant::now();
+            assert!(
+                mode == Mode::Drain && status.success(),
+                "ingest ({}) exited early: {status}",
+                mode.name()
+            );
+            // Drained: its last commit came before the exit.
+            let reader = offsets
+                .as_ref()
+                .expect("a draining ingest exited before consuming");
+            let committed: i64 =
+                tokio::task::block_in_place(|| reader.read(Duration::from_secs(10)))
+                    .expect("committed offsets")
+                    .values()
+                    .sum();
+            assert_eq!(
+                committed as u64,
+                expected,
+                "drained, but not all committed ({} exited after {:.1} s)",
+                mode.name(),
+                start.elapsed().as_secs_f64()
+            );
+            all_consumed.get_or_insert(exited_at);
+            break (committed as u64, exited_at);
         }
         let scraped = scrape(&metrics);
         let scraped_at = Instant::now();
@@ -451,11 +540,8 @@ async fn run_ingest(kafka: &KafkaConfig, store: &std::path::Path, expected: u64)
                     .values()
                     .sum();
             if committed as u64 >= expected {
-                break (
-                    committed as u64,
-                    scraped.value("ctrflow_ingest_accepted_total"),
-                    Instant::now(),
-                );
+                accepted = Some(scraped.value("ctrflow_ingest_accepted_total"));
+                break (committed as u64, Instant::now());
             }
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -463,12 +549,18 @@ async fn run_ingest(kafka: &KafkaConfig, store: &std::path::Path, expected: u64)
     let first = first.unwrap_or(start);
     let seconds = (end - first).as_secs_f64();
     let all_consumed_seconds = all_consumed.map_or(seconds, |t| (t - first).as_secs_f64());
-    let peak_rss_kib = proc_status_kib(pid, "VmHWM:").unwrap_or(0);
-    let cpu = cpu_seconds(&pid.to_string());
+    peak_rss_kib = peak_rss_kib.max(proc_status_kib(pid, "VmHWM:").unwrap_or(0));
+    cpu = cpu.max(cpu_seconds(&pid.to_string()));
     if let Some(kib) = proc_status_kib(pid, "VmRSS:") {
         rss.push((expected, kib));
     }
-    stop(&mut child);
+    match mode {
+        Mode::Service => stop(&mut child),
+        Mode::Drain => {
+            let status = child.wait().expect("wait for ingest");
+            assert!(status.success(), "draining ingest exited with {status}");
+        }
+    }
     IngestRun {
         consumed: Consumed {
             messages: committed,
@@ -483,7 +575,7 @@ async fn run_ingest(kafka: &KafkaConfig, store: &std::path::Path, expected: u64)
     }
 }
 
-fn spawn_ingest(kafka: &KafkaConfig, store: &std::path::Path, metrics: &str) -> Child {
+fn spawn_ingest(kafka: &KafkaConfig, store: &std::path::Path, metrics: &str, mode: Mode) -> Child {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ctrflow-under-test"));
     if !kafka.properties.is_empty() {
         // A TOML inline table, as the config's environment overrides read it.
@@ -507,6 +599,10 @@ fn spawn_ingest(kafka: &KafkaConfig, store: &std::path::Path, metrics: &str) -> 
         ])
         .arg("--store")
         .arg(store)
+        .args(match mode {
+            Mode::Drain => &["--until-caught-up"][..],
+            Mode::Service => &[],
+        })
         .env("CTRFLOW__KAFKA__TOPICS__NATURAL", &kafka.topics.natural)
         .env("CTRFLOW__KAFKA__TOPICS__AD", &kafka.topics.ad)
         .env(
@@ -518,7 +614,10 @@ fn spawn_ingest(kafka: &KafkaConfig, store: &std::path::Path, metrics: &str) -> 
         .env("CTRFLOW__METRICS__LISTEN", format!("\"{metrics}\""))
         // As deploy/k8s runs it: glibc's per-thread arenas otherwise let memory creep up.
         .env("MALLOC_ARENA_MAX", "2")
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("CTRFLOW_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()

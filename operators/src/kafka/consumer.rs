@@ -222,8 +222,12 @@ impl ClientContext for PollContext {
 
     fn stats(&self, statistics: Statistics) {
         let mut lag = BTreeMap::new();
+        let mut high = BTreeMap::new();
         for (topic, t) in statistics.topics {
             for (p, s) in t.partitions {
+                if p >= 0 && s.hi_offset >= 0 {
+                    high.insert((topic.clone(), p), s.hi_offset);
+                }
                 // Partition -1 is librdkafka's internal UA partition; offsets < 0 are unknown.
                 if p >= 0 && s.hi_offset >= 0 && s.app_offset >= 0 {
                     let uncommitted =
@@ -235,7 +239,7 @@ impl ClientContext for PollContext {
                 }
             }
         }
-        self.stats.set_lag(lag);
+        self.stats.set_lag(lag, high);
     }
 }
 

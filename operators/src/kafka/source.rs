@@ -33,9 +33,14 @@ const CLOSE_WAIT: Duration = Duration::from_secs(15);
 /// Attempts (and timeout of each) to read a partition's end offsets in drain mode.
 const END_OFFSET_ATTEMPTS: u32 = 5;
 const END_OFFSET_TIMEOUT: Duration = Duration::from_secs(10);
-/// In drain mode, how long the source must have had no event before it also trusts the
-/// consumer's positions (past transaction markers) over the offsets of the messages it emitted.
+/// In drain mode, how often a quiet source (no event) checks whether it is done. After two
+/// quiet checks in a row it also trusts the consumer's positions (past transaction markers)
+/// over the offsets of the messages it emitted: by then the poll thread has handed over
+/// whatever it had polled.
 const DRAIN_QUIET: Duration = Duration::from_secs(1);
+/// librdkafka's statistics interval in drain mode (unless set in `properties`): the fetched
+/// high watermarks come with them (see [`DrainTargets`]).
+const DRAIN_STATISTICS_MS: &str = "1000";
 
 /// Reads both topics of [`KafkaConfig::topics`] in the consumer group `group-id`, emits
 /// [`raw_message_schema`](ctrflow_schemas::raw_message_schema) batches on port 0 (at most
@@ -45,7 +50,7 @@ const DRAIN_QUIET: Duration = Duration::from_secs(1);
 /// [module docs](super). Auto-commit is off; offsets are committed only for confirmed epochs.
 /// A new group starts at the earliest offset (`auto.offset.reset=earliest`, overridable).
 ///
-/// It runs until the graph is stopped, or, in drain mode ([`KafkaSource::until_caught_up`]),
+/// It runs until the graph is stopped, or, in drain mode ([`KafkaSource::draining`]),
 /// until every partition it holds was read to the end offset it had when assigned; then it
 /// finishes like a graceful stop (last epoch landed and committed) and ends the stream.
 ///
@@ -65,25 +70,44 @@ impl KafkaSource {
     /// Validates `config` and creates the consumer (it joins the group when the source runs).
     /// An invalid librdkafka property is reported as a config error naming it.
     pub fn new(config: &KafkaConfig, coordination: Coordination) -> Result<Self, OperatorError> {
+        Self::build(config, coordination, false)
+    }
+
+    /// As [`KafkaSource::new`], in drain mode: the source stops once every partition it holds
+    /// was read to the end offset it had when it was assigned, as a scheduled job that lands
+    /// what is available and exits. Messages produced meanwhile may land too; the rest wait for
+    /// the next run. librdkafka statistics come every second unless `properties` sets
+    /// `statistics.interval.ms` (the drain reads the fetched high watermarks from them).
+    pub fn draining(
+        config: &KafkaConfig,
+        coordination: Coordination,
+    ) -> Result<Self, OperatorError> {
+        Self::build(config, coordination, true)
+    }
+
+    fn build(
+        config: &KafkaConfig,
+        coordination: Coordination,
+        until_caught_up: bool,
+    ) -> Result<Self, OperatorError> {
         config.validate()?;
         let stats = Arc::new(KafkaSourceStats::default());
-        let (consumer, events) = ConsumerHandle::create(config, stats.clone(), EVENT_CAPACITY)?;
+        let mut client = config.clone();
+        if until_caught_up {
+            client
+                .properties
+                .entry("statistics.interval.ms".into())
+                .or_insert_with(|| DRAIN_STATISTICS_MS.into());
+        }
+        let (consumer, events) = ConsumerHandle::create(&client, stats.clone(), EVENT_CAPACITY)?;
         Ok(KafkaSource {
             config: config.clone(),
             consumer: Some(consumer),
             events: Some(events),
             coordination: Some(coordination),
             stats,
-            until_caught_up: false,
+            until_caught_up,
         })
-    }
-
-    /// Drain mode: stop once every partition held was read to the end offset (high watermark)
-    /// it had when it was assigned, as a scheduled job that lands what is available and exits.
-    /// Messages produced meanwhile may land too; the rest wait for the next run.
-    pub fn until_caught_up(mut self, on: bool) -> Self {
-        self.until_caught_up = on;
-        self
     }
 
     /// Live counters, for the metrics exporter.
@@ -138,6 +162,7 @@ impl Source for KafkaSource {
             exited,
             drain: self.until_caught_up.then(DrainTargets::default),
             next_position_check: Instant::now() + DRAIN_QUIET,
+            quiet_checks: 0,
         };
         let result = driver.run(ctx).await;
         // Teardown: no more hand-shakes; answer whatever the poll thread is waiting for.
@@ -225,6 +250,8 @@ struct Driver {
     drain: Option<DrainTargets>,
     /// Drain mode: when the positions are compared next, unless an event comes first.
     next_position_check: Instant,
+    /// Drain mode: checks since the last event.
+    quiet_checks: u32,
 }
 
 fn coordinator_gone() -> OperatorError {
@@ -278,13 +305,16 @@ impl Driver {
                 }
                 Step::Event(Some(event)) => {
                     self.next_position_check = Instant::now() + DRAIN_QUIET;
+                    self.quiet_checks = 0;
                     self.handle(event, ctx).await?;
                 }
                 Step::PositionCheck => {
                     self.next_position_check = Instant::now() + DRAIN_QUIET;
-                    if self.drained_by_positions() {
+                    self.quiet_checks = self.quiet_checks.saturating_add(1);
+                    if self.drained() || (self.quiet_checks >= 2 && self.drained_by_positions()) {
                         return self.finish_drain(ctx).await;
                     }
+                    continue;
                 }
             }
             if self.drained() {
@@ -294,14 +324,18 @@ impl Driver {
     }
 
     /// Drain mode: every partition held was read to its end (by the messages emitted).
-    fn drained(&self) -> bool {
-        let Some(drain) = &self.drain else {
+    fn drained(&mut self) -> bool {
+        let Some(drain) = &mut self.drain else {
             return false;
         };
+        if drain.awaits_fetched() {
+            let (reports, high) = self.stats.fetched_high_watermarks();
+            drain.observe_fetched(reports, &high);
+        }
         drain.done(|t, p| self.tracker.next_offset(t, p))
     }
 
-    /// Drain mode, after a quiet spell: as [`Self::drained`], but a partition also counts as
+    /// Drain mode, after two quiet checks: as [`Self::drained`], but a partition also counts as
     /// read to its end when the consumer's position is there. Offsets never delivered as
     /// messages (transaction markers, compaction) move the position but emit nothing.
     fn drained_by_positions(&mut self) -> bool {
@@ -344,7 +378,7 @@ impl Driver {
         let Some(drain) = &self.drain else {
             return Ok(());
         };
-        let wanted: Vec<(String, i32)> = drain.unknown().cloned().collect();
+        let wanted: Vec<(String, i32)> = drain.unlisted().cloned().collect();
         for (topic, partition) in wanted {
             let mut attempt = 1;
             let end = loop {
@@ -367,7 +401,7 @@ impl Driver {
             };
             tracing::info!(%topic, partition, low = end.low, high = end.high, "drain: reading up to the end offset");
             if let Some(drain) = &mut self.drain {
-                drain.set_end(&(topic, partition), end);
+                drain.set_listed(&(topic, partition), end);
             }
         }
         Ok(())
@@ -390,7 +424,7 @@ impl Driver {
                 );
                 let _ = reply.send(landed);
                 if let Some(drain) = &mut self.drain {
-                    drain.assigned(&partitions);
+                    drain.assigned(&partitions, self.stats.statistics_reports());
                     self.read_end_offsets().await?;
                 }
                 Ok(())

@@ -8,6 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Per (topic, partition): (unconsumed, uncommitted).
 pub(super) type LagTable = BTreeMap<(String, i32), (i64, Option<i64>)>;
 
+/// Per (topic, partition): the high watermark of the last fetch response.
+pub(super) type HighWatermarks = BTreeMap<(String, i32), i64>;
+
 /// Counters of one source. All counters are monotonic; read with [`AtomicU64::load`].
 #[derive(Debug, Default)]
 pub struct KafkaSourceStats {
@@ -38,6 +41,8 @@ pub struct KafkaSourceStats {
     /// Client errors reported by librdkafka (brokers down, unknown topic, ...).
     pub client_errors: AtomicU64,
     lag: Mutex<LagTable>,
+    /// The high watermarks of the last statistics, and how many statistics came before them.
+    fetched_high: Mutex<(u64, HighWatermarks)>,
 }
 
 /// The lag of one assigned partition, from librdkafka statistics (every 5 s by default,
@@ -77,10 +82,30 @@ impl KafkaSourceStats {
         }
     }
 
-    /// Replaces the lag table (called from the statistics callback).
-    pub(super) fn set_lag(&self, lag: LagTable) {
+    /// Replaces the lag table and the fetched high watermarks (called from the statistics
+    /// callback).
+    pub(super) fn set_lag(&self, lag: LagTable, high: HighWatermarks) {
         if let Ok(mut l) = self.lag.lock() {
             *l = lag;
         }
+        if let Ok(mut h) = self.fetched_high.lock() {
+            h.0 += 1;
+            h.1 = high;
+        }
+    }
+
+    /// The number of statistics reports so far, and the high watermark per partition as the
+    /// last one gave it (from fetch responses, so it moves with the log; a partition appears
+    /// once it was fetched).
+    pub(super) fn fetched_high_watermarks(&self) -> (u64, HighWatermarks) {
+        match self.fetched_high.lock() {
+            Ok(h) => (h.0, h.1.clone()),
+            Err(_) => (0, HighWatermarks::new()),
+        }
+    }
+
+    /// The number of statistics reports so far.
+    pub(super) fn statistics_reports(&self) -> u64 {
+        self.fetched_high.lock().map_or(0, |h| h.0)
     }
 }

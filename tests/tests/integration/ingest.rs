@@ -502,7 +502,9 @@ fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
 /// since. Epochs never end by time here (1 h), so only the drain can end them.
 #[tokio::test(flavor = "multi_thread")]
 async fn until_caught_up_lands_the_backlog_commits_and_exits() {
-    let setup = Setup::new(3).await;
+    // About 2,000 messages in each natural partition, several producer batches: tansu's
+    // list-offsets answer falls short of such a partition's end (see `kafka::drain`).
+    let setup = Setup::new(2).await;
     let (events, mut messages) = generated(&setup, 3_000, 11);
     let later = messages.split_off(messages.len() * 2 / 3);
     setup.produce(messages.clone()).await;

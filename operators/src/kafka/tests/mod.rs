@@ -243,9 +243,12 @@ pub(super) fn start_with(
     until_caught_up: bool,
 ) -> Running {
     let (coordination, mut end) = coordination_channels(start, Arc::new(shared.clone()), 4);
-    let source = KafkaSource::new(cfg, coordination)
-        .expect("source")
-        .until_caught_up(until_caught_up);
+    let source = if until_caught_up {
+        KafkaSource::draining(cfg, coordination)
+    } else {
+        KafkaSource::new(cfg, coordination)
+    }
+    .expect("source");
     let stats = source.stats();
     let offsets = Arc::new(Mutex::new(Vec::new()));
     let sink_offsets = offsets.clone();
