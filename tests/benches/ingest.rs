@@ -497,15 +497,13 @@ async fn run_ingest(
             let reader = offsets
                 .as_ref()
                 .expect("a draining ingest exited before consuming");
-            let committed: i64 =
-                tokio::task::block_in_place(|| reader.read(Duration::from_secs(10)))
-                    .expect("committed offsets")
-                    .values()
-                    .sum();
+            let by_partition = tokio::task::block_in_place(|| reader.read(Duration::from_secs(10)))
+                .expect("committed offsets");
+            let committed: i64 = by_partition.values().sum();
             assert_eq!(
                 committed as u64,
                 expected,
-                "drained, but not all committed ({} exited after {:.1} s)",
+                "drained, but not all committed ({} exited after {:.1} s): {by_partition:?}",
                 mode.name(),
                 start.elapsed().as_secs_f64()
             );

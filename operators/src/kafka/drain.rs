@@ -146,6 +146,20 @@ impl DrainTargets {
             .map(|(p, _)| p)
     }
 
+    /// Per partition held: `topic/partition next/target` (target `?` while unknown), for logs.
+    pub fn describe(&self, next: impl Fn(&str, i32) -> Option<i64>) -> Vec<String> {
+        self.targets
+            .iter()
+            .map(|((t, p), target)| {
+                let next = next(t, *p).map_or("-".to_string(), |n| n.to_string());
+                let end = target
+                    .end()
+                    .map_or("?".to_string(), |(_, high)| high.to_string());
+                format!("{t}/{p} {next}/{end}")
+            })
+            .collect()
+    }
+
     /// True once the group assigned this source its partitions (possibly none) and each of them
     /// has been read to its target.
     pub fn done(&self, next: impl Fn(&str, i32) -> Option<i64>) -> bool {

@@ -356,18 +356,31 @@ impl Driver {
                 return false;
             }
         };
-        drain.done(|t, p| {
+        let done = drain.done(|t, p| {
             let emitted = self.tracker.next_offset(t, p);
             let fetched = positions.get(&(t.to_string(), p)).copied();
             emitted.max(fetched)
-        })
+        });
+        if done {
+            tracing::info!(
+                ?positions,
+                "drain: the consumer's positions reached the targets (offsets without messages)"
+            );
+        }
+        done
     }
 
     /// Drain mode, done: log where each partition ended, then stop like a graceful shutdown.
     async fn finish_drain(&mut self, ctx: &mut SourceContext) -> Result<(), OperatorError> {
+        let partitions = self
+            .drain
+            .as_ref()
+            .map(|d| d.describe(|t, p| self.tracker.next_offset(t, p)))
+            .unwrap_or_default();
         tracing::info!(
+            ?partitions,
             "kafka source caught up: every partition held was read to the end offset it had \
-             when assigned; finishing the open epoch and stopping"
+             when assigned (next/target); finishing the open epoch and stopping"
         );
         self.shutdown(ctx).await
     }
@@ -399,7 +412,7 @@ impl Driver {
                     Err(e) => return Err(e),
                 }
             };
-            tracing::info!(%topic, partition, low = end.low, high = end.high, "drain: reading up to the end offset");
+            tracing::info!(%topic, partition, low = end.low, high = end.high, "drain: list-offsets end");
             if let Some(drain) = &mut self.drain {
                 drain.set_listed(&(topic, partition), end);
             }
