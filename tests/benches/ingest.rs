@@ -29,8 +29,9 @@
 //! that both consumers saw every message and ingest landed every event. Needs
 //! `CTRFLOW_TEST_TANSU` (see `scripts/start-broker.sh`). Positional arguments filter scenarios by
 //! name, as with criterion (`... --bench 1M-50`); `--property=KEY=VALUE` (repeatable) sets a
-//! librdkafka property for both consumers alike, to measure client tuning; `--mode=drain` or
-//! `--mode=service` runs ingest in one mode only (default: both).
+//! librdkafka property for both consumers alike, to measure client tuning; `--mode=drain`,
+//! `--mode=service` or `--mode=service,drain` chooses the ingest runs and their order (default
+//! `drain,service`).
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
@@ -111,12 +112,19 @@ fn main() {
             (k.to_string(), v.to_string())
         })
         .collect();
-    let modes: Vec<Mode> = match args.iter().find_map(|a| a.strip_prefix("--mode=")) {
-        None | Some("both") => vec![Mode::Drain, Mode::Service],
-        Some("drain") => vec![Mode::Drain],
-        Some("service") => vec![Mode::Service],
-        Some(other) => panic!("--mode={other}: expected drain, service or both"),
-    };
+    // `--mode=drain,service` (the default), `--mode=service,drain`, or one of them: which
+    // ingest runs follow the bare consumer, in that order.
+    let modes: Vec<Mode> = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--mode="))
+        .unwrap_or("drain,service")
+        .split(',')
+        .map(|m| match m {
+            "drain" => Mode::Drain,
+            "service" => Mode::Service,
+            other => panic!("--mode: `{other}` is not drain or service"),
+        })
+        .collect();
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let scenarios: Vec<&Scenario> = if bench {
         BENCH_SCENARIOS.iter().collect()
