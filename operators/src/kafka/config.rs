@@ -107,6 +107,10 @@ pub struct KafkaConfig {
     pub epoch_interval: Duration,
     /// An epoch also ends once it holds this many messages.
     pub epoch_max_messages: u64,
+    /// An epoch also ends once its payloads reach this many bytes (default 1 GiB): it bounds
+    /// what a crash makes ingest read again, and the offsets left uncommitted, when messages
+    /// are large (200,000 messages of 40 KB would be 8 GB).
+    pub epoch_max_bytes: u64,
 }
 
 impl Default for KafkaConfig {
@@ -122,6 +126,7 @@ impl Default for KafkaConfig {
             max_batch_wait: Duration::from_millis(100),
             epoch_interval: Duration::from_secs(10),
             epoch_max_messages: 200_000,
+            epoch_max_bytes: 1 << 30,
         }
     }
 }
@@ -254,6 +259,9 @@ impl KafkaConfig {
                 "must be at least 1",
             ));
         }
+        if self.epoch_max_bytes == 0 {
+            return Err(config_error("kafka.epoch-max-bytes", "must be at least 1"));
+        }
         Ok(())
     }
 
@@ -319,6 +327,7 @@ impl fmt::Debug for KafkaConfig {
             .field("max_batch_wait", &self.max_batch_wait)
             .field("epoch_interval", &self.epoch_interval)
             .field("epoch_max_messages", &self.epoch_max_messages)
+            .field("epoch_max_bytes", &self.epoch_max_bytes)
             .finish()
     }
 }
@@ -328,7 +337,7 @@ impl fmt::Display for KafkaConfig {
         write!(
             f,
             "brokers={} group={} topics=[natural={}, ad={}] session-timeout={:?} \
-             batch<={} msgs/{} bytes/{:?} epoch<={} msgs/{:?}",
+             batch<={} msgs/{} bytes/{:?} epoch<={} msgs/{} bytes/{:?}",
             self.brokers,
             self.group_id,
             self.topics.natural,
@@ -338,6 +347,7 @@ impl fmt::Display for KafkaConfig {
             self.max_batch_bytes,
             self.max_batch_wait,
             self.epoch_max_messages,
+            self.epoch_max_bytes,
             self.epoch_interval,
         )?;
         for (k, v) in self.redacted_properties() {

@@ -183,6 +183,8 @@ pub(super) struct EpochTracker {
     epoch: Epoch,
     ranges: BTreeMap<(Arc<str>, i32), (i64, i64)>,
     rows: u64,
+    /// Payload bytes admitted in the open epoch.
+    payload_bytes: u64,
     first_at: Option<Instant>,
     /// Per topic and partition: drop messages at or below this offset (landed, or emitted).
     floors: HashMap<Arc<str>, HashMap<i32, i64>>,
@@ -214,6 +216,7 @@ impl EpochTracker {
             epoch: start,
             ranges: BTreeMap::new(),
             rows: 0,
+            payload_bytes: 0,
             first_at: None,
             floors: HashMap::new(),
             outstanding: VecDeque::new(),
@@ -231,6 +234,11 @@ impl EpochTracker {
     /// Rows admitted in the open epoch.
     pub fn rows(&self) -> u64 {
         self.rows
+    }
+
+    /// Payload bytes admitted in the open epoch.
+    pub fn payload_bytes(&self) -> u64 {
+        self.payload_bytes
     }
 
     /// When the open epoch must end at the latest (None while it is empty).
@@ -262,6 +270,7 @@ impl EpochTracker {
         range.0 = range.0.min(r.offset);
         range.1 = range.1.max(r.offset);
         self.rows += 1;
+        self.payload_bytes += r.payload.map_or(0, |p| u64::from(p.len));
         self.first_at.get_or_insert_with(Instant::now);
         Some(true)
     }
@@ -270,6 +279,7 @@ impl EpochTracker {
     pub fn close_epoch(&mut self) -> Option<EpochOffsets> {
         self.first_at = None;
         self.rows = 0;
+        self.payload_bytes = 0;
         if self.ranges.is_empty() {
             return None;
         }

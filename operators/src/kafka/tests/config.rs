@@ -49,6 +49,7 @@ fn defaults_are_documented_values_and_valid() {
     assert_eq!(c.max_batch_wait, Duration::from_millis(100));
     assert_eq!(c.epoch_interval, Duration::from_secs(10));
     assert_eq!(c.epoch_max_messages, 200_000);
+    assert_eq!(c.epoch_max_bytes, 1 << 30);
     c.validate().expect("defaults are valid");
 }
 
@@ -57,7 +58,8 @@ fn parses_kebab_case_and_human_durations() {
     let c: KafkaConfig = serde_json::from_str(
         r#"{"brokers": "b1:9092,b2:9092", "group-id": "g", "topics": {"ad": "ads"},
             "session-timeout": "5s", "max-batch-wait": "250ms", "epoch-interval": "1m",
-            "epoch-max-messages": 7, "properties": {"security.protocol": "SSL"}}"#,
+            "epoch-max-messages": 7, "epoch-max-bytes": 4096,
+            "properties": {"security.protocol": "SSL"}}"#,
     )
     .expect("parse");
     assert_eq!(c.brokers, "b1:9092,b2:9092");
@@ -67,6 +69,7 @@ fn parses_kebab_case_and_human_durations() {
     assert_eq!(c.max_batch_wait, Duration::from_millis(250));
     assert_eq!(c.epoch_interval, Duration::from_secs(60));
     assert_eq!(c.epoch_max_messages, 7);
+    assert_eq!(c.epoch_max_bytes, 4096);
     c.validate().expect("valid");
 }
 
@@ -115,6 +118,7 @@ fn validation_errors_name_the_field() {
             "kafka.epoch-max-messages",
             Box::new(|c| c.epoch_max_messages = 0),
         ),
+        ("kafka.epoch-max-bytes", Box::new(|c| c.epoch_max_bytes = 0)),
     ];
     for (field, mutate) in cases {
         let mut c = KafkaConfig::default();

@@ -236,3 +236,27 @@ fn tracker_next_offset_follows_landed_and_admitted_offsets() {
     t.revoke(&[key("a", 1)]);
     assert_eq!(t.next_offset("a", 1), None, "revoked");
 }
+
+#[test]
+fn tracker_counts_the_open_epochs_payload_bytes() {
+    let mut t = EpochTracker::new(Epoch(0));
+    t.assign(&[key("a", 0)], &HashMap::new());
+    let (first, _) = rec_with_payload("a", 0, 1); // "a/0/1": 5 bytes
+    let (second, _) = rec_with_payload("a", 0, 20); // "a/0/20": 6 bytes
+    assert_eq!(t.admit(&first), Some(true));
+    assert_eq!(
+        t.admit(&rec("a", 0, 21)),
+        Some(true),
+        "a null payload counts 0"
+    );
+    assert_eq!(
+        t.admit(&second),
+        Some(false),
+        "below the floor: not admitted"
+    );
+    assert_eq!(t.payload_bytes(), 5);
+    assert_eq!(t.admit(&rec_with_payload("a", 0, 22).0), Some(true));
+    assert_eq!(t.payload_bytes(), 11);
+    assert!(t.close_epoch().is_some());
+    assert_eq!(t.payload_bytes(), 0, "reset by the epoch's end");
+}

@@ -304,6 +304,57 @@ async fn rebalance_finishes_the_epoch_before_handing_partitions_over() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn epochs_are_also_cut_by_payload_bytes() {
+    let mock = cluster(1);
+    let brokers = mock.bootstrap_servers();
+    let mut cfg = config(&brokers, "g-epoch-bytes");
+    // Neither time nor the message count ends these epochs (the drain ends the last one).
+    cfg.epoch_interval = Duration::from_secs(3600);
+    cfg.epoch_max_messages = 1_000_000;
+    cfg.epoch_max_bytes = 400;
+    let produced = produce(&cfg, NATURAL, "b", 120).await;
+    let longest = produced.iter().map(Vec::len).max().unwrap_or(0);
+    let shared = Shared::default();
+    let run = start_with(&cfg, "sink", Epoch(0), &shared, true);
+    tokio::time::timeout(Duration::from_secs(60), run.handle.join())
+        .await
+        .expect("the drain ends")
+        .expect("graph");
+    let landed = shared.with(|l| l.landed.clone());
+    assert_exactly_once(&landed, &produced);
+    let epochs = run.offsets.lock().expect("offsets").clone();
+    let bytes: Vec<usize> = epochs
+        .iter()
+        .map(|e| {
+            landed
+                .iter()
+                .filter(|r| {
+                    e.ranges.iter().any(|g| {
+                        g.topic == r.topic
+                            && g.partition == r.partition
+                            && (g.first_offset..=g.last_offset).contains(&r.offset)
+                    })
+                })
+                .map(|r| r.payload.len())
+                .sum()
+        })
+        .collect();
+    assert_eq!(
+        bytes.iter().sum::<usize>(),
+        produced.iter().map(Vec::len).sum::<usize>()
+    );
+    assert!(bytes.len() >= 4, "cut by bytes: {bytes:?}");
+    let (last, full) = bytes.split_last().expect("epochs");
+    for b in full {
+        assert!(
+            (400..400 + longest).contains(b),
+            "an epoch ends with the message that reaches 400 bytes: {bytes:?}"
+        );
+    }
+    assert!(*last < 400 + longest);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keeps_waiting_while_the_broker_is_down() {
     let mock = cluster(1);
     let brokers = mock.bootstrap_servers();

@@ -1,6 +1,8 @@
 //! [`KafkaSource`]: the consumer-group source of `ctrflow ingest` (protocol in the
 //! [module docs](super)).
 
+mod drain;
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
@@ -45,9 +47,8 @@ const DRAIN_STATISTICS_MS: &str = "1000";
 /// Reads both topics of [`KafkaConfig::topics`] in the consumer group `group-id`, emits
 /// [`raw_message_schema`](ctrflow_schemas::raw_message_schema) batches on port 0 (at most
 /// `max-batch-messages` rows and about `max-batch-bytes` of payload, at most `max-batch-wait`
-/// after their first row) and a barrier at
-/// least every `epoch-interval` or `epoch-max-messages`, following the epoch protocol of the
-/// [module docs](super). Auto-commit is off; offsets are committed only for confirmed epochs.
+/// after their first row) and a barrier at least every `epoch-interval`, `epoch-max-messages`
+/// or `epoch-max-bytes`, following the epoch protocol of the [module docs](super). Auto-commit is off; offsets are committed only for confirmed epochs.
 /// A new group starts at the earliest offset (`auto.offset.reset=earliest`, overridable).
 ///
 /// It runs until the graph is stopped, or, in drain mode ([`KafkaSource::draining`]),
@@ -147,6 +148,7 @@ impl Source for KafkaSource {
             max_wait: self.config.max_batch_wait,
             epoch_interval: self.config.epoch_interval,
             epoch_max: self.config.epoch_max_messages,
+            epoch_max_bytes: self.config.epoch_max_bytes,
             consumer,
             events,
             offsets: coordination.offsets,
@@ -236,6 +238,7 @@ struct Driver {
     max_wait: Duration,
     epoch_interval: Duration,
     epoch_max: u64,
+    epoch_max_bytes: u64,
     consumer: ConsumerHandle,
     events: mpsc::Receiver<Event>,
     offsets: mpsc::Sender<EpochOffsets>,
@@ -323,103 +326,6 @@ impl Driver {
         }
     }
 
-    /// Drain mode: every partition held was read to its end (by the messages emitted).
-    fn drained(&mut self) -> bool {
-        let Some(drain) = &mut self.drain else {
-            return false;
-        };
-        if drain.awaits_fetched() {
-            let (reports, high) = self.stats.fetched_high_watermarks();
-            drain.observe_fetched(reports, &high);
-        }
-        drain.done(|t, p| self.tracker.next_offset(t, p))
-    }
-
-    /// Drain mode, after two quiet checks: as [`Self::drained`], but a partition also counts as
-    /// read to its end when the consumer's position is there. Offsets never delivered as
-    /// messages (transaction markers, compaction) move the position but emit nothing.
-    fn drained_by_positions(&mut self) -> bool {
-        let Some(drain) = &self.drain else {
-            return false;
-        };
-        if drain
-            .remaining(|t, p| self.tracker.next_offset(t, p))
-            .next()
-            .is_none()
-        {
-            return false; // nothing to learn from positions (or not assigned yet)
-        }
-        let positions = match self.consumer.positions() {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(error = %e, "drain: cannot read the consumer's positions");
-                return false;
-            }
-        };
-        let done = drain.done(|t, p| {
-            let emitted = self.tracker.next_offset(t, p);
-            let fetched = positions.get(&(t.to_string(), p)).copied();
-            emitted.max(fetched)
-        });
-        if done {
-            tracing::info!(
-                ?positions,
-                "drain: the consumer's positions reached the targets (offsets without messages)"
-            );
-        }
-        done
-    }
-
-    /// Drain mode, done: log where each partition ended, then stop like a graceful shutdown.
-    async fn finish_drain(&mut self, ctx: &mut SourceContext) -> Result<(), OperatorError> {
-        let partitions = self
-            .drain
-            .as_ref()
-            .map(|d| d.describe(|t, p| self.tracker.next_offset(t, p)))
-            .unwrap_or_default();
-        tracing::info!(
-            ?partitions,
-            "kafka source caught up: every partition held was read to the end offset it had \
-             when assigned (next/target); finishing the open epoch and stopping"
-        );
-        self.shutdown(ctx).await
-    }
-
-    /// Drain mode: reads the end offsets of newly assigned partitions (retrying; a partition
-    /// whose offsets cannot be read fails the source rather than stopping it early).
-    async fn read_end_offsets(&mut self) -> Result<(), OperatorError> {
-        let Some(drain) = &self.drain else {
-            return Ok(());
-        };
-        let wanted: Vec<(String, i32)> = drain.unlisted().cloned().collect();
-        for (topic, partition) in wanted {
-            let mut attempt = 1;
-            let end = loop {
-                let consumer = self.consumer.share();
-                let t = topic.clone();
-                let r = tokio::task::spawn_blocking(move || {
-                    consumer.end_offsets(&t, partition, END_OFFSET_TIMEOUT)
-                })
-                .await
-                .map_err(|e| OperatorError::Internal(format!("end-offset task failed: {e}")))?;
-                match r {
-                    Ok(end) => break end,
-                    Err(e) if attempt < END_OFFSET_ATTEMPTS => {
-                        tracing::warn!(error = %e, attempt, "drain: reading end offsets failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
-                        attempt += 1;
-                    }
-                    Err(e) => return Err(e),
-                }
-            };
-            tracing::info!(%topic, partition, low = end.low, high = end.high, "drain: list-offsets end");
-            if let Some(drain) = &mut self.drain {
-                drain.set_listed(&(topic, partition), end);
-            }
-        }
-        Ok(())
-    }
-
     async fn handle(&mut self, event: Event, ctx: &mut SourceContext) -> Result<(), OperatorError> {
         match event {
             Event::Records(chunk) => self.records(chunk, ctx).await,
@@ -499,7 +405,9 @@ impl Driver {
                 }
             }
             self.builder.push(r, &chunk.payloads);
-            if self.tracker.rows() >= self.epoch_max {
+            if self.tracker.rows() >= self.epoch_max
+                || self.tracker.payload_bytes() >= self.epoch_max_bytes
+            {
                 self.finish_epoch(ctx).await?;
             } else if self.builder.len() >= self.max_batch
                 || self.builder.payload_bytes() >= self.max_batch_bytes
