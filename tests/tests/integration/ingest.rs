@@ -576,6 +576,52 @@ async fn until_caught_up_lands_the_backlog_commits_and_exits() {
     assert_eq!(ids.iter().collect::<HashSet<_>>(), all);
 }
 
+/// Two draining replicas in one group, started together: each drains what it holds through the
+/// rebalances of the other's join and exit, both exit 0, and every event lands exactly once.
+/// (They usually split the partitions; which share each lands depends on when each joins.)
+#[tokio::test(flavor = "multi_thread")]
+async fn two_draining_replicas_in_one_group_both_exit_and_land_everything_once() {
+    let setup = Setup::new(4).await;
+    let (events, messages) = generated(&setup, 6_000, 12);
+    setup.produce(messages).await;
+    let spawn = || {
+        setup.spawn_ingest_full(
+            &["--until-caught-up"],
+            &[("CTRFLOW__KAFKA__EPOCH_INTERVAL", "\"1h\"")],
+            Stdio::inherit(),
+        )
+    };
+    let (mut a, mut b) = (spawn(), spawn());
+    let (status_a, status_b) = tokio::task::spawn_blocking(move || {
+        (
+            wait_exit(&mut a, Duration::from_secs(180)),
+            wait_exit(&mut b, Duration::from_secs(180)),
+        )
+    })
+    .await
+    .expect("wait task");
+    assert!(
+        status_a.success() && status_b.success(),
+        "{status_a} / {status_b}"
+    );
+    let storage = setup.storage();
+    let ids = landed_event_ids(&storage).await;
+    let distinct: HashSet<&String> = ids.iter().collect();
+    assert_eq!(distinct.len(), ids.len(), "no duplicates");
+    assert_eq!(ids.len(), events.len(), "every event landed");
+    let committed =
+        ctrflow_operators::kafka::committed_offsets(&setup.kafka, Duration::from_secs(10))
+            .await
+            .expect("committed offsets");
+    for ((topic, partition), last) in landed_offsets(&storage).await.expect("landed offsets") {
+        assert_eq!(
+            committed.get(&(topic.clone(), partition)),
+            Some(&(last + 1)),
+            "{topic}/{partition}"
+        );
+    }
+}
+
 /// Two ingest processes in one consumer group, with rebalances while data flows: B joins after
 /// A landed a third, the second third arrives while both run, A leaves, B lands the rest.
 #[tokio::test(flavor = "multi_thread")]
