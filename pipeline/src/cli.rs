@@ -84,6 +84,7 @@ pub enum Command {
     /// partitions are assigned, commits and exits 0.
     ///
     /// Example: ctrflow ingest --brokers kafka:9092 --store s3://ml/ctrflow --group ctrflow-ingest
+    ///
     /// Example: ctrflow ingest --until-caught-up && ctrflow daily --date 2024-03-08
     Ingest(IngestArgs),
     /// Run the E-CDCTR schedule for one date: train whichever of TPM, CPM and A-CTR are due,
@@ -111,6 +112,7 @@ pub enum Command {
     /// ingest -> day close -> the daily schedule on every day -> publish, then a summary.
     ///
     /// Example: ctrflow demo            (writes ./ctrflow-demo)
+    ///
     /// Example: ctrflow demo --brokers 127.0.0.1:9092 --store s3://demo/ctrflow
     Demo(DemoArgs),
     /// Remove orphans: data and model files that no manifest lists (left by crashed ingest
