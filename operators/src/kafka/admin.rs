@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::topic_partition_list::TopicPartitionList;
 
-use super::{KafkaConfig, client_creation_error, kafka_error};
+use super::{KafkaConfig, client_creation_error, kafka_error, offsets_of};
 use crate::OperatorError;
 
 /// The offsets the consumer group of `config` has committed on the domain topics, keyed by
@@ -116,12 +116,6 @@ impl CommittedOffsetsReader {
             .consumer
             .committed_offsets(self.partitions.clone(), timeout)
             .map_err(|e| kafka_error("fetching the committed offsets", &e))?;
-        let mut out = BTreeMap::new();
-        for e in committed.elements() {
-            if let Offset::Offset(o) = e.offset() {
-                out.insert((e.topic().to_string(), e.partition()), o);
-            }
-        }
-        Ok(out)
+        Ok(offsets_of(&committed))
     }
 }

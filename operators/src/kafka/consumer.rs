@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::drain::EndOffsets;
 use super::records::{PayloadSpan, RawRecord, RecordChunk};
 use super::stats::KafkaSourceStats;
-use super::{KafkaConfig, client_creation_error, kafka_error};
+use super::{KafkaConfig, client_creation_error, kafka_error, offsets_of};
 use crate::OperatorError;
 
 /// Messages per chunk sent from the poll thread.
@@ -239,7 +239,7 @@ impl ClientContext for PollContext {
                 }
             }
         }
-        self.stats.set_lag(lag, high);
+        self.stats.set_statistics(lag, high);
     }
 }
 
@@ -445,19 +445,12 @@ impl ConsumerHandle {
 
     /// The consumer's position (next offset to fetch) in each assigned partition whose position
     /// is known. A local call: it does not ask the brokers.
-    pub fn positions(&self) -> Result<HashMap<(String, i32), i64>, OperatorError> {
+    pub fn positions(&self) -> Result<BTreeMap<(String, i32), i64>, OperatorError> {
         let tpl = self
             .consumer()?
             .position()
             .map_err(|e| kafka_error("reading the consumer's positions", &e))?;
-        Ok(tpl
-            .elements()
-            .iter()
-            .filter_map(|e| match e.offset() {
-                Offset::Offset(o) => Some(((e.topic().to_string(), e.partition()), o)),
-                _ => None,
-            })
-            .collect())
+        Ok(offsets_of(&tpl))
     }
 
     /// A second handle on the same consumer (for a blocking task).

@@ -71,6 +71,8 @@ pub(super) struct DrainTargets {
     assigned_once: bool,
     /// Everything held was revoked and no assignment followed yet (an eager rebalance).
     between_assignments: bool,
+    /// The last statistics report observed (see [`DrainTargets::reports_seen`]).
+    reports_seen: u64,
 }
 
 impl DrainTargets {
@@ -102,6 +104,7 @@ impl DrainTargets {
     /// fetched reading of each partition still without one, if the report came at least one
     /// whole interval after its assignment.
     pub fn observe_fetched(&mut self, reports: u64, high: &HighWatermarks) {
+        self.reports_seen = self.reports_seen.max(reports);
         for (p, t) in &mut self.targets {
             if t.fetched_high.is_none()
                 && reports >= t.reports_at_assignment + 2
@@ -112,9 +115,13 @@ impl DrainTargets {
         }
     }
 
-    /// True while a partition still needs its fetched reading.
-    pub fn awaits_fetched(&self) -> bool {
-        self.targets.values().any(|t| t.fetched_high.is_none())
+    /// The statistics report a newer one must follow to be worth observing, while a partition
+    /// still needs its fetched reading; None once none does.
+    pub fn reports_seen(&self) -> Option<u64> {
+        self.targets
+            .values()
+            .any(|t| t.fetched_high.is_none())
+            .then_some(self.reports_seen)
     }
 
     /// Partitions given up; if nothing is left, the source waits for the next assignment.

@@ -81,12 +81,13 @@ pub use producer::{KafkaProducer, create_topics};
 pub use source::KafkaSource;
 pub use stats::{KafkaSourceStats, PartitionLag};
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use ctrflow_schemas::{Epoch, OffsetRange};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
 use crate::OperatorError;
@@ -195,6 +196,18 @@ pub fn coordination_channels(
             confirm: confirm_tx,
         },
     )
+}
+
+/// The offsets of a partition list that hold one (committed offsets, positions), keyed by
+/// (topic, partition); partitions without one are absent.
+fn offsets_of(tpl: &TopicPartitionList) -> BTreeMap<(String, i32), i64> {
+    tpl.elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some(((e.topic().to_string(), e.partition()), o)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Converts an rdkafka error at the module boundary, classifying it as retryable or not.

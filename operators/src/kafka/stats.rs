@@ -84,7 +84,7 @@ impl KafkaSourceStats {
 
     /// Replaces the lag table and the fetched high watermarks (called from the statistics
     /// callback).
-    pub(super) fn set_lag(&self, lag: LagTable, high: HighWatermarks) {
+    pub(super) fn set_statistics(&self, lag: LagTable, high: HighWatermarks) {
         if let Ok(mut l) = self.lag.lock() {
             *l = lag;
         }
@@ -94,14 +94,12 @@ impl KafkaSourceStats {
         }
     }
 
-    /// The number of statistics reports so far, and the high watermark per partition as the
-    /// last one gave it (from fetch responses, so it moves with the log; a partition appears
-    /// once it was fetched).
-    pub(super) fn fetched_high_watermarks(&self) -> (u64, HighWatermarks) {
-        match self.fetched_high.lock() {
-            Ok(h) => (h.0, h.1.clone()),
-            Err(_) => (0, HighWatermarks::new()),
-        }
+    /// If a statistics report came after the `seen`-th: the number of reports so far, and the
+    /// high watermark per partition as the last one gave it (from fetch responses, so it moves
+    /// with the log; a partition appears once it was fetched).
+    pub(super) fn fetched_high_watermarks_after(&self, seen: u64) -> Option<(u64, HighWatermarks)> {
+        let h = self.fetched_high.lock().ok()?;
+        (h.0 > seen).then(|| (h.0, h.1.clone()))
     }
 
     /// The number of statistics reports so far.

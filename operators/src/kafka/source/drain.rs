@@ -15,8 +15,11 @@ impl Driver {
         let Some(drain) = &mut self.drain else {
             return false;
         };
-        if drain.awaits_fetched() {
-            let (reports, high) = self.stats.fetched_high_watermarks();
+        // A copy of the watermarks only when a report came that a partition still waits for.
+        if let Some((reports, high)) = drain
+            .reports_seen()
+            .and_then(|seen| self.stats.fetched_high_watermarks_after(seen))
+        {
             drain.observe_fetched(reports, &high);
         }
         drain.done(|t, p| self.tracker.next_offset(t, p))
