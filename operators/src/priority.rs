@@ -1,15 +1,14 @@
 //! CPU priority of ctrflow's own threads against librdkafka's.
 //!
-//! When the CPU is saturated (ingest drains a backlog; a broker, a sidecar or another job
-//! shares the host) ctrflow's CPU-heavy work (decoding, Parquet encoding, training: all on
-//! tokio's worker and blocking threads) should be the work that waits, not librdkafka's
-//! network threads: those send the next fetch, the group heartbeats and the commits, and
-//! while they wait for a core the broker has nothing to serve. So the binary lowers the
-//! priority of its tokio threads as they start ([`set_current_thread_niceness`], `[runtime]
-//! worker-niceness`), and librdkafka clients and the Kafka poll thread are created through
-//! [`at_base_priority`], on a thread that kept the process's own priority: a Linux thread inherits the niceness of the
-//! thread that creates it, and librdkafka starts its threads inside `rd_kafka_new` (later
-//! ones from those).
+//! When the CPU is saturated (ingest drains a backlog; a broker, a sidecar or another job shares
+//! the host) ctrflow's CPU-heavy work (decoding, Parquet encoding, training: all on tokio's worker
+//! and blocking threads) should be the work that waits, not librdkafka's network threads: those
+//! send the next fetch, the group heartbeats and the commits, and while they wait for a core the
+//! broker has nothing to serve. So the binary lowers the priority of its tokio threads as they
+//! start ([`set_current_thread_niceness`], `[runtime] worker-niceness`), and librdkafka clients and
+//! the Kafka poll thread are created through [`at_base_priority`], on a thread that kept the
+//! process's own priority: a Linux thread inherits the niceness of the thread that creates it, and
+//! librdkafka starts its threads inside `rd_kafka_new` (later ones from those).
 //!
 //! Linux keeps niceness per thread (`setpriority(PRIO_PROCESS, 0, n)` changes the calling
 //! thread only). Raising it needs no privilege; lowering it again does, which is why the

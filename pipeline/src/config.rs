@@ -121,11 +121,11 @@ pub struct MetricsConfig {
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct RuntimeConfig {
     /// Niceness steps (0..=19) added to the process's own for ctrflow's worker threads (tokio's
-    /// workers and blocking pool: decoding, Parquet encoding, training). librdkafka's threads
-    /// and the Kafka poll thread keep the process's priority, so on a saturated CPU the next
-    /// fetch, the group heartbeats and the commits go first, and so do other processes of normal priority on the host (a
-    /// co-located broker, a sidecar). 0 leaves every thread at the process's priority. Under a
-    /// container's CPU controller this only orders ctrflow's threads among themselves.
+    /// workers and blocking pool: decoding, Parquet encoding, training). librdkafka's threads and
+    /// the Kafka poll thread keep the process's priority, so on a saturated CPU the next fetch, the
+    /// group heartbeats and the commits go first, and so do other processes of normal priority on
+    /// the host (a co-located broker, a sidecar). 0 leaves every thread at the process's priority.
+    /// Under a container's CPU controller this only orders ctrflow's threads among themselves.
     pub worker_niceness: u8,
 }
 

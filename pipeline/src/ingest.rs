@@ -1,8 +1,8 @@
 //! The ingest job as a library function: builds the graph (Kafka source -> decode/validate ->
-//! landing and dead-letter sinks) with its epoch coordinator and runs it until `shutdown`
-//! resolves, the source caught up (`[ingest] until-caught-up`) or something fails. `ctrflow ingest` wraps it with signal handling; tests run it
-//! in-process to inject faults (for example a failing object store, see
-//! [`ctrflow_storage::Storage::with_layer`]).
+//! landing and dead-letter sinks) with its epoch coordinator and runs it until `shutdown` resolves,
+//! the source caught up (`[ingest] until-caught-up`) or something fails. `ctrflow ingest` wraps it
+//! with signal handling; tests run it in-process to inject faults (for example a failing object
+//! store, see [`ctrflow_storage::Storage::with_layer`]).
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -220,16 +220,40 @@ pub(crate) fn terminate(child: &mut Child) -> std::process::ExitStatus {
         .status()
         .expect("kill -TERM");
     assert!(status.success());
+    wait_exit(child, Duration::from_secs(60))
+}
+
+/// Waits for `child` to exit (killed and failing after `limit`). Blocks: from async code, call
+/// it inside `block_in_place` or `spawn_blocking`.
+fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     let start = Instant::now();
     loop {
         if let Some(s) = child.try_wait().expect("wait") {
             return s;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "ingest did not stop after SIGTERM"
-        );
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("ingest did not exit within {limit:?}");
+        }
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Asserts the group of `setup` committed, for every partition the manifests list, the offset
+/// after its last landed message.
+async fn assert_committed_after_landed(setup: &Setup, storage: &Storage) {
+    let committed =
+        ctrflow_operators::kafka::committed_offsets(&setup.kafka, Duration::from_secs(10))
+            .await
+            .expect("committed offsets");
+    let landed = landed_offsets(storage).await.expect("landed offsets");
+    assert!(!landed.is_empty(), "nothing landed");
+    for ((topic, partition), last) in landed {
+        assert_eq!(
+            committed.get(&(topic.clone(), partition)),
+            Some(&(last + 1)),
+            "{topic}/{partition}: committed after the last landed offset"
+        );
     }
 }
 
@@ -482,21 +506,6 @@ async fn produce_command_replays_an_archive() {
     assert_eq!(a, b);
 }
 
-/// Waits for `child` to exit by itself (fails after `limit`).
-fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            return s;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("ingest did not exit by itself within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// `ctrflow ingest --until-caught-up` as a scheduled job: it lands what the topics hold, closes
 /// the days the data lets it close, commits and exits 0; the next run lands only what came
 /// since. Epochs never end by time here (1 h), so only the drain can end them.
@@ -515,7 +524,7 @@ async fn until_caught_up_lands_the_backlog_commits_and_exits() {
             &[("CTRFLOW__KAFKA__EPOCH_INTERVAL", "\"1h\"")],
             Stdio::inherit(),
         );
-        wait_exit(&mut child, Duration::from_secs(120))
+        tokio::task::block_in_place(|| wait_exit(&mut child, Duration::from_secs(120)))
     };
 
     let status = drain();
@@ -532,19 +541,7 @@ async fn until_caught_up_lands_the_backlog_commits_and_exits() {
     );
     assert_eq!(ids.iter().collect::<HashSet<_>>(), first);
     // Offsets committed up to the end of every partition.
-    let committed =
-        ctrflow_operators::kafka::committed_offsets(&setup.kafka, Duration::from_secs(10))
-            .await
-            .expect("committed offsets");
-    let landed = landed_offsets(&storage).await.expect("landed offsets");
-    assert!(!landed.is_empty());
-    for ((topic, partition), last) in &landed {
-        assert_eq!(
-            committed.get(&(topic.clone(), *partition)),
-            Some(&(last + 1)),
-            "{topic}/{partition}: committed after the last landed offset"
-        );
-    }
+    assert_committed_after_landed(&setup, &storage).await;
     // The data reaches into the second day, so the first one closed.
     let first_day = events[0].event_time.date().expect("date");
     let key = KeyLayout.day_success(Domain::Natural, first_day);
@@ -609,17 +606,7 @@ async fn two_draining_replicas_in_one_group_both_exit_and_land_everything_once()
     let distinct: HashSet<&String> = ids.iter().collect();
     assert_eq!(distinct.len(), ids.len(), "no duplicates");
     assert_eq!(ids.len(), events.len(), "every event landed");
-    let committed =
-        ctrflow_operators::kafka::committed_offsets(&setup.kafka, Duration::from_secs(10))
-            .await
-            .expect("committed offsets");
-    for ((topic, partition), last) in landed_offsets(&storage).await.expect("landed offsets") {
-        assert_eq!(
-            committed.get(&(topic.clone(), partition)),
-            Some(&(last + 1)),
-            "{topic}/{partition}"
-        );
-    }
+    assert_committed_after_landed(&setup, &storage).await;
 }
 
 /// Two ingest processes in one consumer group, with rebalances while data flows: B joins after

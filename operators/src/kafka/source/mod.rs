@@ -46,10 +46,11 @@ const DRAIN_STATISTICS_MS: &str = "1000";
 
 /// Reads both topics of [`KafkaConfig::topics`] in the consumer group `group-id`, emits
 /// [`raw_message_schema`](ctrflow_schemas::raw_message_schema) batches on port 0 (at most
-/// `max-batch-messages` rows and about `max-batch-bytes` of payload, at most `max-batch-wait`
-/// after their first row) and a barrier at least every `epoch-interval`, `epoch-max-messages`
-/// or `epoch-max-bytes`, following the epoch protocol of the [module docs](super). Auto-commit is off; offsets are committed only for confirmed epochs.
-/// A new group starts at the earliest offset (`auto.offset.reset=earliest`, overridable).
+/// `max-batch-messages` rows and about `max-batch-bytes` of payload, at most `max-batch-wait` after
+/// their first row) and a barrier at least every `epoch-interval`, `epoch-max-messages` or
+/// `epoch-max-bytes`, following the epoch protocol of the [module docs](super). Auto-commit is off;
+/// offsets are committed only for confirmed epochs. A new group starts at the earliest offset
+/// (`auto.offset.reset=earliest`, overridable).
 ///
 /// It runs until the graph is stopped, or, in drain mode ([`KafkaSource::draining`]),
 /// until every partition it holds was read to the end offset it had when assigned; then it
