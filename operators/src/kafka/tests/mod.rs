@@ -56,6 +56,14 @@ pub(super) fn config(brokers: &str, group: &str) -> KafkaConfig {
     }
 }
 
+/// `cfg` with epochs that neither time (1 h) nor the message count (1M) ends in a test: only a
+/// barrier the test causes (shutdown, revocation, drain, the byte cap) does.
+pub(super) fn long_epochs(mut cfg: KafkaConfig) -> KafkaConfig {
+    cfg.epoch_interval = Duration::from_secs(3600);
+    cfg.epoch_max_messages = 1_000_000;
+    cfg
+}
+
 /// Produces `n` messages to `topic` with unique payloads `{topic}-{tag}-{i}`; returns them.
 pub(super) async fn produce(cfg: &KafkaConfig, topic: &str, tag: &str, n: usize) -> Vec<Vec<u8>> {
     let payloads: Vec<Vec<u8>> = (0..n)

@@ -170,9 +170,7 @@ async fn resume_skips_offsets_already_landed() {
 async fn graceful_shutdown_emits_a_final_barrier_and_commits() {
     let mock = cluster(2);
     let brokers = mock.bootstrap_servers();
-    let mut cfg = config(&brokers, "g-stop");
-    cfg.epoch_interval = Duration::from_secs(3600);
-    cfg.epoch_max_messages = 1_000_000;
+    let cfg = long_epochs(config(&brokers, "g-stop"));
     let produced = produce(&cfg, AD, "s", 120).await;
     let shared = Shared::default();
     let run = start(&cfg, "sink", Epoch(0), &shared);
@@ -212,10 +210,8 @@ async fn drain_once(cfg: &KafkaConfig, shared: &Shared, start: Epoch) -> Vec<Epo
 async fn drain_mode_lands_what_the_topics_hold_commits_and_stops() {
     let mock = cluster(2);
     let brokers = mock.bootstrap_servers();
-    let mut cfg = config(&brokers, "g-drain");
     // Only the drain can end these epochs in time: no timer, no size limit.
-    cfg.epoch_interval = Duration::from_secs(3600);
-    cfg.epoch_max_messages = 1_000_000;
+    let cfg = long_epochs(config(&brokers, "g-drain"));
     // Partition 1 of the ad topic may stay empty: an empty partition must not hold it up.
     let mut produced = produce(&cfg, NATURAL, "d1", 150).await;
     produced.extend(produce(&cfg, AD, "d1", 90).await);
@@ -255,10 +251,8 @@ async fn drain_mode_lands_what_the_topics_hold_commits_and_stops() {
 async fn rebalance_finishes_the_epoch_before_handing_partitions_over() {
     let mock = cluster(3);
     let brokers = mock.bootstrap_servers();
-    let mut cfg = config(&brokers, "g-rebalance");
     // Long epochs: at the rebalance, replica A holds an open epoch it must finish first.
-    cfg.epoch_interval = Duration::from_secs(3600);
-    cfg.epoch_max_messages = 1_000_000;
+    let cfg = long_epochs(config(&brokers, "g-rebalance"));
     let mut produced = produce(&cfg, NATURAL, "1", 300).await;
     produced.extend(produce(&cfg, AD, "1", 300).await);
     let shared = Shared::default();
@@ -307,10 +301,8 @@ async fn rebalance_finishes_the_epoch_before_handing_partitions_over() {
 async fn epochs_are_also_cut_by_payload_bytes() {
     let mock = cluster(1);
     let brokers = mock.bootstrap_servers();
-    let mut cfg = config(&brokers, "g-epoch-bytes");
     // Neither time nor the message count ends these epochs (the drain ends the last one).
-    cfg.epoch_interval = Duration::from_secs(3600);
-    cfg.epoch_max_messages = 1_000_000;
+    let mut cfg = long_epochs(config(&brokers, "g-epoch-bytes"));
     cfg.epoch_max_bytes = 400;
     let produced = produce(&cfg, NATURAL, "b", 120).await;
     let longest = produced.iter().map(Vec::len).max().unwrap_or(0);
